@@ -1,0 +1,224 @@
+//! Account services: users, passwords, tokens, permissions, owned objects and the merge.
+//!
+//! No HTTP types here. Every mutation takes the writer lock, reads, checks, collects one
+//! [`WriteBatch`](crate::store::WriteBatch) and commits it, so checks and writes are serializable and
+//! each change (with its audit entry and its indexes) lands all or nothing.
+
+pub mod auth;
+pub mod error;
+pub mod listing;
+pub mod merge;
+pub mod objects;
+pub mod passwords;
+pub mod permissions;
+pub mod tokens;
+pub mod users;
+pub mod views;
+
+use crate::clock::Clock;
+use crate::store::records::{LogEntry, User};
+use crate::store::{Store, WriteBatch};
+use error::Result;
+use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash};
+use rand::RngExt;
+use serde_json::{Value, json};
+use std::sync::{Mutex, MutexGuard};
+
+pub use auth::Caller;
+pub use error::{Error, ErrorKind};
+
+/// Settings the account services need (a slice of the daemon config).
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// This cluster.
+    pub cluster: ClusterId,
+    /// Peers for which salted secret hashes are kept at token issue time.
+    pub peers: Vec<ClusterId>,
+    /// SHA-256 of `cluster.system_root_token`, if configured.
+    pub system_root_token: Option<SecretHash>,
+    /// Lifetime of login tokens (seconds).
+    pub login_token_lifetime_secs: u64,
+    /// Max lifetime of tokens non-admins create (0 = unlimited).
+    pub max_token_lifetime_secs: u64,
+    /// Failures allowed per account and per source in the window.
+    pub max_login_failures: u32,
+    /// Throttle window (seconds).
+    pub login_failure_window_secs: u64,
+    /// New users created by admins are active by default.
+    pub new_users_active: bool,
+    /// Largest page a list may return.
+    pub max_list_limit: u64,
+}
+
+/// The account services of one cluster.
+pub struct Accounts {
+    store: Store,
+    settings: AccountSettings,
+    clock: Clock,
+    writer: Mutex<()>,
+    throttle: passwords::Throttle,
+    system_user: ObjectUuid,
+}
+
+/// 15 random characters of `[a-z0-9]`.
+pub fn random_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..15)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// A token secret: 50 random alphanumerics.
+pub fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    (0..50)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+impl Accounts {
+    /// Opens the services over `store`, creating the system user on first start.
+    pub fn new(store: Store, settings: AccountSettings, clock: Clock) -> Result<Accounts> {
+        let system_user = ObjectUuid::new(
+            settings.cluster.clone(),
+            ObjectKind::User,
+            "000000000000000",
+        )
+        .map_err(|e| Error::new(ErrorKind::Internal, "bootstrap", e.to_string()))?;
+        let throttle = passwords::Throttle::new(
+            settings.max_login_failures,
+            settings.login_failure_window_secs,
+        );
+        let accounts = Accounts {
+            store,
+            settings,
+            clock,
+            writer: Mutex::new(()),
+            throttle,
+            system_user,
+        };
+        accounts.bootstrap()?;
+        Ok(accounts)
+    }
+
+    fn bootstrap(&self) -> Result<()> {
+        let _w = self.write_lock();
+        if self.store.user(&self.system_user)?.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let root = User {
+            uuid: self.system_user.clone(),
+            owner_uuid: self.system_user.clone(),
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: None,
+            email: None,
+            email_verified: false,
+            username: Some("root".into()),
+            first_name: "root".into(),
+            last_name: String::new(),
+            is_active: true,
+            is_admin: true,
+            prefs: json!({}),
+            redirect_to_user_uuid: None,
+            password_hash: None,
+            last_login_at: None,
+            home_seq: 0,
+        };
+        let mut b = WriteBatch::new();
+        b.put_user(None, &root)?;
+        self.store.commit(b)?;
+        Ok(())
+    }
+
+    /// The store (read access for other services of the daemon).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This cluster's id.
+    pub fn cluster(&self) -> &ClusterId {
+        &self.settings.cluster
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AccountSettings {
+        &self.settings
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The system (root) user's uuid.
+    pub fn system_user(&self) -> &ObjectUuid {
+        &self.system_user
+    }
+
+    /// Takes the writer lock. A poisoned lock is taken anyway: the store, not memory, holds the state.
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh uuid of `kind` at this cluster.
+    pub fn new_uuid(&self, kind: ObjectKind) -> ObjectUuid {
+        loop {
+            if let Ok(u) = ObjectUuid::new(self.settings.cluster.clone(), kind, &random_id()) {
+                return u;
+            }
+        }
+    }
+
+    /// Builds an audit entry (not yet written).
+    pub(crate) fn audit(
+        &self,
+        actor: Option<&ObjectUuid>,
+        event_type: &str,
+        object: Option<(&ObjectUuid, &ObjectUuid)>,
+        summary: String,
+        properties: Value,
+    ) -> LogEntry {
+        let now = self.clock.now();
+        LogEntry {
+            uuid: self.new_uuid(ObjectKind::Log),
+            owner_uuid: self.system_user.clone(),
+            modified_by_user_uuid: actor.cloned(),
+            object_uuid: object.map(|(o, _)| o.clone()),
+            object_owner_uuid: object.map(|(_, owner)| owner.clone()),
+            event_type: event_type.into(),
+            summary,
+            properties,
+            event_at: now,
+            created_at: now,
+        }
+    }
+
+    /// Follows `redirect_to_user_uuid` from `user`, at most 15 hops.
+    pub fn follow_redirects(&self, mut user: User) -> Result<User> {
+        for _ in 0..=15 {
+            let Some(next) = user.redirect_to_user_uuid.clone() else {
+                return Ok(user);
+            };
+            user = match self.store.user(&next)? {
+                Some(u) => u,
+                None => {
+                    return Err(Error::unauthorized(
+                        "redirect_dangling",
+                        format!(
+                            "user {} redirects to {next}, which does not exist",
+                            user.uuid
+                        ),
+                    ));
+                }
+            };
+        }
+        Err(Error::unauthorized(
+            "redirect_loop",
+            "user redirect chain is longer than 15 hops",
+        ))
+    }
+}

@@ -1,0 +1,603 @@
+//! Owned objects (groups, collections, links, SSH keys): create, get, list, update, delete, with
+//! the permission rules of [`permissions`](super::permissions).
+
+use super::error::{Error, Result};
+use super::listing::ListParams;
+use super::{Accounts, Caller, views};
+use crate::store::records::{AuthorizedKey, Collection, Group, Link};
+use crate::store::{OwnedRecord, WriteBatch};
+use federation_proto::{ObjectKind, ObjectUuid};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+/// Common attributes every owned object accepts and the read-only ones clients echo back.
+const COMMON_READ_ONLY: &[&str] = &[
+    "uuid",
+    "kind",
+    "etag",
+    "created_at",
+    "modified_at",
+    "modified_by_user_uuid",
+    "modified_by_client_uuid",
+    "writable_by",
+    "can_write",
+    "can_manage",
+    "href",
+    "head_kind",
+    "tail_kind",
+    "portable_data_hash",
+    "is_trashed",
+    "trash_at",
+    "delete_at",
+    "expires_at",
+];
+
+/// An owned record the API can create and edit.
+pub trait ApiObject: OwnedRecord {
+    /// Singular resource name, e.g. `group` (the wrapper key in request bodies).
+    const RESOURCE: &'static str;
+    /// Arvados list kind, e.g. `arvados#groupList`.
+    const LIST_KIND: &'static str;
+    /// Attributes this resource accepts besides `owner_uuid`.
+    const FIELDS: &'static [&'static str];
+    /// The API view.
+    fn view(&self) -> Value;
+    /// A new record from attributes.
+    fn create(
+        uuid: ObjectUuid,
+        owner: ObjectUuid,
+        now: OffsetDateTime,
+        actor: ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Self>;
+    /// Applies changed attributes.
+    fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()>;
+    /// Sets owner and modification stamps.
+    fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid);
+}
+
+fn opt_str(attrs: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>> {
+    match attrs.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(Error::unprocessable(
+            "wrong_type",
+            format!("{k} must be a string"),
+        )),
+    }
+}
+
+fn req_str(attrs: &Map<String, Value>, k: &str, resource: &str) -> Result<String> {
+    opt_str(attrs, k)?.flatten().ok_or_else(|| {
+        Error::unprocessable("missing_attribute", format!("{resource}: {k} is required"))
+    })
+}
+
+fn props(attrs: &Map<String, Value>) -> Result<Option<Value>> {
+    match attrs.get("properties") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(json!({}))),
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(_) => Err(Error::unprocessable(
+            "wrong_type",
+            "properties must be an object",
+        )),
+    }
+}
+
+fn uuid_attr(attrs: &Map<String, Value>, k: &str) -> Result<Option<ObjectUuid>> {
+    match opt_str(attrs, k)?.flatten() {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Error::unprocessable("invalid_uuid", format!("{k} is not a valid uuid: {s}"))
+        }),
+    }
+}
+
+impl ApiObject for Group {
+    const RESOURCE: &'static str = "group";
+    const LIST_KIND: &'static str = "arvados#groupList";
+    const FIELDS: &'static [&'static str] = &["name", "description", "group_class", "properties"];
+    fn view(&self) -> Value {
+        views::group(self)
+    }
+    fn create(
+        uuid: ObjectUuid,
+        owner: ObjectUuid,
+        now: OffsetDateTime,
+        actor: ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Self> {
+        let mut g = Group {
+            uuid,
+            owner_uuid: owner,
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: Some(actor),
+            name: req_str(attrs, "name", "group")?,
+            description: None,
+            group_class: "project".into(),
+            properties: json!({}),
+        };
+        g.apply(attrs)?;
+        Ok(g)
+    }
+    fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
+        if let Some(n) = opt_str(attrs, "name")? {
+            self.name = n.filter(|s| !s.is_empty()).ok_or_else(|| {
+                Error::unprocessable("missing_attribute", "group: name cannot be empty")
+            })?;
+        }
+        if let Some(d) = opt_str(attrs, "description")? {
+            self.description = d;
+        }
+        if let Some(c) = opt_str(attrs, "group_class")? {
+            let c = c.unwrap_or_else(|| "project".into());
+            if !matches!(c.as_str(), "project" | "role" | "filter") {
+                return Err(Error::unprocessable(
+                    "invalid_group_class",
+                    "group_class must be project, role or filter",
+                ));
+            }
+            self.group_class = c;
+        }
+        if let Some(p) = props(attrs)? {
+            self.properties = p;
+        }
+        Ok(())
+    }
+    fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid) {
+        self.owner_uuid = owner;
+        self.modified_at = now;
+        self.modified_by_user_uuid = Some(actor);
+    }
+}
+
+impl ApiObject for Collection {
+    const RESOURCE: &'static str = "collection";
+    const LIST_KIND: &'static str = "arvados#collectionList";
+    const FIELDS: &'static [&'static str] = &["name", "description", "properties", "manifest_text"];
+    fn view(&self) -> Value {
+        views::collection(self)
+    }
+    fn create(
+        uuid: ObjectUuid,
+        owner: ObjectUuid,
+        now: OffsetDateTime,
+        actor: ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Self> {
+        let mut c = Collection {
+            name: format!("New collection {}", uuid.id()),
+            uuid,
+            owner_uuid: owner,
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: Some(actor),
+            description: None,
+            properties: json!({}),
+            manifest_text: String::new(),
+        };
+        c.apply(attrs)?;
+        Ok(c)
+    }
+    fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
+        if let Some(n) = opt_str(attrs, "name")? {
+            self.name = n.unwrap_or_default();
+        }
+        if let Some(d) = opt_str(attrs, "description")? {
+            self.description = d;
+        }
+        if let Some(m) = opt_str(attrs, "manifest_text")? {
+            self.manifest_text = m.unwrap_or_default();
+        }
+        if let Some(p) = props(attrs)? {
+            self.properties = p;
+        }
+        Ok(())
+    }
+    fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid) {
+        self.owner_uuid = owner;
+        self.modified_at = now;
+        self.modified_by_user_uuid = Some(actor);
+    }
+}
+
+impl ApiObject for Link {
+    const RESOURCE: &'static str = "link";
+    const LIST_KIND: &'static str = "arvados#linkList";
+    const FIELDS: &'static [&'static str] =
+        &["link_class", "name", "head_uuid", "tail_uuid", "properties"];
+    fn view(&self) -> Value {
+        views::link(self)
+    }
+    fn create(
+        uuid: ObjectUuid,
+        owner: ObjectUuid,
+        now: OffsetDateTime,
+        actor: ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Self> {
+        let head = uuid_attr(attrs, "head_uuid")?.ok_or_else(|| {
+            Error::unprocessable("missing_attribute", "link: head_uuid is required")
+        })?;
+        let tail = uuid_attr(attrs, "tail_uuid")?.unwrap_or_else(|| owner.clone());
+        let mut l = Link {
+            uuid,
+            owner_uuid: owner,
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: Some(actor),
+            link_class: req_str(attrs, "link_class", "link")?,
+            name: String::new(),
+            head_uuid: head,
+            tail_uuid: tail,
+            properties: json!({}),
+        };
+        l.apply(attrs)?;
+        Ok(l)
+    }
+    fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
+        if let Some(c) = opt_str(attrs, "link_class")? {
+            self.link_class = c.ok_or_else(|| {
+                Error::unprocessable("missing_attribute", "link: link_class cannot be null")
+            })?;
+        }
+        if let Some(n) = opt_str(attrs, "name")? {
+            self.name = n.unwrap_or_default();
+        }
+        if let Some(h) = uuid_attr(attrs, "head_uuid")? {
+            self.head_uuid = h;
+        }
+        if let Some(t) = uuid_attr(attrs, "tail_uuid")? {
+            self.tail_uuid = t;
+        }
+        if let Some(p) = props(attrs)? {
+            self.properties = p;
+        }
+        if self.link_class == "permission"
+            && !matches!(self.name.as_str(), "can_read" | "can_write" | "can_manage")
+        {
+            return Err(Error::unprocessable(
+                "invalid_permission",
+                "permission link name must be can_read, can_write or can_manage",
+            ));
+        }
+        Ok(())
+    }
+    fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid) {
+        self.owner_uuid = owner;
+        self.modified_at = now;
+        self.modified_by_user_uuid = Some(actor);
+    }
+}
+
+impl ApiObject for AuthorizedKey {
+    const RESOURCE: &'static str = "authorized_key";
+    const LIST_KIND: &'static str = "arvados#authorizedKeyList";
+    const FIELDS: &'static [&'static str] =
+        &["name", "key_type", "public_key", "authorized_user_uuid"];
+    fn view(&self) -> Value {
+        views::authorized_key(self)
+    }
+    fn create(
+        uuid: ObjectUuid,
+        owner: ObjectUuid,
+        now: OffsetDateTime,
+        actor: ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Self> {
+        let mut k = AuthorizedKey {
+            uuid,
+            authorized_user_uuid: uuid_attr(attrs, "authorized_user_uuid")?
+                .unwrap_or_else(|| owner.clone()),
+            owner_uuid: owner,
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: Some(actor),
+            name: String::new(),
+            key_type: "SSH".into(),
+            public_key: req_str(attrs, "public_key", "authorized_key")?,
+        };
+        k.apply(attrs)?;
+        Ok(k)
+    }
+    fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
+        if let Some(n) = opt_str(attrs, "name")? {
+            self.name = n.unwrap_or_default();
+        }
+        if let Some(t) = opt_str(attrs, "key_type")? {
+            self.key_type = t.unwrap_or_else(|| "SSH".into());
+        }
+        if let Some(p) = opt_str(attrs, "public_key")? {
+            let p = p.unwrap_or_default();
+            let mut parts = p.split_whitespace();
+            let ok = parts
+                .next()
+                .is_some_and(|t| t.starts_with("ssh-") || t.starts_with("ecdsa-"))
+                && parts.next().is_some_and(|b| b.len() >= 16);
+            if !ok {
+                return Err(Error::unprocessable(
+                    "invalid_public_key",
+                    "public_key must look like 'ssh-ed25519 AAAA… comment'",
+                ));
+            }
+            self.public_key = p;
+        }
+        if let Some(u) = uuid_attr(attrs, "authorized_user_uuid")? {
+            self.authorized_user_uuid = u;
+        }
+        Ok(())
+    }
+    fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid) {
+        self.owner_uuid = owner;
+        self.modified_at = now;
+        self.modified_by_user_uuid = Some(actor);
+    }
+}
+
+fn check_attr_names<T: ApiObject>(attrs: &Map<String, Value>) -> Result<()> {
+    for k in attrs.keys() {
+        if k != "owner_uuid"
+            && !T::FIELDS.contains(&k.as_str())
+            && !COMMON_READ_ONLY.contains(&k.as_str())
+        {
+            return Err(Error::unprocessable(
+                "unknown_attribute",
+                format!("unknown attribute for {}: {k}", T::RESOURCE),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Accounts {
+    fn not_found<T: ApiObject>(uuid: &ObjectUuid) -> Error {
+        Error::not_found("not_found", format!("{} {uuid} not found", T::RESOURCE))
+    }
+
+    /// Checks the rules that depend on the kind (keys for oneself, permission links need manage on the head).
+    fn check_kind_rules<T: ApiObject>(&self, caller: &Caller, record: &T) -> Result<()> {
+        let v = record.view();
+        if T::KIND == ObjectKind::AuthorizedKey
+            && let Some(u) = v.get("authorized_user_uuid").and_then(Value::as_str)
+            && u != caller.uuid().to_string()
+            && !caller.is_admin()
+        {
+            return Err(Error::forbidden(
+                "admin_required",
+                "only admins may add keys for other users",
+            ));
+        }
+        if T::KIND == ObjectKind::Link
+            && v.get("link_class").and_then(Value::as_str) == Some("permission")
+        {
+            let head: ObjectUuid = v
+                .get("head_uuid")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Error::unprocessable("invalid_uuid", "bad head_uuid"))?;
+            if !self.exists(&head)? {
+                return Err(Error::unprocessable(
+                    "not_found",
+                    format!("head_uuid {head} not found"),
+                ));
+            }
+            if !self.can_manage(caller, &head)? {
+                return Err(Error::forbidden(
+                    "permission_denied",
+                    "granting permission needs can_manage on head_uuid",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_owner(
+        &self,
+        caller: &Caller,
+        attrs: &Map<String, Value>,
+        default: ObjectUuid,
+    ) -> Result<ObjectUuid> {
+        let owner = uuid_attr(attrs, "owner_uuid")?.unwrap_or(default);
+        if !self.exists(&owner)? {
+            return Err(Error::unprocessable(
+                "owner_not_found",
+                format!("owner_uuid {owner} not found"),
+            ));
+        }
+        if !self.can_write(caller, &owner)? {
+            return Err(Error::forbidden(
+                "permission_denied",
+                format!("cannot write to owner_uuid {owner}"),
+            ));
+        }
+        Ok(owner)
+    }
+
+    /// `POST <resources>`.
+    pub fn create_object<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        attrs: &Map<String, Value>,
+    ) -> Result<Value> {
+        caller.require_active()?;
+        check_attr_names::<T>(attrs)?;
+        let _w = self.write_lock();
+        let owner = self.resolve_owner(caller, attrs, caller.uuid().clone())?;
+        let record = T::create(
+            self.new_uuid(T::KIND),
+            owner,
+            self.clock().now(),
+            caller.uuid().clone(),
+            attrs,
+        )?;
+        self.check_kind_rules(caller, &record)?;
+        let mut b = WriteBatch::new();
+        b.put_object(None, &record)?;
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "create",
+            Some((record.uuid(), record.owner_uuid())),
+            format!("created {} {}", T::RESOURCE, record.uuid()),
+            json!({}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(record.view())
+    }
+
+    /// `GET <resources>/<uuid>`.
+    pub fn get_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        let record: T = self
+            .store()
+            .object(uuid)?
+            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        if !self.can_read(caller, uuid)? && !self.visible_as_party(caller, &record)? {
+            return Err(Self::not_found::<T>(uuid));
+        }
+        Ok(record.view())
+    }
+
+    /// A link or key is also visible to the user it is about.
+    fn visible_as_party<T: ApiObject>(&self, caller: &Caller, record: &T) -> Result<bool> {
+        let v = record.view();
+        let me = caller.uuid().to_string();
+        Ok(["tail_uuid", "head_uuid", "authorized_user_uuid"]
+            .iter()
+            .any(|k| v.get(*k).and_then(Value::as_str) == Some(me.as_str())))
+    }
+
+    /// `GET <resources>`: everything the caller can read.
+    pub fn list_objects<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        params: &ListParams,
+    ) -> Result<Value> {
+        let mut items = Vec::new();
+        for r in self.store().objects::<T>() {
+            let r = r?;
+            if caller.is_admin()
+                || self.can_read(caller, r.uuid())?
+                || self.visible_as_party(caller, &r)?
+            {
+                items.push(r.view());
+            }
+        }
+        params.apply(T::LIST_KIND, items)
+    }
+
+    /// `PUT <resources>/<uuid>`.
+    pub fn update_object<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        uuid: &ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Value> {
+        caller.require_active()?;
+        check_attr_names::<T>(attrs)?;
+        let _w = self.write_lock();
+        let old: T = self
+            .store()
+            .object(uuid)?
+            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        if !self.can_read(caller, uuid)? {
+            return Err(Self::not_found::<T>(uuid));
+        }
+        if !self.can_write(caller, uuid)? {
+            return Err(Error::forbidden(
+                "permission_denied",
+                format!("no write permission on {uuid}"),
+            ));
+        }
+        let mut new = old.clone();
+        new.apply(attrs)?;
+        let owner = match uuid_attr(attrs, "owner_uuid")? {
+            Some(o) if &o != old.owner_uuid() => {
+                if !self.can_manage(caller, uuid)? {
+                    return Err(Error::forbidden(
+                        "permission_denied",
+                        "changing owner_uuid needs can_manage",
+                    ));
+                }
+                if &o == uuid {
+                    return Err(Error::unprocessable(
+                        "owner_cycle",
+                        "an object cannot own itself",
+                    ));
+                }
+                self.resolve_owner(caller, attrs, o)?
+            }
+            _ => old.owner_uuid().clone(),
+        };
+        new.stamp(owner, self.clock().now(), caller.uuid().clone());
+        self.check_kind_rules(caller, &new)?;
+        let mut b = WriteBatch::new();
+        b.put_object(Some(&old), &new)?;
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "update",
+            Some((new.uuid(), new.owner_uuid())),
+            format!("updated {} {uuid}", T::RESOURCE),
+            json!({}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(new.view())
+    }
+
+    /// `DELETE <resources>/<uuid>`. A group that still owns objects is refused.
+    pub fn delete_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        caller.require_active()?;
+        let _w = self.write_lock();
+        let old: T = self
+            .store()
+            .object(uuid)?
+            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        if !self.can_read(caller, uuid)? {
+            return Err(Self::not_found::<T>(uuid));
+        }
+        if !self.can_write(caller, uuid)? {
+            return Err(Error::forbidden(
+                "permission_denied",
+                format!("no write permission on {uuid}"),
+            ));
+        }
+        if T::KIND == ObjectKind::Group && self.store().owns_anything(uuid)? {
+            return Err(Error::unprocessable(
+                "not_empty",
+                "cannot delete a group that still owns objects",
+            ));
+        }
+        let mut b = WriteBatch::new();
+        b.delete_object(&old);
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "delete",
+            Some((old.uuid(), old.owner_uuid())),
+            format!("deleted {} {uuid}", T::RESOURCE),
+            json!({}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(old.view())
+    }
+
+    /// `GET logs` (admin): the audit log, filterable (e.g. `[["event_type","=","merge"]]`).
+    pub fn list_logs(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
+        caller.require_admin()?;
+        let mut items = Vec::new();
+        for e in self.store().logs() {
+            items.push(views::log(&e?));
+        }
+        params.apply("arvados#logList", items)
+    }
+
+    /// `GET logs/<uuid>` (admin).
+    pub fn get_log(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        caller.require_admin()?;
+        let e = self
+            .store()
+            .log(uuid)?
+            .ok_or_else(|| Error::not_found("not_found", format!("log {uuid} not found")))?;
+        Ok(views::log(&e))
+    }
+}

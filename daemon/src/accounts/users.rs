@@ -1,0 +1,532 @@
+//! Users: create, read, update, list, passwords and the password login.
+
+use super::error::{Error, ErrorKind, Result};
+use super::listing::ListParams;
+use super::passwords;
+use super::{Accounts, Caller, views};
+use crate::store::WriteBatch;
+use crate::store::records::{TokenKind, User};
+use federation_proto::{ClusterId, ObjectKind, ObjectUuid, Token};
+use serde_json::{Map, Value, json};
+
+/// Attributes a user may change on itself.
+const SELF_FIELDS: &[&str] = &["first_name", "last_name", "prefs"];
+/// Attributes only an admin may change.
+const ADMIN_FIELDS: &[&str] = &[
+    "email",
+    "username",
+    "is_active",
+    "is_admin",
+    "email_verified",
+    "redirect_to_user_uuid",
+    "owner_uuid",
+];
+/// Attributes clients send back that are read-only; accepted and ignored when unchanged.
+const READ_ONLY: &[&str] = &[
+    "uuid",
+    "kind",
+    "etag",
+    "created_at",
+    "modified_at",
+    "modified_by_user_uuid",
+    "modified_by_client_uuid",
+    "full_name",
+    "identity_url",
+    "is_invited",
+    "writable_by",
+    "can_write",
+    "can_manage",
+    "last_login_at",
+    "home_cluster",
+];
+
+/// What a successful login returns.
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    /// The token to hand to the client (salted for `remote` when one was asked for).
+    pub token: Token,
+    /// The user logged in.
+    pub user: User,
+}
+
+fn check_username(u: &str) -> Result<()> {
+    let ok = u.len() <= 64
+        && u.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && u.chars().all(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::unprocessable(
+            "invalid_username",
+            "username must start with a letter and contain only letters and digits (at most 64)",
+        ))
+    }
+}
+
+fn normalize_email(e: &str) -> Result<String> {
+    let e = e.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && !e.chars().any(|c| c.is_whitespace() || c == '\0');
+    if valid {
+        Ok(e)
+    } else {
+        Err(Error::unprocessable(
+            "invalid_email",
+            format!("not an email address: {e}"),
+        ))
+    }
+}
+
+fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<String>>> {
+    match attrs.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(Error::unprocessable(
+            "wrong_type",
+            format!("{key} must be a string"),
+        )),
+    }
+}
+
+fn want_bool(attrs: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match attrs.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(_) => Err(Error::unprocessable(
+            "wrong_type",
+            format!("{key} must be a boolean"),
+        )),
+    }
+}
+
+impl Accounts {
+    /// `GET users/<uuid>`: self, or anyone for admins (including cached remote users). Merged-away
+    /// users are hidden, as in Arvados.
+    pub fn get_user(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
+        let u = self.store().user(uuid)?.ok_or_else(not_found)?;
+        if u.redirect_to_user_uuid.is_some() {
+            return Err(not_found());
+        }
+        if !caller.is_admin() && &u.uuid != caller.uuid() && !self.can_read(caller, uuid)? {
+            return Err(not_found());
+        }
+        Ok(views::user(&u))
+    }
+
+    /// `GET users`: all users for admins, else the caller. Merged-away users are hidden.
+    pub fn list_users(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
+        let mut items = Vec::new();
+        for u in self.store().users() {
+            let u = u?;
+            if u.redirect_to_user_uuid.is_some() {
+                continue;
+            }
+            if caller.is_admin() || &u.uuid == caller.uuid() {
+                items.push(views::user(&u));
+            }
+        }
+        params.apply("arvados#userList", items)
+    }
+
+    /// `POST users` (admin).
+    pub fn create_user(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
+        caller.require_admin()?;
+        let _w = self.write_lock();
+        let now = self.clock().now();
+        let mut user = User {
+            uuid: self.new_uuid(ObjectKind::User),
+            owner_uuid: self.system_user().clone(),
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: Some(caller.uuid().clone()),
+            email: None,
+            email_verified: false,
+            username: None,
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: self.settings().new_users_active,
+            is_admin: false,
+            prefs: json!({}),
+            redirect_to_user_uuid: None,
+            password_hash: None,
+            last_login_at: None,
+            home_seq: 1,
+        };
+        self.apply_user_attrs(&mut user, attrs, true)?;
+        if attrs.contains_key("uuid") {
+            return Err(Error::unprocessable("read_only", "uuid cannot be set"));
+        }
+        let mut b = WriteBatch::new();
+        b.put_user(None, &user)?;
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "create",
+            Some((&user.uuid, &user.owner_uuid)),
+            format!("created user {}", user.uuid),
+            json!({"new_attributes": views::user(&user)}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(views::user(&user))
+    }
+
+    /// `PUT users/<uuid>`: self may change names and prefs; admins also email, username, flags
+    /// and the redirect.
+    pub fn update_user(
+        &self,
+        caller: &Caller,
+        uuid: &ObjectUuid,
+        attrs: &Map<String, Value>,
+    ) -> Result<Value> {
+        caller.require_active()?;
+        let _w = self.write_lock();
+        let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
+        let old = self.store().user(uuid)?.ok_or_else(not_found)?;
+        if old.redirect_to_user_uuid.is_some() && !caller.is_admin() {
+            return Err(not_found());
+        }
+        let is_self = &old.uuid == caller.uuid();
+        if !caller.is_admin() {
+            if !is_self {
+                return Err(not_found());
+            }
+            for k in attrs.keys() {
+                if ADMIN_FIELDS.contains(&k.as_str()) {
+                    let unchanged = views::user(&old).get(k) == attrs.get(k);
+                    if !unchanged {
+                        return Err(Error::forbidden(
+                            "admin_only_field",
+                            format!("only an admin may change {k}"),
+                        ));
+                    }
+                }
+            }
+        }
+        if old.uuid.cluster() != self.cluster() {
+            return Err(Error::forbidden(
+                "remote_user",
+                "only the user's home cluster may change a remote user",
+            ));
+        }
+        let mut user = old.clone();
+        self.apply_user_attrs(&mut user, attrs, caller.is_admin())?;
+        user.modified_at = self.clock().now();
+        user.modified_by_user_uuid = Some(caller.uuid().clone());
+        user.home_seq += 1;
+        let mut b = WriteBatch::new();
+        b.put_user(Some(&old), &user)?;
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "update",
+            Some((&user.uuid, &user.owner_uuid)),
+            format!("updated user {}", user.uuid),
+            json!({"old_attributes": views::user(&old), "new_attributes": views::user(&user)}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(views::user(&user))
+    }
+
+    fn apply_user_attrs(
+        &self,
+        user: &mut User,
+        attrs: &Map<String, Value>,
+        admin: bool,
+    ) -> Result<()> {
+        for k in attrs.keys() {
+            let known = SELF_FIELDS.contains(&k.as_str())
+                || ADMIN_FIELDS.contains(&k.as_str())
+                || READ_ONLY.contains(&k.as_str());
+            if !known {
+                return Err(Error::unprocessable(
+                    "unknown_attribute",
+                    format!("unknown attribute for user: {k}"),
+                ));
+            }
+        }
+        if let Some(v) = want_str(attrs, "first_name")? {
+            user.first_name = v.unwrap_or_default();
+        }
+        if let Some(v) = want_str(attrs, "last_name")? {
+            user.last_name = v.unwrap_or_default();
+        }
+        if let Some(p) = attrs.get("prefs") {
+            if !p.is_object() {
+                return Err(Error::unprocessable(
+                    "wrong_type",
+                    "prefs must be an object",
+                ));
+            }
+            user.prefs = p.clone();
+        }
+        if !admin {
+            return Ok(());
+        }
+        if let Some(v) = want_str(attrs, "email")? {
+            let new = v.map(|e| normalize_email(&e)).transpose()?;
+            if new != user.email {
+                // A changed address is an unverified address (CVE-2023-0105's lesson), unless the same
+                // request says otherwise.
+                user.email_verified = false;
+            }
+            user.email = new;
+        }
+        if let Some(v) = want_str(attrs, "username")? {
+            if let Some(name) = &v {
+                check_username(name)?;
+                if let Some(holder) = self.store().user_by_username(name)?
+                    && holder.uuid != user.uuid
+                {
+                    return Err(Error::unprocessable(
+                        "username_taken",
+                        format!("username {name} is already in use"),
+                    ));
+                }
+            }
+            user.username = v;
+        }
+        if let Some(b) = want_bool(attrs, "is_active")? {
+            user.is_active = b;
+        }
+        if let Some(b) = want_bool(attrs, "is_admin")? {
+            user.is_admin = b;
+        }
+        if let Some(b) = want_bool(attrs, "email_verified")? {
+            user.email_verified = b;
+        }
+        if let Some(v) = want_str(attrs, "redirect_to_user_uuid")? {
+            let target = v
+                .map(|s| {
+                    s.parse::<ObjectUuid>().map_err(|_| {
+                        Error::unprocessable(
+                            "invalid_uuid",
+                            "redirect_to_user_uuid is not a user uuid",
+                        )
+                    })
+                })
+                .transpose()?;
+            if let Some(t) = &target {
+                if t.kind() != ObjectKind::User {
+                    return Err(Error::unprocessable(
+                        "invalid_uuid",
+                        "redirect_to_user_uuid is not a user uuid",
+                    ));
+                }
+                if t == &user.uuid {
+                    return Err(Error::unprocessable(
+                        "redirect_to_self",
+                        "a user cannot redirect to itself",
+                    ));
+                }
+            }
+            user.redirect_to_user_uuid = target;
+        }
+        if let Some(v) = want_str(attrs, "owner_uuid")?
+            && let Some(s) = v
+        {
+            user.owner_uuid = s
+                .parse()
+                .map_err(|_| Error::unprocessable("invalid_uuid", "owner_uuid is not a uuid"))?;
+        }
+        Ok(())
+    }
+
+    /// `POST /hearth/v1/users/<uuid>/password`: the user itself or an admin. Runs argon2: call it
+    /// off the async runtime.
+    pub fn set_password(&self, caller: &Caller, uuid: &ObjectUuid, password: &str) -> Result<()> {
+        caller.require_active()?;
+        if !caller.is_admin() && caller.uuid() != uuid {
+            return Err(Error::forbidden(
+                "not_yours",
+                "only the user or an admin may set a password",
+            ));
+        }
+        if caller
+            .token
+            .as_ref()
+            .is_some_and(|_| !caller.scopes.is_all())
+        {
+            return Err(Error::forbidden(
+                "scoped_token",
+                "cannot set a password with a scoped token",
+            ));
+        }
+        passwords::check_new_password(password)?;
+        let hash = passwords::hash_password(password)?;
+        let _w = self.write_lock();
+        let old = self
+            .store()
+            .user(uuid)?
+            .ok_or_else(|| Error::not_found("not_found", format!("user {uuid} not found")))?;
+        if old.uuid.cluster() != self.cluster() {
+            return Err(Error::unprocessable(
+                "remote_user",
+                "a remote user's password is set at its home cluster",
+            ));
+        }
+        if old.redirect_to_user_uuid.is_some() {
+            return Err(Error::unprocessable(
+                "merged_user",
+                "this account was merged into another",
+            ));
+        }
+        let mut user = old.clone();
+        user.password_hash = Some(hash);
+        user.modified_at = self.clock().now();
+        let mut b = WriteBatch::new();
+        b.put_user(Some(&old), &user)?;
+        b.put_log(&self.audit(
+            Some(caller.uuid()),
+            "password",
+            Some((&user.uuid, &user.owner_uuid)),
+            format!("password set for {}", user.uuid),
+            json!({}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(())
+    }
+
+    /// Finds the local account a login name (username or email) means. Merged-away accounts are
+    /// returned as they are (callers decide what to say); an email shared by several live local
+    /// accounts is ambiguous and refused.
+    pub fn find_login_account(&self, login: &str) -> Result<Option<User>> {
+        let login = login.trim();
+        if !login.contains('@') {
+            return Ok(self
+                .store()
+                .user_by_username(login)?
+                .filter(|u| u.uuid.cluster() == self.cluster()));
+        }
+        let Ok(email) = normalize_email(login) else {
+            return Ok(None);
+        };
+        let local: Vec<User> = self
+            .store()
+            .users_by_email(&email)?
+            .into_iter()
+            .filter(|u| u.uuid.cluster() == self.cluster())
+            .collect();
+        let live: Vec<&User> = local
+            .iter()
+            .filter(|u| u.redirect_to_user_uuid.is_none())
+            .collect();
+        match (live.len(), local.len()) {
+            (1, _) => Ok(live.first().map(|u| (*u).clone())),
+            (0, 0) => Ok(None),
+            (0, _) => Ok(local.into_iter().next()),
+            _ => Err(Error::unauthorized(
+                "ambiguous_login",
+                "several accounts use this email address; log in with your username",
+            )),
+        }
+    }
+
+    /// Password login. `source` is the client's address (for throttling). Runs argon2: call it off
+    /// the async runtime. With `remote`, the token returned is salted for that peer.
+    pub fn login(
+        &self,
+        login: &str,
+        password: &str,
+        source: &str,
+        remote: Option<&ClusterId>,
+        kind: TokenKind,
+    ) -> Result<LoginOutcome> {
+        let now = self.clock().unix();
+        let account_key = format!("acct:{}", login.trim().to_lowercase());
+        let source_key = format!("src:{source}");
+        let keys = [account_key.clone(), source_key];
+        self.throttle.check(&keys, now)?;
+        if let Some(r) = remote
+            && !self.settings().peers.contains(r)
+        {
+            return Err(Error::bad_request(
+                "invalid_remote",
+                format!("remote {r} is not a peer of this cluster"),
+            ));
+        }
+        let refuse = || Error::unauthorized("invalid_login", "invalid login or password");
+        let user = match self.find_login_account(login)? {
+            Some(u) => u,
+            None => {
+                // Spend the same time as a real check so that timing does not reveal which logins exist.
+                let _ = passwords::verify_password(password, DUMMY_HASH);
+                self.throttle.fail(&keys, now);
+                return Err(refuse());
+            }
+        };
+        let ok = user
+            .password_hash
+            .as_deref()
+            .is_some_and(|h| passwords::verify_password(password, h));
+        if !ok {
+            self.throttle.fail(&keys, now);
+            return Err(refuse());
+        }
+        self.throttle.clear(&account_key);
+        if let Some(target) = &user.redirect_to_user_uuid {
+            let mut e = Error::new(
+                ErrorKind::Forbidden,
+                "account_moved",
+                format!(
+                    "this account was merged into {target}; log in at its home cluster {}",
+                    target.cluster()
+                ),
+            );
+            e.retry_after = None;
+            return Err(e);
+        }
+        if !user.is_active {
+            return Err(Error::forbidden("inactive", "this account is not active"));
+        }
+        let (token, user) = self.record_login(&user, kind)?;
+        let token = match remote {
+            Some(r) => token
+                .salt_for(r)
+                .map_err(|e| Error::new(ErrorKind::Internal, "salt", e.to_string()))?,
+            None => token,
+        };
+        Ok(LoginOutcome { token, user })
+    }
+
+    /// Issues a login token for `user` and records the login (last login, sequence, audit) in one batch.
+    pub fn record_login(&self, user: &User, kind: TokenKind) -> Result<(Token, User)> {
+        let _w = self.write_lock();
+        let old = self
+            .store()
+            .user(&user.uuid)?
+            .ok_or_else(|| Error::unauthorized("invalid_login", "invalid login or password"))?;
+        let now = self.clock().now();
+        let mut updated = old.clone();
+        updated.last_login_at = Some(now);
+        updated.home_seq += 1;
+        let lifetime = self.settings().login_token_lifetime_secs;
+        let expires = (lifetime > 0).then(|| {
+            now + time::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX / 4))
+        });
+        let (token, row) = self.new_token_row(
+            &updated.uuid,
+            federation_proto::Scopes::all(),
+            expires,
+            kind,
+        )?;
+        let mut b = WriteBatch::new();
+        b.put_user(Some(&old), &updated)?;
+        b.put_token(None, &row)?;
+        b.put_log(&self.audit(
+            Some(&updated.uuid),
+            "login",
+            Some((&updated.uuid, &updated.owner_uuid)),
+            format!("{} logged in", updated.uuid),
+            json!({"token_uuid": row.uuid}),
+        ))?;
+        self.store().commit(b)?;
+        Ok((token, updated))
+    }
+}
+
+/// A valid argon2id hash of a random string, verified against when the login name is unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J9Ju7yJ0qv0lWtKQ1Wdq1l6ZZ0m3y4E6n9DLL8b9T3Q";

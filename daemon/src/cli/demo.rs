@@ -1,0 +1,197 @@
+//! `hearth demo`: three clusters (aaaaa, bbbbb, ccccc) as real `hearth serve` processes on
+//! loopback, with one CA signing each cluster's certificate, pinned peer keys, an admin and a demo
+//! user at each. Prints the URLs and tokens and keeps running until Ctrl-C (or stops at once with
+//! `--once`, after checking that every cluster answers).
+
+use crate::client::Client;
+use crate::tls::LocalCa;
+use anyhow::Context;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tokio::process::{Child, Command};
+
+/// The demo's clusters.
+pub const CLUSTERS: [&str; 3] = ["aaaaa", "bbbbb", "ccccc"];
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One planned cluster of a local federation.
+pub struct PlannedCluster {
+    /// Cluster id.
+    pub id: String,
+    /// Port.
+    pub port: u16,
+    /// Data dir.
+    pub dir: PathBuf,
+    /// Config file.
+    pub config: PathBuf,
+    /// System root token.
+    pub root_token: String,
+    /// Public key text.
+    pub public_key: String,
+}
+
+impl PlannedCluster {
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Writes configs, certificates and keys for a federation of `ids` under `root`: every cluster
+/// lists every other as a peer. Returns the plan and the CA certificate path.
+pub fn plan_federation(
+    root: &Path,
+    ids: &[&str],
+    extra_toml: &str,
+) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf)> {
+    let ca = LocalCa::new("Hearth demo federation CA")?;
+    let ca_path = root.join("ca.pem");
+    std::fs::create_dir_all(root)?;
+    std::fs::write(&ca_path, ca.cert_pem())?;
+    let mut plan = Vec::new();
+    for id in ids {
+        let dir = root.join(id);
+        let (_, cert, key) = ca.write_leaf(&dir.join("tls"), &["127.0.0.1", "localhost"])?;
+        let signing = crate::federation::signing_key::generate();
+        crate::federation::signing_key::write(&dir.join("signing.key"), &signing)?;
+        let _ = (cert, key);
+        plan.push(PlannedCluster {
+            id: id.to_string(),
+            port: free_port()?,
+            config: dir.join("hearth.toml"),
+            root_token: crate::accounts::random_secret(),
+            public_key: signing.public().to_string(),
+            dir,
+        });
+    }
+    for c in &plan {
+        let mut peers = String::new();
+        for p in plan.iter().filter(|p| p.id != c.id) {
+            peers.push_str(&format!(
+                "\n[[federation.peers]]\nid = \"{}\"\nurl = \"{}\"\npublic_key = \"{}\"\nca_cert = \"{}\"\n",
+                p.id,
+                p.url(),
+                p.public_key,
+                ca_path.display()
+            ));
+        }
+        let toml = format!(
+            "[cluster]\nid = \"{id}\"\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata_dir = \"{dir}\"\nsystem_root_token = \"{root}\"\n\n\
+             [tls]\ncert = \"{dir}/tls/cert.pem\"\nkey = \"{dir}/tls/key.pem\"\n\n[federation]\nsigning_key = \"{dir}/signing.key\"\n{peers}\n{extra_toml}\n",
+            id = c.id,
+            port = c.port,
+            url = c.url(),
+            dir = c.dir.display(),
+            root = c.root_token,
+        );
+        std::fs::write(&c.config, toml)?;
+    }
+    Ok((plan, ca_path))
+}
+
+/// Starts `hearth serve` for a planned cluster (the current executable), logging to `<dir>/hearth.log`.
+pub fn spawn_cluster(c: &PlannedCluster) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let log = std::fs::File::create(c.dir.join("hearth.log"))?;
+    let child = Command::new(exe)
+        .arg("serve")
+        .arg("--config")
+        .arg(&c.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting hearth serve")?;
+    Ok(child)
+}
+
+/// Runs the demo.
+pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
+    let tmp;
+    let root = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile_dir()?;
+            tmp.clone()
+        }
+    };
+    println!("Hearth demo: three clusters under {}", root.display());
+    let (plan, ca_path) = plan_federation(&root, &CLUSTERS, "")?;
+    let ca_pem = std::fs::read(&ca_path)?;
+    let mut children = Vec::new();
+    for c in &plan {
+        children.push(spawn_cluster(c)?);
+    }
+    for c in &plan {
+        let client = Client::new(&c.url(), Some(&ca_pem))?.with_token(&c.root_token);
+        client.wait_healthy(30).await.with_context(|| {
+            format!(
+                "cluster {} did not start; see {}/hearth.log",
+                c.id,
+                c.dir.display()
+            )
+        })?;
+        let admin = client
+            .create_user(json!({"username": "admin", "email": format!("admin@{}.example", c.id), "email_verified": true, "is_admin": true, "first_name": "Admin"}), Some("admin-password"))
+            .await?;
+        let demo = client
+            .create_user(json!({"username": "demo", "email": "demo@example.org", "email_verified": true, "first_name": "Demo", "last_name": "User"}), Some("demo-password"))
+            .await?;
+        let (token, _) = Client::new(&c.url(), Some(&ca_pem))?
+            .login("demo", "demo-password", None)
+            .await?;
+        println!("\ncluster {}  {}", c.id, c.url());
+        println!(
+            "  admin  {}  login admin / admin-password",
+            admin["uuid"].as_str().unwrap_or("")
+        );
+        println!(
+            "  demo   {}  login demo / demo-password",
+            demo["uuid"].as_str().unwrap_or("")
+        );
+        println!("  demo user's API token: {token}");
+        println!("  system root token:     {}", c.root_token);
+        println!(
+            "  try: curl --cacert {} -H 'Authorization: Bearer {token}' {}/arvados/v1/users/current",
+            ca_path.display(),
+            c.url()
+        );
+        let me = Client::new(&c.url(), Some(&ca_pem))?
+            .with_token(&token)
+            .get("/arvados/v1/users/current")
+            .await?
+            .ok()?;
+        println!(
+            "  users/current answers: {} ({})",
+            me["uuid"].as_str().unwrap_or(""),
+            me["username"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "\nCA certificate: {}\nLogs: <cluster dir>/hearth.log. Web login: https://127.0.0.1:<port>/login",
+        ca_path.display()
+    );
+    if once {
+        println!("demo ok: three clusters answered; stopping (--once)");
+    } else {
+        println!("Running; press Ctrl-C to stop.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    for mut ch in children {
+        let _ = ch.start_kill();
+        let _ = ch.wait().await;
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("hearth-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    Ok(base)
+}

@@ -1,0 +1,116 @@
+//! The one place that reads the wall clock.
+//!
+//! Everything that depends on time (token expiry, throttling windows, audit timestamps) takes a
+//! [`Clock`] so that tests can move time by hand instead of sleeping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
+
+/// A source of the current time.
+#[derive(Clone)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A clock that only moves when told to (nanoseconds since the epoch).
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock starting at `unix_secs`.
+    pub fn manual(unix_secs: i64) -> Self {
+        Clock::Manual(Arc::new(AtomicI64::new(
+            unix_secs.saturating_mul(1_000_000_000),
+        )))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> OffsetDateTime {
+        match self {
+            Clock::System => OffsetDateTime::now_utc(),
+            Clock::Manual(ns) => {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns.load(Ordering::SeqCst)))
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            }
+        }
+    }
+
+    /// The current time in whole seconds since the epoch.
+    pub fn unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+
+    /// Moves a manual clock forward; a no-op on the system clock.
+    pub fn advance(&self, secs: i64) {
+        if let Clock::Manual(ns) = self {
+            ns.fetch_add(secs.saturating_mul(1_000_000_000), Ordering::SeqCst);
+        }
+    }
+}
+
+/// Formats a time the way Arvados does: RFC 3339, UTC, nanoseconds.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
+/// Parses an RFC 3339 time as clients send it.
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Serde adapter storing times in the Arvados text form.
+pub mod arv_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Serializes a time as RFC 3339 with nanoseconds.
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*t))
+    }
+
+    /// Deserializes an RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_time(&s).ok_or_else(|| serde::de::Error::custom("bad timestamp"))
+    }
+
+    /// The same for optional times.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        /// Serializes an optional time (null when absent).
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::super::format_time(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes an optional RFC 3339 time.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            let s: Option<String> = Option::deserialize(d)?;
+            match s {
+                None => Ok(None),
+                Some(s) => super::super::parse_time(&s)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom("bad timestamp")),
+            }
+        }
+    }
+}

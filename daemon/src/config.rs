@@ -1,0 +1,392 @@
+//! Typed settings, loaded once at start and validated with messages that name the key.
+//!
+//! The file is TOML read through the `config` crate; every key can be overridden by an environment
+//! variable `HEARTH_<SECTION>__<KEY>` (for example `HEARTH_CLUSTER__LISTEN`). Unknown keys and bad
+//! values stop the start: [`Settings::load`] returns an error whose message names the key.
+
+use federation_proto::ClusterId;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a key is unknown or has the wrong type.
+    #[error("config: {0}")]
+    Load(String),
+    /// A value parsed but is not acceptable.
+    #[error("config: {key}: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `cluster.public_url`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// All settings of one cluster's daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[cluster]`: who we are and where we listen.
+    pub cluster: ClusterSettings,
+    /// `[tls]`: the server certificate.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// `[federation]`: signing key and peers.
+    #[serde(default)]
+    pub federation: FederationSettings,
+    /// `[login]`: passwords, sessions and redirects.
+    #[serde(default)]
+    pub login: LoginSettings,
+    /// `[policy]`: limits and operator choices.
+    #[serde(default)]
+    pub policy: PolicySettings,
+    /// `[log]`: log format and filter.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The 5-character cluster id.
+    pub id: ClusterId,
+    /// Address to listen on, e.g. `127.0.0.1:8443` (port 0 picks a free port).
+    pub listen: String,
+    /// The URL clients and peers use, e.g. `https://aaaaa.example.org`.
+    pub public_url: String,
+    /// Directory for the sled store and the signing key.
+    pub data_dir: PathBuf,
+    /// A token with full admin power, for operators' scripts (optional).
+    #[serde(default)]
+    pub system_root_token: Option<String>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Generate a self-signed certificate (into the data dir) when none is configured.
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+/// One peer cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The peer's cluster id.
+    pub id: ClusterId,
+    /// The peer's base URL (`https://…`).
+    pub url: String,
+    /// The peer's pinned verify key, `ed25519:<base64>`.
+    pub public_key: String,
+    /// A CA certificate (PEM) that signs the peer's server certificate; without it the system roots are used.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `[federation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// Signing key file; generated at first start when missing. Default: `<data_dir>/signing.key`.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// Peers.
+    #[serde(default)]
+    pub peers: Vec<PeerSettings>,
+    /// How long a validated remote token is trusted before it is checked again.
+    #[serde(default = "default_remote_token_refresh")]
+    pub remote_token_refresh_secs: u64,
+    /// Upper bound of the notice sender's retry backoff.
+    #[serde(default = "default_backoff_cap")]
+    pub retry_backoff_cap_secs: u64,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        FederationSettings {
+            signing_key: None,
+            peers: Vec::new(),
+            remote_token_refresh_secs: default_remote_token_refresh(),
+            retry_backoff_cap_secs: default_backoff_cap(),
+        }
+    }
+}
+
+/// `[login]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Origins (`https://host[:port]`) that `return_to` may point at besides our own.
+    #[serde(default)]
+    pub trusted_origins: Vec<String>,
+    /// Lifetime of tokens issued by a login, in seconds.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u64,
+    /// Failed password attempts allowed per account, and per source address, inside the window.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// The throttling window in seconds.
+    #[serde(default = "default_failure_window")]
+    pub failure_window_secs: u64,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            trusted_origins: Vec::new(),
+            token_lifetime_secs: default_token_lifetime(),
+            max_failures: default_max_failures(),
+            failure_window_secs: default_failure_window(),
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Longest lifetime a non-admin may give a token it creates (0 = no limit).
+    #[serde(default)]
+    pub max_token_lifetime_secs: u64,
+    /// Users created by an admin are active unless the request says otherwise.
+    #[serde(default = "default_true")]
+    pub new_users_active: bool,
+    /// Largest `limit` a list request may ask for.
+    #[serde(default = "default_max_list_limit")]
+    pub max_list_limit: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            max_token_lifetime_secs: 0,
+            new_users_active: true,
+            max_list_limit: default_max_list_limit(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `hearth=debug`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: default_log_format(),
+            filter: default_log_filter(),
+        }
+    }
+}
+
+fn default_remote_token_refresh() -> u64 {
+    300
+}
+fn default_backoff_cap() -> u64 {
+    300
+}
+fn default_token_lifetime() -> u64 {
+    14 * 24 * 3600
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_failure_window() -> u64 {
+    300
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_list_limit() -> u64 {
+    1000
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+impl Settings {
+    /// Reads `path` (TOML) with `HEARTH_…` overrides, then validates.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("HEARTH")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses settings from a TOML string (no environment), then validates. Used by tests and the demo.
+    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "cluster.listen",
+                "must be an address like 127.0.0.1:8443",
+            ));
+        }
+        check_https_origin_url("cluster.public_url", &self.cluster.public_url)?;
+        if let Some(t) = &self.cluster.system_root_token
+            && t.len() < 32
+        {
+            return Err(invalid(
+                "cluster.system_root_token",
+                "must be at least 32 characters",
+            ));
+        }
+        match (&self.tls.cert, &self.tls.key, self.tls.self_signed) {
+            (Some(_), Some(_), _) | (None, None, true) => {}
+            (Some(_), None, _) => {
+                return Err(invalid("tls.key", "tls.cert is set but tls.key is not"));
+            }
+            (None, Some(_), _) => {
+                return Err(invalid("tls.cert", "tls.key is set but tls.cert is not"));
+            }
+            (None, None, false) => {
+                return Err(invalid(
+                    "tls",
+                    "set tls.cert and tls.key, or tls.self_signed = true",
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.federation.peers.iter().enumerate() {
+            let key = format!("federation.peers[{i}]");
+            if p.id == self.cluster.id {
+                return Err(invalid(
+                    &format!("{key}.id"),
+                    "a cluster cannot be its own peer",
+                ));
+            }
+            if !seen.insert(p.id.clone()) {
+                return Err(invalid(
+                    &format!("{key}.id"),
+                    format!("peer {} is listed twice", p.id),
+                ));
+            }
+            check_https_origin_url(&format!("{key}.url"), &p.url)?;
+            if p.public_key.parse::<federation_proto::VerifyKey>().is_err() {
+                return Err(invalid(
+                    &format!("{key}.public_key"),
+                    "must be ed25519:<unpadded base64 of 32 bytes>",
+                ));
+            }
+        }
+        for (i, o) in self.login.trusted_origins.iter().enumerate() {
+            check_https_origin_url(&format!("login.trusted_origins[{i}]"), o)?;
+        }
+        if self.login.max_failures == 0 {
+            return Err(invalid("login.max_failures", "must be at least 1"));
+        }
+        if self.login.failure_window_secs == 0 {
+            return Err(invalid("login.failure_window_secs", "must be at least 1"));
+        }
+        if self.federation.retry_backoff_cap_secs == 0 {
+            return Err(invalid(
+                "federation.retry_backoff_cap_secs",
+                "must be at least 1",
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        if self.policy.max_list_limit == 0 {
+            return Err(invalid("policy.max_list_limit", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The signing key file.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.federation
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| self.cluster.data_dir.join("signing.key"))
+    }
+
+    /// Our public origin, `https://host[:port]`, without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        origin_of(&self.cluster.public_url)
+            .unwrap_or_else(|| self.cluster.public_url.trim_end_matches('/').to_string())
+    }
+
+    /// The peer with this id, if configured.
+    pub fn peer(&self, id: &ClusterId) -> Option<&PeerSettings> {
+        self.federation.peers.iter().find(|p| &p.id == id)
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of a URL, or `None` when it is not an absolute http(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{}://{}:{}", u.scheme(), host, p),
+        None => format!("{}://{}", u.scheme(), host),
+    })
+}
+
+fn check_https_origin_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let u = reqwest::Url::parse(url).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
+    if u.scheme() != "https" {
+        return Err(invalid(key, "must be an https:// URL"));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(invalid(key, "must not contain user info"));
+    }
+    if u.host_str().is_none() {
+        return Err(invalid(key, "must name a host"));
+    }
+    Ok(())
+}

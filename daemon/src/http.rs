@@ -1,0 +1,176 @@
+//! HTTP: routing, the shared [`App`] state, request metrics. Handlers are thin: parse, call a
+//! service, render. Status codes are chosen only in [`error`].
+
+pub mod arvados;
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod login;
+pub mod ops;
+pub mod pages;
+pub mod params;
+
+use crate::accounts::{Accounts, Caller, Error};
+use crate::config::Settings;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use federation_proto::{ClusterId, ClusterSigningKey, Token};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::store::records::{AuthorizedKey, Collection, Group, Link};
+
+/// Everything a request handler may use.
+pub struct App {
+    /// The configuration in force.
+    pub settings: Settings,
+    /// Account services.
+    pub accounts: Accounts,
+    /// This cluster's signing key.
+    pub signing_key: ClusterSigningKey,
+    /// Renders `/metrics` (none when another daemon in this process owns the recorder).
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl App {
+    /// The caller for a token issued by another cluster. Validation through the federation is
+    /// not wired yet, so such tokens are refused with 401.
+    pub async fn remote_caller(&self, _token: &Token, issuer: &ClusterId) -> Result<Caller, Error> {
+        Err(Error::unauthorized(
+            "remote_token",
+            format!("tokens issued by cluster {issuer} are not accepted here"),
+        ))
+    }
+}
+
+async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("hearth_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// All routes of one daemon.
+pub fn router(app: Arc<App>) -> Router {
+    use arvados::*;
+    let api = Router::new()
+        .route("/users/current", get(users_current))
+        .route("/users/merge", post(users_merge))
+        .route("/users", get(users_list).post(users_create))
+        .route(
+            "/users/{uuid}",
+            get(users_get).put(users_update).patch(users_update),
+        )
+        .route("/api_client_authorizations/current", get(tokens_current))
+        .route(
+            "/api_client_authorizations",
+            get(tokens_list).post(tokens_create),
+        )
+        .route(
+            "/api_client_authorizations/{uuid}",
+            get(tokens_get).delete(tokens_delete),
+        )
+        .route(
+            "/groups",
+            get(objects_list::<Group>).post(objects_create::<Group>),
+        )
+        .route(
+            "/groups/{uuid}",
+            get(objects_get::<Group>)
+                .put(objects_update::<Group>)
+                .patch(objects_update::<Group>)
+                .delete(objects_delete::<Group>),
+        )
+        .route(
+            "/collections",
+            get(objects_list::<Collection>).post(objects_create::<Collection>),
+        )
+        .route(
+            "/collections/{uuid}",
+            get(objects_get::<Collection>)
+                .put(objects_update::<Collection>)
+                .patch(objects_update::<Collection>)
+                .delete(objects_delete::<Collection>),
+        )
+        .route(
+            "/links",
+            get(objects_list::<Link>).post(objects_create::<Link>),
+        )
+        .route(
+            "/links/{uuid}",
+            get(objects_get::<Link>)
+                .put(objects_update::<Link>)
+                .patch(objects_update::<Link>)
+                .delete(objects_delete::<Link>),
+        )
+        .route(
+            "/authorized_keys",
+            get(objects_list::<AuthorizedKey>).post(objects_create::<AuthorizedKey>),
+        )
+        .route(
+            "/authorized_keys/{uuid}",
+            get(objects_get::<AuthorizedKey>)
+                .put(objects_update::<AuthorizedKey>)
+                .patch(objects_update::<AuthorizedKey>)
+                .delete(objects_delete::<AuthorizedKey>),
+        )
+        .route("/logs", get(logs_list))
+        .route("/logs/{uuid}", get(logs_get));
+    let cluster = app.settings.cluster.id.to_string();
+    let public_url = app.settings.cluster.public_url.clone();
+    let remote_hosts = app
+        .settings
+        .federation
+        .peers
+        .iter()
+        .map(|p| {
+            (
+                p.id.to_string(),
+                p.url
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_string(),
+            )
+        })
+        .collect();
+    let doc = Arc::new(discovery::document(&cluster, &public_url, &remote_hosts));
+    Router::new()
+        .nest("/arvados/v1", api)
+        .route(
+            "/discovery/v1/apis/arvados/v1/rest",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .route("/hearth/v1/login", post(login::api_login))
+        .route(
+            "/hearth/v1/users/{uuid}/password",
+            post(login::set_password),
+        )
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", get(pages::logout_get).post(pages::logout_submit))
+        .route("/account", get(pages::account_page))
+        .route("/", get(pages::root))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(no_route)
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(axum::extract::DefaultBodyLimit::max(params::MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}

@@ -1,0 +1,36 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (the store is open and
+//! answering), `/metrics` (Prometheus text format).
+
+use super::App;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use std::sync::Arc;
+
+/// Liveness.
+pub async fn healthz() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+}
+
+/// Readiness: the store answers a read.
+pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    match app.accounts.store().user(app.accounts.system_user()) {
+        Ok(Some(_)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "store not ready"})),
+        ),
+    }
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let body = app.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}

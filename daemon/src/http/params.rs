@@ -1,0 +1,180 @@
+//! Request parameters the way Arvados clients send them: query string, JSON body or form body,
+//! with resource attributes wrapped in the resource name (`{"group": {...}}`) or given as a JSON
+//! string in a form field (`group={"name":...}`).
+
+use super::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Query and body parameters of one request.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    query: BTreeMap<String, String>,
+    body: Map<String, Value>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let query: BTreeMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::bad_request(
+                "body_unreadable",
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let body = parse_body(&content_type, &bytes)?;
+        Ok(Params { query, body })
+    }
+}
+
+fn parse_body(content_type: &str, bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Map::new());
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
+            ApiError::bad_request("malformed_form", format!("malformed form body: {e}"))
+        })?;
+        return Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    // JSON, whether or not the client said so.
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request(
+            "malformed_json",
+            "request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON body: {e}"),
+        )),
+    }
+}
+
+impl Params {
+    /// Parameters from a JSON object (used by the JSON-only Hearth endpoints' tests and the pages).
+    pub fn from_parts(query: BTreeMap<String, String>, body: Map<String, Value>) -> Self {
+        Params { query, body }
+    }
+
+    /// A scalar parameter as a string: query first, then body (strings, numbers and booleans).
+    pub fn get(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.query.get(name) {
+            return Some(v.clone());
+        }
+        match self.body.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// A parameter that must be a string if present; a JSON object or array in the body is refused.
+    pub fn get_str(&self, name: &str) -> ApiResult<Option<String>> {
+        if let Some(v) = self.query.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        match self.body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError(crate::accounts::Error::unprocessable(
+                "wrong_type",
+                format!("{name} must be a string"),
+            ))),
+        }
+    }
+
+    /// The whole JSON body.
+    pub fn body(&self) -> &Map<String, Value> {
+        &self.body
+    }
+
+    /// Resource attributes: `body[resource]` (an object, or a JSON string of one), else the query
+    /// parameter `resource` as JSON. 422 when missing or not an object.
+    pub fn attrs(&self, resource: &str) -> ApiResult<Map<String, Value>> {
+        let missing = || {
+            ApiError(crate::accounts::Error::unprocessable(
+                "missing_attributes",
+                format!(
+                    "request must carry the {resource} attributes as {{\"{resource}\": {{...}}}}"
+                ),
+            ))
+        };
+        let raw = match self.body.get(resource) {
+            Some(v) => v.clone(),
+            None => match self.query.get(resource) {
+                Some(s) => Value::String(s.clone()),
+                None => return Err(missing()),
+            },
+        };
+        let v = match raw {
+            Value::String(s) => serde_json::from_str::<Value>(&s).map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("{resource}: malformed JSON: {e}"))
+            })?,
+            v => v,
+        };
+        match v {
+            Value::Object(m) => Ok(m),
+            _ => Err(ApiError(crate::accounts::Error::unprocessable(
+                "wrong_type",
+                format!("{resource} must be a JSON object"),
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bodies() {
+        assert!(
+            parse_body("application/json", b"{\"a\":1}")
+                .unwrap()
+                .contains_key("a")
+        );
+        assert!(parse_body("application/json", b"{bad").is_err());
+        assert!(parse_body("application/json", b"[1]").is_err());
+        let f = parse_body(
+            "application/x-www-form-urlencoded",
+            b"group=%7B%22name%22%3A%22x%22%7D",
+        )
+        .unwrap();
+        let p = Params {
+            query: BTreeMap::new(),
+            body: f,
+        };
+        assert_eq!(p.attrs("group").unwrap()["name"], "x");
+        assert!(p.attrs("collection").is_err());
+    }
+}

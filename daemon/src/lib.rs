@@ -1,0 +1,22 @@
+//! Hearth: the federation-aware account daemon of one cluster.
+//!
+//! Data runs one way: `http → accounts | federation → store`. The store alone knows sled, the
+//! account services never see HTTP types, and the protocol crate (`federation-proto`) never sees
+//! the daemon. ARCHITECTURE.md at the repository root is the map.
+
+pub mod accounts;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod federation;
+pub mod http;
+pub mod launch;
+pub mod store;
+pub mod tls;
+
+/// Installs ring as the process-wide rustls crypto provider. Call first thing in `main` and in
+/// test set-up: a reqwest client built before any provider is installed panics.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,589 @@
+//! The store: the only code that knows sled.
+//!
+//! Every tree is declared once in [`TreeId`] and named `key_value`. Records are JSON; index keys are
+//! `a\0b` byte strings whose presence is the fact (the value is empty). A change is collected in a
+//! [`WriteBatch`] and applied by [`Store::commit`] as one sled transaction across all trees it
+//! touches, flushed before it returns: after a crash (`kill -9`) either all of a batch is there or
+//! none of it. A rule of the store: indexes are written in the same batch as the rows they index.
+//!
+//! sled's flush syncs the log's data range but not file metadata (a full sync runs every 500 ms in
+//! the background), so acknowledged writes survive a process crash but not necessarily a power loss.
+
+pub mod records;
+
+use federation_proto::{ObjectKind, ObjectUuid};
+use records::{AuthorizedKey, Collection, Group, Link, LogEntry, TokenRow, User};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, corruption).
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    /// A record could not be decoded or encoded.
+    #[error("storage: bad record in {tree}: {message}")]
+    Codec {
+        /// The tree.
+        tree: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+macro_rules! trees {
+    ($($variant:ident => $name:literal: $doc:literal,)*) => {
+        /// Every tree of the store, declared once.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+        pub enum TreeId { $(#[doc = $doc] $variant,)* }
+        impl TreeId {
+            /// All trees, in a fixed order.
+            pub const ALL: &'static [TreeId] = &[$(TreeId::$variant,)*];
+            /// The tree's name in sled.
+            pub fn name(self) -> &'static str { match self { $(TreeId::$variant => $name,)* } }
+        }
+    };
+}
+
+trees! {
+    Users => "useruuid_user": "user uuid → User",
+    UserEmail => "email_useruuid": "lowercased email \\0 user uuid → ()",
+    Username => "username_useruuid": "username → user uuid",
+    Tokens => "tokenuuid_token": "token uuid → TokenRow",
+    UserTokens => "useruuid_tokenuuid": "user uuid \\0 token uuid → ()",
+    Groups => "groupuuid_group": "group uuid → Group",
+    Collections => "collectionuuid_collection": "collection uuid → Collection",
+    Links => "linkuuid_link": "link uuid → Link",
+    Keys => "keyuuid_authorizedkey": "key uuid → AuthorizedKey",
+    OwnerObjects => "owneruuid_objectuuid": "owner uuid \\0 object uuid → () for groups, collections, links, keys",
+    LinkHeads => "headuuid_linkuuid": "link head uuid \\0 link uuid → ()",
+    LinkTails => "tailuuid_linkuuid": "link tail uuid \\0 link uuid → ()",
+    KeyUsers => "authorizeduser_keyuuid": "authorized user uuid \\0 key uuid → ()",
+    Logs => "loguuid_log": "log uuid → LogEntry",
+    Meta => "name_value": "store-wide settings (schema version, …)",
+}
+
+/// The kind of record a tree of owned objects holds.
+pub trait OwnedRecord: Serialize + DeserializeOwned + Clone {
+    /// The record's tree.
+    const TREE: TreeId;
+    /// The uuid kind.
+    const KIND: ObjectKind;
+    /// Its uuid.
+    fn uuid(&self) -> &ObjectUuid;
+    /// Its owner.
+    fn owner_uuid(&self) -> &ObjectUuid;
+    /// Index entries besides the owner index (tree, key).
+    fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
+        Vec::new()
+    }
+}
+
+impl OwnedRecord for Group {
+    const TREE: TreeId = TreeId::Groups;
+    const KIND: ObjectKind = ObjectKind::Group;
+    fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn owner_uuid(&self) -> &ObjectUuid {
+        &self.owner_uuid
+    }
+}
+
+impl OwnedRecord for Collection {
+    const TREE: TreeId = TreeId::Collections;
+    const KIND: ObjectKind = ObjectKind::Collection;
+    fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn owner_uuid(&self) -> &ObjectUuid {
+        &self.owner_uuid
+    }
+}
+
+impl OwnedRecord for Link {
+    const TREE: TreeId = TreeId::Links;
+    const KIND: ObjectKind = ObjectKind::Link;
+    fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn owner_uuid(&self) -> &ObjectUuid {
+        &self.owner_uuid
+    }
+    fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
+        vec![
+            (
+                TreeId::LinkHeads,
+                pair(&self.head_uuid.to_string(), &self.uuid.to_string()),
+            ),
+            (
+                TreeId::LinkTails,
+                pair(&self.tail_uuid.to_string(), &self.uuid.to_string()),
+            ),
+        ]
+    }
+}
+
+impl OwnedRecord for AuthorizedKey {
+    const TREE: TreeId = TreeId::Keys;
+    const KIND: ObjectKind = ObjectKind::AuthorizedKey;
+    fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn owner_uuid(&self) -> &ObjectUuid {
+        &self.owner_uuid
+    }
+    fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
+        vec![(
+            TreeId::KeyUsers,
+            pair(
+                &self.authorized_user_uuid.to_string(),
+                &self.uuid.to_string(),
+            ),
+        )]
+    }
+}
+
+/// `a\0b`.
+fn pair(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn prefix(a: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k
+}
+
+fn encode<T: Serialize>(tree: TreeId, v: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Codec {
+        tree: tree.name(),
+        message: e.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(tree: TreeId, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec {
+        tree: tree.name(),
+        message: e.to_string(),
+    })
+}
+
+/// One write in a batch.
+#[derive(Debug, Clone)]
+struct Op {
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Changes to apply together, all or nothing.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    ops: BTreeMap<TreeId, Vec<Op>>,
+    len: usize,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of writes collected.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was collected.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn put_raw(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.entry(tree).or_default().push(Op {
+            key,
+            value: Some(value),
+        });
+        self.len += 1;
+    }
+
+    fn del_raw(&mut self, tree: TreeId, key: Vec<u8>) {
+        self.ops
+            .entry(tree)
+            .or_default()
+            .push(Op { key, value: None });
+        self.len += 1;
+    }
+
+    /// Writes a user and keeps the email and username indexes in step with `old`, the stored row.
+    pub fn put_user(&mut self, old: Option<&User>, new: &User) -> StoreResult<()> {
+        let uuid = new.uuid.to_string();
+        if let Some(old) = old {
+            if let Some(e) = &old.email
+                && Some(e) != new.email.as_ref()
+            {
+                self.del_raw(TreeId::UserEmail, pair(e, &uuid));
+            }
+            if let Some(u) = &old.username
+                && Some(u) != new.username.as_ref()
+            {
+                self.del_raw(TreeId::Username, u.as_bytes().to_vec());
+            }
+        }
+        if let Some(e) = &new.email {
+            self.put_raw(TreeId::UserEmail, pair(e, &uuid), Vec::new());
+        }
+        if let Some(u) = &new.username {
+            self.put_raw(
+                TreeId::Username,
+                u.as_bytes().to_vec(),
+                uuid.as_bytes().to_vec(),
+            );
+        }
+        let bytes = encode(TreeId::Users, new)?;
+        self.put_raw(TreeId::Users, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Writes a token row and its per-user index entry, moving it when the user changed.
+    pub fn put_token(&mut self, old: Option<&TokenRow>, new: &TokenRow) -> StoreResult<()> {
+        let uuid = new.uuid.to_string();
+        if let Some(old) = old
+            && old.user_uuid != new.user_uuid
+        {
+            self.del_raw(TreeId::UserTokens, pair(&old.user_uuid.to_string(), &uuid));
+        }
+        self.put_raw(
+            TreeId::UserTokens,
+            pair(&new.user_uuid.to_string(), &uuid),
+            Vec::new(),
+        );
+        let bytes = encode(TreeId::Tokens, new)?;
+        self.put_raw(TreeId::Tokens, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Deletes a token row and its index entry.
+    pub fn delete_token(&mut self, row: &TokenRow) {
+        let uuid = row.uuid.to_string();
+        self.del_raw(TreeId::UserTokens, pair(&row.user_uuid.to_string(), &uuid));
+        self.del_raw(TreeId::Tokens, uuid.into_bytes());
+    }
+
+    /// Writes an owned record and keeps the owner index (and the record's own indexes) in step with `old`.
+    pub fn put_object<T: OwnedRecord>(&mut self, old: Option<&T>, new: &T) -> StoreResult<()> {
+        let uuid = new.uuid().to_string();
+        if let Some(old) = old {
+            if old.owner_uuid() != new.owner_uuid() {
+                self.del_raw(
+                    TreeId::OwnerObjects,
+                    pair(&old.owner_uuid().to_string(), &uuid),
+                );
+            }
+            let new_keys = new.extra_index_keys();
+            for (tree, key) in old.extra_index_keys() {
+                if !new_keys.iter().any(|(t, k)| *t == tree && *k == key) {
+                    self.del_raw(tree, key);
+                }
+            }
+        }
+        self.put_raw(
+            TreeId::OwnerObjects,
+            pair(&new.owner_uuid().to_string(), &uuid),
+            Vec::new(),
+        );
+        for (tree, key) in new.extra_index_keys() {
+            self.put_raw(tree, key, Vec::new());
+        }
+        let bytes = encode(T::TREE, new)?;
+        self.put_raw(T::TREE, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Deletes an owned record and its index entries.
+    pub fn delete_object<T: OwnedRecord>(&mut self, row: &T) {
+        let uuid = row.uuid().to_string();
+        self.del_raw(
+            TreeId::OwnerObjects,
+            pair(&row.owner_uuid().to_string(), &uuid),
+        );
+        for (tree, key) in row.extra_index_keys() {
+            self.del_raw(tree, key);
+        }
+        self.del_raw(T::TREE, uuid.into_bytes());
+    }
+
+    /// Appends an audit log entry.
+    pub fn put_log(&mut self, entry: &LogEntry) -> StoreResult<()> {
+        let bytes = encode(TreeId::Logs, entry)?;
+        self.put_raw(TreeId::Logs, entry.uuid.to_string().into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Sets a store-wide value.
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.put_raw(TreeId::Meta, name.as_bytes().to_vec(), value.to_vec());
+    }
+}
+
+/// The embedded database of one cluster.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let mut trees = Vec::with_capacity(TreeId::ALL.len());
+        for &t in TreeId::ALL {
+            trees.push(db.open_tree(t.name())?);
+        }
+        Ok(Store { db, trees })
+    }
+
+    fn tree(&self, t: TreeId) -> &sled::Tree {
+        // `open` opens every TreeId in declaration order, so the index always exists.
+        &self.trees[t as usize]
+    }
+
+    /// Applies a batch atomically and flushes it to the log before returning.
+    pub fn commit(&self, batch: WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<TreeId> = batch.ops.keys().copied().collect();
+        let sled_batches: Vec<sled::Batch> = batch
+            .ops
+            .values()
+            .map(|ops| {
+                let mut b = sled::Batch::default();
+                for op in ops {
+                    match &op.value {
+                        Some(v) => b.insert(op.key.as_slice(), v.as_slice()),
+                        None => b.remove(op.key.as_slice()),
+                    }
+                }
+                b
+            })
+            .collect();
+        if ids.len() == 1 {
+            self.tree(ids[0])
+                .apply_batch(sled_batches.into_iter().next().unwrap_or_default())?;
+        } else {
+            let trees: Vec<&sled::Tree> = ids.iter().map(|t| self.tree(*t)).collect();
+            trees
+                .as_slice()
+                .transaction(|tx| {
+                    for (view, b) in tx.iter().zip(&sled_batches) {
+                        view.apply_batch(b)?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => StoreError::Sled(e),
+                    TransactionError::Abort(()) => {
+                        StoreError::Sled(sled::Error::ReportableBug("aborted".into()))
+                    }
+                })?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Flushes everything to disk (used at shutdown).
+    pub fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<T>> {
+        match self.tree(tree).get(key)? {
+            Some(v) => decode(tree, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn iter_json<T: DeserializeOwned>(
+        &self,
+        tree: TreeId,
+    ) -> impl Iterator<Item = StoreResult<T>> + '_ {
+        self.tree(tree)
+            .iter()
+            .values()
+            .map(move |v| decode(tree, &v?))
+    }
+
+    /// Second halves of the index keys `a\0*`.
+    fn index_scan(&self, tree: TreeId, a: &str) -> StoreResult<Vec<String>> {
+        let p = prefix(a);
+        let mut out = Vec::new();
+        for kv in self.tree(tree).scan_prefix(&p) {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// A user by uuid (local or cached remote).
+    pub fn user(&self, uuid: &ObjectUuid) -> StoreResult<Option<User>> {
+        self.get_json(TreeId::Users, uuid.to_string().as_bytes())
+    }
+
+    /// The user holding a username.
+    pub fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let Some(uuid) = self.tree(TreeId::Username).get(username.as_bytes())? else {
+            return Ok(None);
+        };
+        self.get_json(TreeId::Users, &uuid)
+    }
+
+    /// Users with this (lowercased) email.
+    pub fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::UserEmail, email)? {
+            if let Some(u) = self.get_json(TreeId::Users, uuid.as_bytes())? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All users.
+    pub fn users(&self) -> impl Iterator<Item = StoreResult<User>> + '_ {
+        self.iter_json(TreeId::Users)
+    }
+
+    /// A token row.
+    pub fn token(&self, uuid: &ObjectUuid) -> StoreResult<Option<TokenRow>> {
+        self.get_json(TreeId::Tokens, uuid.to_string().as_bytes())
+    }
+
+    /// The tokens that act for a user.
+    pub fn tokens_of(&self, user: &ObjectUuid) -> StoreResult<Vec<TokenRow>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::UserTokens, &user.to_string())? {
+            if let Some(t) = self.get_json(TreeId::Tokens, uuid.as_bytes())? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An owned record by uuid.
+    pub fn object<T: OwnedRecord>(&self, uuid: &ObjectUuid) -> StoreResult<Option<T>> {
+        self.get_json(T::TREE, uuid.to_string().as_bytes())
+    }
+
+    /// All records of one kind.
+    pub fn objects<T: OwnedRecord>(&self) -> impl Iterator<Item = StoreResult<T>> + '_ {
+        self.iter_json(T::TREE)
+    }
+
+    /// Uuids of the groups, collections, links and keys directly owned by `owner`.
+    pub fn owned_by(&self, owner: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
+        let mut out = Vec::new();
+        for s in self.index_scan(TreeId::OwnerObjects, &owner.to_string())? {
+            if let Ok(u) = s.parse() {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `owner` directly owns anything.
+    pub fn owns_anything(&self, owner: &ObjectUuid) -> StoreResult<bool> {
+        Ok(self
+            .tree(TreeId::OwnerObjects)
+            .scan_prefix(prefix(&owner.to_string()))
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// Links whose head is `head`.
+    pub fn links_by_head(&self, head: &ObjectUuid) -> StoreResult<Vec<Link>> {
+        self.links_by(TreeId::LinkHeads, head)
+    }
+
+    /// Links whose tail is `tail`.
+    pub fn links_by_tail(&self, tail: &ObjectUuid) -> StoreResult<Vec<Link>> {
+        self.links_by(TreeId::LinkTails, tail)
+    }
+
+    fn links_by(&self, index: TreeId, end: &ObjectUuid) -> StoreResult<Vec<Link>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(index, &end.to_string())? {
+            if let Some(l) = self.get_json(TreeId::Links, uuid.as_bytes())? {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// SSH keys that let `user` log in.
+    pub fn keys_of(&self, user: &ObjectUuid) -> StoreResult<Vec<AuthorizedKey>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::KeyUsers, &user.to_string())? {
+            if let Some(k) = self.get_json(TreeId::Keys, uuid.as_bytes())? {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// An audit log entry.
+    pub fn log(&self, uuid: &ObjectUuid) -> StoreResult<Option<LogEntry>> {
+        self.get_json(TreeId::Logs, uuid.to_string().as_bytes())
+    }
+
+    /// All audit log entries.
+    pub fn logs(&self) -> impl Iterator<Item = StoreResult<LogEntry>> + '_ {
+        self.iter_json(TreeId::Logs)
+    }
+
+    /// A store-wide value.
+    pub fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .tree(TreeId::Meta)
+            .get(name.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Number of records in a tree (for metrics and tests).
+    pub fn count(&self, tree: TreeId) -> usize {
+        self.tree(tree).len()
+    }
+
+    /// Writes `n` raw records of `size` bytes into a scratch tree in one batch and removes the tree;
+    /// the benchmark's baseline for "what a batch write of this many records costs here".
+    pub fn raw_batch_write_baseline(&self, n: usize, size: usize) -> StoreResult<()> {
+        let t = self.db.open_tree("bench_scratch")?;
+        let mut b = sled::Batch::default();
+        let v = vec![b'x'; size];
+        for i in 0..n {
+            b.insert(format!("k{i:012}").as_bytes(), v.as_slice());
+        }
+        t.apply_batch(b)?;
+        self.db.flush()?;
+        self.db.drop_tree("bench_scratch")?;
+        Ok(())
+    }
+}

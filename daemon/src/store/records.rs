@@ -1,0 +1,218 @@
+//! The records the store keeps, as plain data.
+//!
+//! These types say what is stored, not what is allowed: rules about who may change what live in
+//! `accounts`. Every record is serialized as JSON so that an operator can read a dump.
+
+use crate::clock::arv_time;
+use federation_proto::{ClusterId, ObjectUuid, Scopes, SecretHash};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// A user account: local (home here) or a cached remote one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    /// `<cluster>-tpzed-…`.
+    pub uuid: ObjectUuid,
+    /// Who owns the record (the system user for local users).
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// E-mail address, lowercased for matching.
+    pub email: Option<String>,
+    /// Whether the address has been verified (only verified addresses are ever matched).
+    pub email_verified: bool,
+    /// Unique login name (none once merged away).
+    pub username: Option<String>,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// May use the cluster.
+    pub is_active: bool,
+    /// Full power.
+    pub is_admin: bool,
+    /// Free-form preferences.
+    pub prefs: Value,
+    /// Set when merged away: the account this one now stands for.
+    pub redirect_to_user_uuid: Option<ObjectUuid>,
+    /// argon2id PHC string; none for accounts that cannot log in with a password.
+    pub password_hash: Option<String>,
+    /// Last successful login.
+    #[serde(with = "arv_time::option", default)]
+    pub last_login_at: Option<OffsetDateTime>,
+    /// Home sequence number: bumped on every change the federation hears about.
+    pub home_seq: u64,
+}
+
+/// What kind of token a row is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Created through the API or by a script login.
+    Api,
+    /// Created by the login page for a browser session.
+    Session,
+}
+
+/// An API token. Only hashes of its secret are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRow {
+    /// `<cluster>-gj3su-…`.
+    pub uuid: ObjectUuid,
+    /// The user the token acts for (after a merge with redirect: the new user).
+    pub user_uuid: ObjectUuid,
+    /// SHA-256 of the secret.
+    pub secret_hash: SecretHash,
+    /// SHA-256 of the secret salted for each peer configured when the token was issued.
+    pub salted_hashes: BTreeMap<ClusterId, SecretHash>,
+    /// What the token may do.
+    pub scopes: Scopes,
+    /// After this the token is refused.
+    #[serde(with = "arv_time::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// API or browser session.
+    pub kind: TokenKind,
+}
+
+/// A project or other group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    /// `<cluster>-j7d0g-…`.
+    pub uuid: ObjectUuid,
+    /// A user or a group.
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// Display name (unique per owner).
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// `project`, `role` or `filter`.
+    pub group_class: String,
+    /// Free-form properties.
+    pub properties: Value,
+}
+
+/// A collection's metadata.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Collection {
+    /// `<cluster>-4zz18-…`.
+    pub uuid: ObjectUuid,
+    /// A user or a group.
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Free-form properties.
+    pub properties: Value,
+    /// Keep manifest (metadata only; no blocks are stored here).
+    pub manifest_text: String,
+}
+
+/// A link between two objects; `permission` links grant access.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Link {
+    /// `<cluster>-o0j2j-…`.
+    pub uuid: ObjectUuid,
+    /// Who owns the link.
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// `permission`, `tag`, …
+    pub link_class: String,
+    /// For permission links: `can_read`, `can_write`, `can_manage`.
+    pub name: String,
+    /// The object the link points at.
+    pub head_uuid: ObjectUuid,
+    /// The object the link starts from (for permissions: who is granted).
+    pub tail_uuid: ObjectUuid,
+    /// Free-form properties.
+    pub properties: Value,
+}
+
+/// An SSH public key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthorizedKey {
+    /// `<cluster>-fngyi-…`.
+    pub uuid: ObjectUuid,
+    /// Who owns the record.
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// A label.
+    pub name: String,
+    /// `SSH`.
+    pub key_type: String,
+    /// The key text.
+    pub public_key: String,
+    /// The user who may log in with it.
+    pub authorized_user_uuid: ObjectUuid,
+}
+
+/// An audit log entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogEntry {
+    /// `<cluster>-57u5n-…`.
+    pub uuid: ObjectUuid,
+    /// The system user.
+    pub owner_uuid: ObjectUuid,
+    /// Who did it (after following a managed-profile switch: the acting profile).
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// What it was about.
+    pub object_uuid: Option<ObjectUuid>,
+    /// Owner of that object at the time.
+    pub object_owner_uuid: Option<ObjectUuid>,
+    /// e.g. `merge`, `login`, `create`.
+    pub event_type: String,
+    /// One line for people.
+    pub summary: String,
+    /// Details.
+    pub properties: Value,
+    /// When it happened.
+    #[serde(with = "arv_time")]
+    pub event_at: OffsetDateTime,
+    /// When the entry was written.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+}
