@@ -66,69 +66,72 @@ async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Respon
 /// All routes of one daemon.
 pub fn router(app: Arc<App>) -> Router {
     use arvados::*;
-    let api = Router::new()
-        .route("/users/current", get(users_current))
-        .route("/users/merge", post(users_merge))
-        .route("/users", get(users_list).post(users_create))
+    let api = Router::<Arc<App>>::new()
+        .route("/arvados/v1/users/current", get(users_current))
+        .route("/arvados/v1/users/merge", post(users_merge))
+        .route("/arvados/v1/users", get(users_list).post(users_create))
         .route(
-            "/users/{uuid}",
+            "/arvados/v1/users/{uuid}",
             get(users_get).put(users_update).patch(users_update),
         )
-        .route("/api_client_authorizations/current", get(tokens_current))
         .route(
-            "/api_client_authorizations",
+            "/arvados/v1/api_client_authorizations/current",
+            get(tokens_current),
+        )
+        .route(
+            "/arvados/v1/api_client_authorizations",
             get(tokens_list).post(tokens_create),
         )
         .route(
-            "/api_client_authorizations/{uuid}",
+            "/arvados/v1/api_client_authorizations/{uuid}",
             get(tokens_get).delete(tokens_delete),
         )
         .route(
-            "/groups",
+            "/arvados/v1/groups",
             get(objects_list::<Group>).post(objects_create::<Group>),
         )
         .route(
-            "/groups/{uuid}",
+            "/arvados/v1/groups/{uuid}",
             get(objects_get::<Group>)
                 .put(objects_update::<Group>)
                 .patch(objects_update::<Group>)
                 .delete(objects_delete::<Group>),
         )
         .route(
-            "/collections",
+            "/arvados/v1/collections",
             get(objects_list::<Collection>).post(objects_create::<Collection>),
         )
         .route(
-            "/collections/{uuid}",
+            "/arvados/v1/collections/{uuid}",
             get(objects_get::<Collection>)
                 .put(objects_update::<Collection>)
                 .patch(objects_update::<Collection>)
                 .delete(objects_delete::<Collection>),
         )
         .route(
-            "/links",
+            "/arvados/v1/links",
             get(objects_list::<Link>).post(objects_create::<Link>),
         )
         .route(
-            "/links/{uuid}",
+            "/arvados/v1/links/{uuid}",
             get(objects_get::<Link>)
                 .put(objects_update::<Link>)
                 .patch(objects_update::<Link>)
                 .delete(objects_delete::<Link>),
         )
         .route(
-            "/authorized_keys",
+            "/arvados/v1/authorized_keys",
             get(objects_list::<AuthorizedKey>).post(objects_create::<AuthorizedKey>),
         )
         .route(
-            "/authorized_keys/{uuid}",
+            "/arvados/v1/authorized_keys/{uuid}",
             get(objects_get::<AuthorizedKey>)
                 .put(objects_update::<AuthorizedKey>)
                 .patch(objects_update::<AuthorizedKey>)
                 .delete(objects_delete::<AuthorizedKey>),
         )
-        .route("/logs", get(logs_list))
-        .route("/logs/{uuid}", get(logs_get));
+        .route("/arvados/v1/logs", get(logs_list))
+        .route("/arvados/v1/logs/{uuid}", get(logs_get));
     let cluster = app.settings.cluster.id.to_string();
     let public_url = app.settings.cluster.public_url.clone();
     let remote_hosts = app
@@ -148,7 +151,7 @@ pub fn router(app: Arc<App>) -> Router {
         .collect();
     let doc = Arc::new(discovery::document(&cluster, &public_url, &remote_hosts));
     Router::new()
-        .nest("/arvados/v1", api)
+        .merge(api)
         .route(
             "/discovery/v1/apis/arvados/v1/rest",
             get(move || {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod federation;
+pub mod fixtures;
 pub mod http;
 pub mod launch;
 pub mod store;

@@ -136,8 +136,26 @@ impl Accounts {
                     "supplied new_user_token has restricted scope",
                 ));
             }
-            // The caller's own record, as stored (the caller may be acting through a redirect).
-            (caller.user.clone(), new_caller.user)
+            // Both records as stored now, under the writer lock: the callers were authenticated
+            // before the lock was taken, and a concurrent merge may since have redirected either
+            // user or deleted the tokens (the caller may also be acting through a redirect).
+            if !self.token_still_valid(caller)? {
+                return Err(super::auth::invalid_token());
+            }
+            if !self.token_still_valid(&new_caller)? {
+                return Err(Error::unauthorized(
+                    "merge_invalid_new_user_token",
+                    "invalid new_user_token",
+                ));
+            }
+            let old = self
+                .store()
+                .user(caller.uuid())?
+                .ok_or_else(super::auth::invalid_token)?;
+            let new = self.store().user(new_caller.uuid())?.ok_or_else(|| {
+                Error::unauthorized("merge_invalid_new_user_token", "invalid new_user_token")
+            })?;
+            (old, new)
         };
         if old.uuid == new.uuid {
             return Err(Error::unprocessable(
@@ -213,6 +231,17 @@ impl Accounts {
             new_owner,
             redirect,
         })
+    }
+
+    /// Whether the local token a caller authenticated with is still stored (a concurrent merge
+    /// without redirect deletes the old user's tokens). Callers without a local token row pass.
+    fn token_still_valid(&self, caller: &Caller) -> Result<bool> {
+        match &caller.token {
+            Some(row) if row.uuid.cluster() == self.cluster() => {
+                Ok(self.store().token(&row.uuid)?.is_some())
+            }
+            _ => Ok(true),
+        }
     }
 
     fn owner_chain_contains(&self, start: &ObjectUuid, needle: &ObjectUuid) -> Result<bool> {

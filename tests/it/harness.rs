@@ -1,0 +1,219 @@
+//! The federation harness: real `hearth serve` processes on loopback, each with a real sled store in
+//! a temporary directory, HTTPS with certificates from one CA per federation, and typed clients.
+//! Tests read as the scenario they check: `let fed = Federation::start(&["aaaaa"]).await;`.
+
+use hearth::cli::demo::{PlannedCluster, plan_federation};
+use hearth::client::Client;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The binary under test.
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// One running cluster.
+pub struct Cluster {
+    /// Cluster id.
+    pub id: String,
+    /// Base URL.
+    pub url: String,
+    /// Client with the system root token.
+    pub root: Client,
+    /// Client without a token.
+    pub anon: Client,
+    /// The CA certificate (PEM) the federation's certificates chain to.
+    pub ca_pem: Vec<u8>,
+    /// Its path.
+    pub ca_path: PathBuf,
+    /// The cluster's plan (config, dir, …).
+    pub plan: PlannedCluster,
+    child: Option<Child>,
+}
+
+/// A user made for a test.
+pub struct TestUser {
+    /// uuid.
+    pub uuid: String,
+    /// username.
+    pub username: String,
+    /// password.
+    pub password: String,
+    /// A login token.
+    pub token: String,
+    /// Client with that token.
+    pub client: Client,
+}
+
+impl Cluster {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.plan.dir.join("hearth.log"))
+            .expect("log file");
+        let child = Command::new(HEARTH)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.plan.config)
+            .env("RUST_LOG", "warn,hearth=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hearth");
+        self.child = Some(child);
+    }
+
+    /// Waits for `/healthz`.
+    pub async fn wait_up(&self) {
+        if let Err(e) = self.anon.wait_healthy(60).await {
+            let log = std::fs::read_to_string(self.plan.dir.join("hearth.log")).unwrap_or_default();
+            panic!("{e}\n--- log of {} ---\n{log}", self.id);
+        }
+    }
+
+    /// `kill -9`: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().ok()
+    }
+
+    /// Starts the process again on the same data dir and port.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_up().await;
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// A client with `token`.
+    pub fn client(&self, token: &str) -> Client {
+        self.anon.with_token(token)
+    }
+
+    /// Creates an active user with a verified email `<username>@example.org` and logs it in.
+    pub async fn user(&self, username: &str) -> TestUser {
+        self.user_with(username, json!({})).await
+    }
+
+    /// Creates a user with extra attributes (e.g. `{"is_admin": true}`) and logs it in.
+    pub async fn user_with(&self, username: &str, extra: Value) -> TestUser {
+        let password = format!("pw-{username}-secret");
+        let mut attrs = json!({"username": username, "email": format!("{username}@example.org"), "email_verified": true, "first_name": username});
+        if let (Some(a), Some(e)) = (attrs.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+        let u = self
+            .root
+            .create_user(attrs, Some(&password))
+            .await
+            .expect("create user");
+        let (token, _) = self
+            .anon
+            .login(username, &password, None)
+            .await
+            .expect("login");
+        TestUser {
+            uuid: u["uuid"].as_str().expect("uuid").to_string(),
+            username: username.to_string(),
+            password,
+            client: self.client(&token),
+            token,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Several clusters that list each other as peers.
+pub struct Federation {
+    /// The clusters, in the order named.
+    pub clusters: Vec<Cluster>,
+    /// Root of all their files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Federation {
+    /// Starts one daemon per id; `extra_toml` is appended to every config.
+    pub async fn start_with(ids: &[&str], extra_toml: &str) -> Federation {
+        hearth::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (plan, ca_path) = plan_federation(dir.path(), ids, extra_toml).expect("plan");
+        let ca_pem = std::fs::read(&ca_path).expect("ca");
+        let mut clusters = Vec::new();
+        for p in plan {
+            let url = p.url();
+            let anon = Client::new(&url, Some(&ca_pem)).expect("client");
+            let mut c = Cluster {
+                id: p.id.clone(),
+                root: anon.with_token(&p.root_token),
+                anon,
+                url,
+                ca_pem: ca_pem.clone(),
+                ca_path: ca_path.clone(),
+                plan: p,
+                child: None,
+            };
+            c.spawn();
+            clusters.push(c);
+        }
+        for c in &clusters {
+            c.wait_up().await;
+        }
+        Federation { clusters, dir }
+    }
+
+    /// Starts one daemon per id with default settings.
+    pub async fn start(ids: &[&str]) -> Federation {
+        Self::start_with(ids, "").await
+    }
+
+    /// The cluster `id`.
+    pub fn at(&self, id: &str) -> &Cluster {
+        self.clusters
+            .iter()
+            .find(|c| c.id == id)
+            .expect("no such cluster")
+    }
+
+    /// The cluster `id`, mutably (to kill or restart it).
+    pub fn at_mut(&mut self, id: &str) -> &mut Cluster {
+        self.clusters
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("no such cluster")
+    }
+}
+
+/// One cluster on its own.
+pub async fn single() -> Federation {
+    Federation::start(&["zzzzz"]).await
+}
