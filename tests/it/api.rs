@@ -1056,3 +1056,17 @@ async fn login_page_sets_a_session_and_returns_with_a_token() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn the_example_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("config");
+    for id in ["aaaaa", "bbbbb", "ccccc"] {
+        let s = hearth::config::Settings::load(&root.join(format!("{id}.toml")))
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(s.cluster.id.as_str(), id);
+        assert_eq!(s.federation.peers.len(), 2);
+    }
+}
