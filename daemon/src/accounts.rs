@@ -19,10 +19,11 @@ use crate::clock::Clock;
 use crate::store::records::{LogEntry, User};
 use crate::store::{Store, WriteBatch};
 use error::Result;
+use federation_proto::notice::{Notice, UserRecord};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash};
 use rand::RngExt;
 use serde_json::{Value, json};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use auth::Caller;
 pub use error::{Error, ErrorKind};
@@ -58,39 +59,45 @@ pub struct Accounts {
     writer: Mutex<()>,
     throttle: passwords::Throttle,
     system_user: ObjectUuid,
+    outbox_signal: Arc<tokio::sync::Notify>,
+}
+
+/// The federation's view of a user (what notices and assertions carry).
+pub fn user_record(u: &User) -> UserRecord {
+    UserRecord {
+        uuid: u.uuid.clone(),
+        email: u.email.clone().unwrap_or_default(),
+        email_verified: u.email_verified,
+        username: u.username.clone(),
+        first_name: u.first_name.clone(),
+        last_name: u.last_name.clone(),
+        is_active: u.is_active,
+        redirect_to_user_uuid: u.redirect_to_user_uuid.clone(),
+        last_login_at: u.last_login_at.map(crate::clock::format_time),
+        home_seq: u.home_seq,
+    }
 }
 
 /// 15 random characters of `[a-z0-9]`.
 pub fn random_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..15)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..15).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 /// A token secret: 50 random alphanumerics.
 pub fn random_secret() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut rng = rand::rng();
-    (0..50)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    (0..50).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
 impl Accounts {
     /// Opens the services over `store`, creating the system user on first start.
     pub fn new(store: Store, settings: AccountSettings, clock: Clock) -> Result<Accounts> {
-        let system_user = ObjectUuid::new(
-            settings.cluster.clone(),
-            ObjectKind::User,
-            "000000000000000",
-        )
-        .map_err(|e| Error::new(ErrorKind::Internal, "bootstrap", e.to_string()))?;
-        let throttle = passwords::Throttle::new(
-            settings.max_login_failures,
-            settings.login_failure_window_secs,
-        );
+        let system_user = ObjectUuid::new(settings.cluster.clone(), ObjectKind::User, "000000000000000")
+            .map_err(|e| Error::new(ErrorKind::Internal, "bootstrap", e.to_string()))?;
+        let throttle = passwords::Throttle::new(settings.max_login_failures, settings.login_failure_window_secs);
         let accounts = Accounts {
             store,
             settings,
@@ -98,6 +105,7 @@ impl Accounts {
             writer: Mutex::new(()),
             throttle,
             system_user,
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
         };
         accounts.bootstrap()?;
         Ok(accounts)
@@ -127,6 +135,7 @@ impl Accounts {
             password_hash: None,
             last_login_at: None,
             home_seq: 0,
+            cached_from_home: false,
         };
         let mut b = WriteBatch::new();
         b.put_user(None, &root)?;
@@ -157,6 +166,30 @@ impl Accounts {
     /// The system (root) user's uuid.
     pub fn system_user(&self) -> &ObjectUuid {
         &self.system_user
+    }
+
+    /// Rung after a commit that queued notices; the per-peer senders wait on it.
+    pub fn outbox_signal(&self) -> &Arc<tokio::sync::Notify> {
+        &self.outbox_signal
+    }
+
+    /// Adds `notice` (about one of our own users) to every peer's outbox, in the caller's batch, so
+    /// that it is sent if and only if the change that caused it is committed.
+    pub(crate) fn queue_notice(&self, b: &mut WriteBatch, notice: &Notice) -> Result<()> {
+        if notice.user().uuid.cluster() != self.cluster() {
+            return Ok(());
+        }
+        for peer in &self.settings.peers {
+            b.put_outbox(peer, self.store.next_id()?, notice)?;
+        }
+        Ok(())
+    }
+
+    /// Commits a batch and wakes the notice senders.
+    pub(crate) fn commit_and_signal(&self, b: WriteBatch) -> Result<()> {
+        self.store.commit(b)?;
+        self.outbox_signal.notify_waiters();
+        Ok(())
     }
 
     /// Takes the writer lock. A poisoned lock is taken anyway: the store, not memory, holds the state.
@@ -208,17 +241,11 @@ impl Accounts {
                 None => {
                     return Err(Error::unauthorized(
                         "redirect_dangling",
-                        format!(
-                            "user {} redirects to {next}, which does not exist",
-                            user.uuid
-                        ),
+                        format!("user {} redirects to {next}, which does not exist", user.uuid),
                     ));
                 }
             };
         }
-        Err(Error::unauthorized(
-            "redirect_loop",
-            "user redirect chain is longer than 15 hops",
-        ))
+        Err(Error::unauthorized("redirect_loop", "user redirect chain is longer than 15 hops"))
     }
 }

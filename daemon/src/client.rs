@@ -26,46 +26,30 @@ pub struct Answer {
 impl Answer {
     /// The body when the status is 2xx, else an error naming status and body.
     pub fn ok(self) -> anyhow::Result<Value> {
-        if self.status.is_success() {
-            Ok(self.body)
-        } else {
-            bail!("HTTP {}: {}", self.status, self.body)
-        }
+        if self.status.is_success() { Ok(self.body) } else { bail!("HTTP {}: {}", self.status, self.body) }
     }
 
     /// The Arvados error code (`error_code`) of a refusal.
     pub fn code(&self) -> &str {
-        self.body
-            .get("error_code")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.body.get("error_code").and_then(Value::as_str).unwrap_or("")
     }
 }
 
 impl Client {
     /// A client of `base_url` trusting only `ca_pem` when given (else the system roots).
     pub fn new(base_url: &str, ca_pem: Option<&[u8]>) -> anyhow::Result<Client> {
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .redirect(reqwest::redirect::Policy::none());
+        let mut b =
+            reqwest::Client::builder().timeout(Duration::from_secs(120)).redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = ca_pem {
             let cert = reqwest::Certificate::from_pem(pem).context("bad CA certificate")?;
             b = b.tls_certs_only([cert]);
         }
-        Ok(Client {
-            base: base_url.trim_end_matches('/').to_string(),
-            http: b.build()?,
-            token: None,
-        })
+        Ok(Client { base: base_url.trim_end_matches('/').to_string(), http: b.build()?, token: None })
     }
 
     /// The same client, authenticating with `token`.
     pub fn with_token(&self, token: &str) -> Client {
-        Client {
-            base: self.base.clone(),
-            http: self.http.clone(),
-            token: Some(token.to_string()),
-        }
+        Client { base: self.base.clone(), http: self.http.clone(), token: Some(token.to_string()) }
     }
 
     /// The base URL.
@@ -79,12 +63,7 @@ impl Client {
     }
 
     /// Any request; `path` starts with `/` and may carry a query string.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Answer> {
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -120,38 +99,22 @@ impl Client {
     }
 
     /// `POST /hearth/v1/login`; returns (token, user).
-    pub async fn login(
-        &self,
-        login: &str,
-        password: &str,
-        remote: Option<&str>,
-    ) -> anyhow::Result<(String, Value)> {
+    pub async fn login(&self, login: &str, password: &str, remote: Option<&str>) -> anyhow::Result<(String, Value)> {
         let mut body = json!({"login": login, "password": password});
         if let Some(r) = remote {
             body["remote"] = json!(r);
         }
         let v = self.post("/hearth/v1/login", &body).await?.ok()?;
-        let token = v["api_token"]
-            .as_str()
-            .context("login answer has no api_token")?
-            .to_string();
+        let token = v["api_token"].as_str().context("login answer has no api_token")?.to_string();
         Ok((token, v["user"].clone()))
     }
 
     /// Creates a user (admin) and sets its password; returns the user.
     pub async fn create_user(&self, attrs: Value, password: Option<&str>) -> anyhow::Result<Value> {
-        let user = self
-            .post("/arvados/v1/users", &json!({"user": attrs}))
-            .await?
-            .ok()?;
+        let user = self.post("/arvados/v1/users", &json!({"user": attrs})).await?.ok()?;
         if let Some(pw) = password {
             let uuid = user["uuid"].as_str().context("no uuid")?;
-            self.post(
-                &format!("/hearth/v1/users/{uuid}/password"),
-                &json!({"password": pw}),
-            )
-            .await?
-            .ok()?;
+            self.post(&format!("/hearth/v1/users/{uuid}/password"), &json!({"password": pw})).await?.ok()?;
         }
         Ok(user)
     }

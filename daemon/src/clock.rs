@@ -19,19 +19,15 @@ pub enum Clock {
 impl Clock {
     /// A manual clock starting at `unix_secs`.
     pub fn manual(unix_secs: i64) -> Self {
-        Clock::Manual(Arc::new(AtomicI64::new(
-            unix_secs.saturating_mul(1_000_000_000),
-        )))
+        Clock::Manual(Arc::new(AtomicI64::new(unix_secs.saturating_mul(1_000_000_000))))
     }
 
     /// The current time.
     pub fn now(&self) -> OffsetDateTime {
         match self {
             Clock::System => OffsetDateTime::now_utc(),
-            Clock::Manual(ns) => {
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns.load(Ordering::SeqCst)))
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            }
+            Clock::Manual(ns) => OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns.load(Ordering::SeqCst)))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }
     }
 
@@ -90,10 +86,7 @@ pub mod arv_time {
         use time::OffsetDateTime;
 
         /// Serializes an optional time (null when absent).
-        pub fn serialize<S: Serializer>(
-            t: &Option<OffsetDateTime>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&super::super::format_time(*t)),
                 None => s.serialize_none(),
@@ -101,15 +94,13 @@ pub mod arv_time {
         }
 
         /// Deserializes an optional RFC 3339 time.
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<OffsetDateTime>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
             let s: Option<String> = Option::deserialize(d)?;
             match s {
                 None => Ok(None),
-                Some(s) => super::super::parse_time(&s)
-                    .map(Some)
-                    .ok_or_else(|| serde::de::Error::custom("bad timestamp")),
+                Some(s) => {
+                    super::super::parse_time(&s).map(Some).ok_or_else(|| serde::de::Error::custom("bad timestamp"))
+                }
             }
         }
     }

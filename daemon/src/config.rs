@@ -26,10 +26,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
 }
 
 /// All settings of one cluster's daemon.
@@ -175,11 +172,7 @@ pub struct PolicySettings {
 
 impl Default for PolicySettings {
     fn default() -> Self {
-        PolicySettings {
-            max_token_lifetime_secs: 0,
-            new_users_active: true,
-            max_list_limit: default_max_list_limit(),
-        }
+        PolicySettings { max_token_lifetime_secs: 0, new_users_active: true, max_list_limit: default_max_list_limit() }
     }
 }
 
@@ -197,10 +190,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings {
-            format: default_log_format(),
-            filter: default_log_filter(),
-        }
+        LogSettings { format: default_log_format(), filter: default_log_filter() }
     }
 }
 
@@ -238,16 +228,11 @@ impl Settings {
         let built = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
-                config::Environment::with_prefix("HEARTH")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true),
+                config::Environment::with_prefix("HEARTH").prefix_separator("_").separator("__").try_parsing(true),
             )
             .build()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        let settings: Settings = built
-            .try_deserialize()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let settings: Settings = built.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -258,9 +243,7 @@ impl Settings {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        let settings: Settings = built
-            .try_deserialize()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let settings: Settings = built.try_deserialize().map_err(|e| ConfigError::Load(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -268,19 +251,13 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(
-                "cluster.listen",
-                "must be an address like 127.0.0.1:8443",
-            ));
+            return Err(invalid("cluster.listen", "must be an address like 127.0.0.1:8443"));
         }
         check_https_origin_url("cluster.public_url", &self.cluster.public_url)?;
         if let Some(t) = &self.cluster.system_root_token
             && t.len() < 32
         {
-            return Err(invalid(
-                "cluster.system_root_token",
-                "must be at least 32 characters",
-            ));
+            return Err(invalid("cluster.system_root_token", "must be at least 32 characters"));
         }
         match (&self.tls.cert, &self.tls.key, self.tls.self_signed) {
             (Some(_), Some(_), _) | (None, None, true) => {}
@@ -291,33 +268,21 @@ impl Settings {
                 return Err(invalid("tls.cert", "tls.key is set but tls.cert is not"));
             }
             (None, None, false) => {
-                return Err(invalid(
-                    "tls",
-                    "set tls.cert and tls.key, or tls.self_signed = true",
-                ));
+                return Err(invalid("tls", "set tls.cert and tls.key, or tls.self_signed = true"));
             }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, p) in self.federation.peers.iter().enumerate() {
             let key = format!("federation.peers[{i}]");
             if p.id == self.cluster.id {
-                return Err(invalid(
-                    &format!("{key}.id"),
-                    "a cluster cannot be its own peer",
-                ));
+                return Err(invalid(&format!("{key}.id"), "a cluster cannot be its own peer"));
             }
             if !seen.insert(p.id.clone()) {
-                return Err(invalid(
-                    &format!("{key}.id"),
-                    format!("peer {} is listed twice", p.id),
-                ));
+                return Err(invalid(&format!("{key}.id"), format!("peer {} is listed twice", p.id)));
             }
             check_https_origin_url(&format!("{key}.url"), &p.url)?;
             if p.public_key.parse::<federation_proto::VerifyKey>().is_err() {
-                return Err(invalid(
-                    &format!("{key}.public_key"),
-                    "must be ed25519:<unpadded base64 of 32 bytes>",
-                ));
+                return Err(invalid(&format!("{key}.public_key"), "must be ed25519:<unpadded base64 of 32 bytes>"));
             }
         }
         for (i, o) in self.login.trusted_origins.iter().enumerate() {
@@ -330,10 +295,7 @@ impl Settings {
             return Err(invalid("login.failure_window_secs", "must be at least 1"));
         }
         if self.federation.retry_backoff_cap_secs == 0 {
-            return Err(invalid(
-                "federation.retry_backoff_cap_secs",
-                "must be at least 1",
-            ));
+            return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
@@ -346,16 +308,12 @@ impl Settings {
 
     /// The signing key file.
     pub fn signing_key_path(&self) -> PathBuf {
-        self.federation
-            .signing_key
-            .clone()
-            .unwrap_or_else(|| self.cluster.data_dir.join("signing.key"))
+        self.federation.signing_key.clone().unwrap_or_else(|| self.cluster.data_dir.join("signing.key"))
     }
 
     /// Our public origin, `https://host[:port]`, without a trailing slash.
     pub fn public_origin(&self) -> String {
-        origin_of(&self.cluster.public_url)
-            .unwrap_or_else(|| self.cluster.public_url.trim_end_matches('/').to_string())
+        origin_of(&self.cluster.public_url).unwrap_or_else(|| self.cluster.public_url.trim_end_matches('/').to_string())
     }
 
     /// The peer with this id, if configured.

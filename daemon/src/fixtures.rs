@@ -6,8 +6,8 @@
 //! into. [`merge_state`] then reads back where those records are, so that a caller can tell "no
 //! change" from "the whole merge" (and catch any mix of the two) after a crash.
 
+use crate::accounts::Accounts;
 use crate::accounts::error::Result;
-use crate::accounts::{Accounts, random_secret};
 use crate::store::WriteBatch;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link, TokenKind, User};
 use federation_proto::{ObjectKind, ObjectUuid, Scopes};
@@ -31,6 +31,8 @@ pub struct BigUser {
     pub new_token: String,
     /// The SSH key authorizing `old`.
     pub old_key: ObjectUuid,
+    /// The first group `old` owns (the project when there are no objects): a sample to look at.
+    pub sample: ObjectUuid,
     /// Groups and collections owned by `old`.
     pub objects: usize,
     /// Links owned by `old` (every other one has `old` as tail, the rest as head).
@@ -59,6 +61,7 @@ fn user(accounts: &Accounts, username: &str) -> User {
         password_hash: None,
         last_login_at: None,
         home_seq: 1,
+        cached_from_home: false,
     }
 }
 
@@ -71,12 +74,7 @@ fn token(accounts: &Accounts, user: &ObjectUuid, b: &mut WriteBatch) -> Result<S
 /// Seeds `<prefix>old` owning `objects` groups and collections (half each) and `links` links, and
 /// `<prefix>new` with a project. Writes in chunks of a few thousand records; not atomic as a whole
 /// (it is set-up, not a merge). Returns what it made.
-pub fn seed_big_user(
-    accounts: &Accounts,
-    prefix: &str,
-    objects: usize,
-    links: usize,
-) -> Result<BigUser> {
+pub fn seed_big_user(accounts: &Accounts, prefix: &str, objects: usize, links: usize) -> Result<BigUser> {
     let store = accounts.store();
     let now = accounts.clock().now();
     let old = user(accounts, &format!("{prefix}old"));
@@ -100,9 +98,7 @@ pub fn seed_big_user(
         modified_by_user_uuid: Some(old.uuid.clone()),
         name: "laptop".into(),
         key_type: "SSH".into(),
-        public_key:
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureKeyFixtureKeyFixtureKeyFixture old@laptop"
-                .into(),
+        public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureKeyFixtureKeyFixtureKeyFixture old@laptop".into(),
         authorized_user_uuid: old.uuid.clone(),
     };
     let mut b = WriteBatch::new();
@@ -156,16 +152,13 @@ pub fn seed_big_user(
         }
     }
     store.commit(std::mem::take(&mut b))?;
+    let sample = heads.first().cloned();
     if heads.is_empty() {
         heads.push(project.uuid.clone());
     }
     for i in 0..links {
         let other = heads[i % heads.len()].clone();
-        let (tail, head) = if i % 2 == 0 {
-            (old.uuid.clone(), other)
-        } else {
-            (other, old.uuid.clone())
-        };
+        let (tail, head) = if i % 2 == 0 { (old.uuid.clone(), other) } else { (other, old.uuid.clone()) };
         let l = Link {
             uuid: accounts.new_uuid(ObjectKind::Link),
             owner_uuid: old.uuid.clone(),
@@ -187,10 +180,11 @@ pub fn seed_big_user(
     Ok(BigUser {
         old,
         new,
-        new_owner: project.uuid,
+        new_owner: project.uuid.clone(),
         old_token,
         new_token,
         old_key: key.uuid,
+        sample: sample.unwrap_or_else(|| project.uuid.clone()),
         objects,
         links,
         tokens: 2,

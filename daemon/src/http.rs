@@ -5,6 +5,7 @@ pub mod arvados;
 pub mod auth;
 pub mod discovery;
 pub mod error;
+pub mod federation;
 pub mod login;
 pub mod ops;
 pub mod pages;
@@ -17,7 +18,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use federation_proto::{ClusterId, ClusterSigningKey, Token};
+use federation_proto::{ClusterId, Token};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,31 +31,24 @@ pub struct App {
     pub settings: Settings,
     /// Account services.
     pub accounts: Accounts,
-    /// This cluster's signing key.
-    pub signing_key: ClusterSigningKey,
+    /// Peers, keys, notices, the remote cache.
+    pub federation: Arc<crate::federation::Federation>,
     /// Renders `/metrics` (none when another daemon in this process owns the recorder).
     pub metrics: Option<PrometheusHandle>,
 }
 
 impl App {
-    /// The caller for a token issued by another cluster. Validation through the federation is
-    /// not wired yet, so such tokens are refused with 401.
-    pub async fn remote_caller(&self, _token: &Token, issuer: &ClusterId) -> Result<Caller, Error> {
-        Err(Error::unauthorized(
-            "remote_token",
-            format!("tokens issued by cluster {issuer} are not accepted here"),
-        ))
+    /// The caller for a token issued by another cluster, validated at its home (or cached).
+    pub async fn remote_caller(&self, token: &Token, issuer: &ClusterId) -> Result<Caller, Error> {
+        self.federation.remote_caller(&self.accounts, token, issuer).await
     }
 }
 
 async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
@@ -70,26 +64,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/arvados/v1/users/current", get(users_current))
         .route("/arvados/v1/users/merge", post(users_merge))
         .route("/arvados/v1/users", get(users_list).post(users_create))
-        .route(
-            "/arvados/v1/users/{uuid}",
-            get(users_get).put(users_update).patch(users_update),
-        )
-        .route(
-            "/arvados/v1/api_client_authorizations/current",
-            get(tokens_current),
-        )
-        .route(
-            "/arvados/v1/api_client_authorizations",
-            get(tokens_list).post(tokens_create),
-        )
-        .route(
-            "/arvados/v1/api_client_authorizations/{uuid}",
-            get(tokens_get).delete(tokens_delete),
-        )
-        .route(
-            "/arvados/v1/groups",
-            get(objects_list::<Group>).post(objects_create::<Group>),
-        )
+        .route("/arvados/v1/users/{uuid}", get(users_get).put(users_update).patch(users_update))
+        .route("/arvados/v1/api_client_authorizations/current", get(tokens_current))
+        .route("/arvados/v1/api_client_authorizations", get(tokens_list).post(tokens_create))
+        .route("/arvados/v1/api_client_authorizations/{uuid}", get(tokens_get).delete(tokens_delete))
+        .route("/arvados/v1/groups", get(objects_list::<Group>).post(objects_create::<Group>))
         .route(
             "/arvados/v1/groups/{uuid}",
             get(objects_get::<Group>)
@@ -97,10 +76,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .patch(objects_update::<Group>)
                 .delete(objects_delete::<Group>),
         )
-        .route(
-            "/arvados/v1/collections",
-            get(objects_list::<Collection>).post(objects_create::<Collection>),
-        )
+        .route("/arvados/v1/collections", get(objects_list::<Collection>).post(objects_create::<Collection>))
         .route(
             "/arvados/v1/collections/{uuid}",
             get(objects_get::<Collection>)
@@ -108,10 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .patch(objects_update::<Collection>)
                 .delete(objects_delete::<Collection>),
         )
-        .route(
-            "/arvados/v1/links",
-            get(objects_list::<Link>).post(objects_create::<Link>),
-        )
+        .route("/arvados/v1/links", get(objects_list::<Link>).post(objects_create::<Link>))
         .route(
             "/arvados/v1/links/{uuid}",
             get(objects_get::<Link>)
@@ -119,10 +92,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .patch(objects_update::<Link>)
                 .delete(objects_delete::<Link>),
         )
-        .route(
-            "/arvados/v1/authorized_keys",
-            get(objects_list::<AuthorizedKey>).post(objects_create::<AuthorizedKey>),
-        )
+        .route("/arvados/v1/authorized_keys", get(objects_list::<AuthorizedKey>).post(objects_create::<AuthorizedKey>))
         .route(
             "/arvados/v1/authorized_keys/{uuid}",
             get(objects_get::<AuthorizedKey>)
@@ -139,15 +109,7 @@ pub fn router(app: Arc<App>) -> Router {
         .federation
         .peers
         .iter()
-        .map(|p| {
-            (
-                p.id.to_string(),
-                p.url
-                    .trim_start_matches("https://")
-                    .trim_end_matches('/')
-                    .to_string(),
-            )
-        })
+        .map(|p| (p.id.to_string(), p.url.trim_start_matches("https://").trim_end_matches('/').to_string()))
         .collect();
     let doc = Arc::new(discovery::document(&cluster, &public_url, &remote_hosts));
     Router::new()
@@ -159,11 +121,13 @@ pub fn router(app: Arc<App>) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
+        .route("/federation/v1/keys", get(federation::keys))
+        .route("/federation/v1/notices", post(federation::notices))
+        .route("/federation/v1/tokens/validate", post(federation::validate_token))
+        .route("/hearth/v1/admin/peers", get(federation::admin_peers))
+        .route("/hearth/v1/admin/keys/rotate", post(federation::admin_rotate_key))
         .route("/hearth/v1/login", post(login::api_login))
-        .route(
-            "/hearth/v1/users/{uuid}/password",
-            post(login::set_password),
-        )
+        .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))

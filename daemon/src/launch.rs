@@ -3,7 +3,7 @@
 use crate::accounts::{AccountSettings, Accounts};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::federation::signing_key;
+use crate::federation::{Federation, signing_key};
 use crate::http::{App, router};
 use crate::store::Store;
 use anyhow::Context;
@@ -24,6 +24,7 @@ pub struct DaemonHandle {
     pub app: Arc<App>,
     handle: Handle<SocketAddr>,
     server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -35,11 +36,10 @@ impl DaemonHandle {
             Ok(Err(e)) => tracing::error!(task = "https server", error = %e, "task failed"),
             Err(e) => tracing::error!(task = "https server", error = %e, "task panicked"),
         }
-        self.app
-            .accounts
-            .store()
-            .flush()
-            .context("flushing the store")?;
+        for t in &self.background {
+            t.abort();
+        }
+        self.app.accounts.store().flush().context("flushing the store")?;
         Ok(())
     }
 }
@@ -51,8 +51,7 @@ pub async fn run(
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<DaemonHandle> {
     let data_dir = settings.cluster.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join("store")).context("opening the store")?;
     let signing_key = signing_key::load_or_generate(&settings.signing_key_path())?;
     let (cert, key) = match (&settings.tls.cert, &settings.tls.key) {
@@ -67,26 +66,11 @@ pub async fn run(
     };
     let tls = RustlsConfig::from_pem_file(&cert, &key)
         .await
-        .with_context(|| {
-            format!(
-                "loading TLS certificate {} and key {}",
-                cert.display(),
-                key.display()
-            )
-        })?;
+        .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
     let account_settings = AccountSettings {
         cluster: settings.cluster.id.clone(),
-        peers: settings
-            .federation
-            .peers
-            .iter()
-            .map(|p| p.id.clone())
-            .collect(),
-        system_root_token: settings
-            .cluster
-            .system_root_token
-            .as_deref()
-            .map(SecretHash::of),
+        peers: settings.federation.peers.iter().map(|p| p.id.clone()).collect(),
+        system_root_token: settings.cluster.system_root_token.as_deref().map(SecretHash::of),
         login_token_lifetime_secs: settings.login.token_lifetime_secs,
         max_token_lifetime_secs: settings.policy.max_token_lifetime_secs,
         max_login_failures: settings.login.max_failures,
@@ -94,14 +78,10 @@ pub async fn run(
         new_users_active: settings.policy.new_users_active,
         max_list_limit: settings.policy.max_list_limit,
     };
-    let accounts = Accounts::new(store, account_settings, Clock::System)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = Arc::new(App {
-        settings,
-        accounts,
-        signing_key,
-        metrics,
-    });
+    let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key)?);
+    let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let background = federation.start_background(accounts.outbox_signal().clone());
+    let app = Arc::new(App { settings, accounts, federation, metrics });
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
@@ -109,10 +89,5 @@ pub async fn run(
     let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
     let server = tokio::spawn(async move { server.serve(service).await });
     tracing::info!(cluster = %app.settings.cluster.id, %addr, "hearth is serving");
-    Ok(DaemonHandle {
-        addr,
-        app,
-        handle,
-        server,
-    })
+    Ok(DaemonHandle { addr, app, handle, server, background })
 }

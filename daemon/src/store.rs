@@ -11,8 +11,10 @@
 
 pub mod records;
 
+use federation_proto::ClusterId;
+use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
-use records::{AuthorizedKey, Collection, Group, Link, LogEntry, TokenRow, User};
+use records::{AuthorizedKey, Collection, Group, Link, LogEntry, RemoteTokenRow, TokenRow, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -67,6 +69,10 @@ trees! {
     LinkTails => "tailuuid_linkuuid": "link tail uuid \\0 link uuid → ()",
     KeyUsers => "authorizeduser_keyuuid": "authorized user uuid \\0 key uuid → ()",
     Logs => "loguuid_log": "log uuid → LogEntry",
+    Outbox => "peer_seq_notice": "peer id \\0 big-endian sequence → Notice waiting to be sent",
+    Nonces => "originnonce_ts": "origin \\0 nonce → big-endian unix seconds first seen",
+    RemoteTokens => "tokenuuid_remotetoken": "token uuid → RemoteTokenRow (validated tokens of other clusters)",
+    Batches => "originbatch_response": "origin \\0 batch id → the answer given (idempotent receive)",
     Meta => "name_value": "store-wide settings (schema version, …)",
 }
 
@@ -119,14 +125,8 @@ impl OwnedRecord for Link {
     }
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
         vec![
-            (
-                TreeId::LinkHeads,
-                pair(&self.head_uuid.to_string(), &self.uuid.to_string()),
-            ),
-            (
-                TreeId::LinkTails,
-                pair(&self.tail_uuid.to_string(), &self.uuid.to_string()),
-            ),
+            (TreeId::LinkHeads, pair(&self.head_uuid.to_string(), &self.uuid.to_string())),
+            (TreeId::LinkTails, pair(&self.tail_uuid.to_string(), &self.uuid.to_string())),
         ]
     }
 }
@@ -141,14 +141,14 @@ impl OwnedRecord for AuthorizedKey {
         &self.owner_uuid
     }
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
-        vec![(
-            TreeId::KeyUsers,
-            pair(
-                &self.authorized_user_uuid.to_string(),
-                &self.uuid.to_string(),
-            ),
-        )]
+        vec![(TreeId::KeyUsers, pair(&self.authorized_user_uuid.to_string(), &self.uuid.to_string()))]
     }
+}
+
+fn outbox_key(peer: &ClusterId, seq: u64) -> Vec<u8> {
+    let mut k = prefix(peer.as_str());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 /// `a\0b`.
@@ -168,17 +168,11 @@ fn prefix(a: &str) -> Vec<u8> {
 }
 
 fn encode<T: Serialize>(tree: TreeId, v: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Codec {
-        tree: tree.name(),
-        message: e.to_string(),
-    })
+    serde_json::to_vec(v).map_err(|e| StoreError::Codec { tree: tree.name(), message: e.to_string() })
 }
 
 fn decode<T: DeserializeOwned>(tree: TreeId, bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec {
-        tree: tree.name(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Codec { tree: tree.name(), message: e.to_string() })
 }
 
 /// One write in a batch.
@@ -212,18 +206,12 @@ impl WriteBatch {
     }
 
     fn put_raw(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.entry(tree).or_default().push(Op {
-            key,
-            value: Some(value),
-        });
+        self.ops.entry(tree).or_default().push(Op { key, value: Some(value) });
         self.len += 1;
     }
 
     fn del_raw(&mut self, tree: TreeId, key: Vec<u8>) {
-        self.ops
-            .entry(tree)
-            .or_default()
-            .push(Op { key, value: None });
+        self.ops.entry(tree).or_default().push(Op { key, value: None });
         self.len += 1;
     }
 
@@ -237,7 +225,8 @@ impl WriteBatch {
                 self.del_raw(TreeId::UserEmail, pair(e, &uuid));
             }
             if let Some(u) = &old.username
-                && Some(u) != new.username.as_ref()
+                && !old.cached_from_home
+                && (Some(u) != new.username.as_ref() || new.cached_from_home)
             {
                 self.del_raw(TreeId::Username, u.as_bytes().to_vec());
             }
@@ -245,12 +234,11 @@ impl WriteBatch {
         if let Some(e) = &new.email {
             self.put_raw(TreeId::UserEmail, pair(e, &uuid), Vec::new());
         }
-        if let Some(u) = &new.username {
-            self.put_raw(
-                TreeId::Username,
-                u.as_bytes().to_vec(),
-                uuid.as_bytes().to_vec(),
-            );
+        // Cached remote users keep their username for display; only local users hold names here.
+        if let Some(u) = &new.username
+            && !new.cached_from_home
+        {
+            self.put_raw(TreeId::Username, u.as_bytes().to_vec(), uuid.as_bytes().to_vec());
         }
         let bytes = encode(TreeId::Users, new)?;
         self.put_raw(TreeId::Users, uuid.into_bytes(), bytes);
@@ -265,11 +253,7 @@ impl WriteBatch {
         {
             self.del_raw(TreeId::UserTokens, pair(&old.user_uuid.to_string(), &uuid));
         }
-        self.put_raw(
-            TreeId::UserTokens,
-            pair(&new.user_uuid.to_string(), &uuid),
-            Vec::new(),
-        );
+        self.put_raw(TreeId::UserTokens, pair(&new.user_uuid.to_string(), &uuid), Vec::new());
         let bytes = encode(TreeId::Tokens, new)?;
         self.put_raw(TreeId::Tokens, uuid.into_bytes(), bytes);
         Ok(())
@@ -287,10 +271,7 @@ impl WriteBatch {
         let uuid = new.uuid().to_string();
         if let Some(old) = old {
             if old.owner_uuid() != new.owner_uuid() {
-                self.del_raw(
-                    TreeId::OwnerObjects,
-                    pair(&old.owner_uuid().to_string(), &uuid),
-                );
+                self.del_raw(TreeId::OwnerObjects, pair(&old.owner_uuid().to_string(), &uuid));
             }
             let new_keys = new.extra_index_keys();
             for (tree, key) in old.extra_index_keys() {
@@ -299,11 +280,7 @@ impl WriteBatch {
                 }
             }
         }
-        self.put_raw(
-            TreeId::OwnerObjects,
-            pair(&new.owner_uuid().to_string(), &uuid),
-            Vec::new(),
-        );
+        self.put_raw(TreeId::OwnerObjects, pair(&new.owner_uuid().to_string(), &uuid), Vec::new());
         for (tree, key) in new.extra_index_keys() {
             self.put_raw(tree, key, Vec::new());
         }
@@ -315,10 +292,7 @@ impl WriteBatch {
     /// Deletes an owned record and its index entries.
     pub fn delete_object<T: OwnedRecord>(&mut self, row: &T) {
         let uuid = row.uuid().to_string();
-        self.del_raw(
-            TreeId::OwnerObjects,
-            pair(&row.owner_uuid().to_string(), &uuid),
-        );
+        self.del_raw(TreeId::OwnerObjects, pair(&row.owner_uuid().to_string(), &uuid));
         for (tree, key) in row.extra_index_keys() {
             self.del_raw(tree, key);
         }
@@ -329,6 +303,37 @@ impl WriteBatch {
     pub fn put_log(&mut self, entry: &LogEntry) -> StoreResult<()> {
         let bytes = encode(TreeId::Logs, entry)?;
         self.put_raw(TreeId::Logs, entry.uuid.to_string().into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Queues a notice for `peer` under sequence `seq` (from [`Store::next_id`]).
+    pub fn put_outbox(&mut self, peer: &ClusterId, seq: u64, notice: &Notice) -> StoreResult<()> {
+        let bytes = encode(TreeId::Outbox, notice)?;
+        self.put_raw(TreeId::Outbox, outbox_key(peer, seq), bytes);
+        Ok(())
+    }
+
+    /// Writes a validated remote token.
+    pub fn put_remote_token(&mut self, row: &RemoteTokenRow) -> StoreResult<()> {
+        let bytes = encode(TreeId::RemoteTokens, row)?;
+        self.put_raw(TreeId::RemoteTokens, row.uuid.to_string().into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Forgets a validated remote token.
+    pub fn delete_remote_token(&mut self, uuid: &ObjectUuid) {
+        self.del_raw(TreeId::RemoteTokens, uuid.to_string().into_bytes());
+    }
+
+    /// Remembers the answer given to a notice batch.
+    pub fn put_batch_answer(
+        &mut self,
+        origin: &ClusterId,
+        batch_id: &str,
+        answer: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let bytes = encode(TreeId::Batches, answer)?;
+        self.put_raw(TreeId::Batches, pair(origin.as_str(), batch_id), bytes);
         Ok(())
     }
 
@@ -348,10 +353,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
         let mut trees = Vec::with_capacity(TreeId::ALL.len());
         for &t in TreeId::ALL {
             trees.push(db.open_tree(t.name())?);
@@ -385,8 +387,7 @@ impl Store {
             })
             .collect();
         if ids.len() == 1 {
-            self.tree(ids[0])
-                .apply_batch(sled_batches.into_iter().next().unwrap_or_default())?;
+            self.tree(ids[0]).apply_batch(sled_batches.into_iter().next().unwrap_or_default())?;
         } else {
             let trees: Vec<&sled::Tree> = ids.iter().map(|t| self.tree(*t)).collect();
             trees
@@ -399,9 +400,7 @@ impl Store {
                 })
                 .map_err(|e| match e {
                     TransactionError::Storage(e) => StoreError::Sled(e),
-                    TransactionError::Abort(()) => {
-                        StoreError::Sled(sled::Error::ReportableBug("aborted".into()))
-                    }
+                    TransactionError::Abort(()) => StoreError::Sled(sled::Error::ReportableBug("aborted".into())),
                 })?;
         }
         self.db.flush()?;
@@ -421,14 +420,8 @@ impl Store {
         }
     }
 
-    fn iter_json<T: DeserializeOwned>(
-        &self,
-        tree: TreeId,
-    ) -> impl Iterator<Item = StoreResult<T>> + '_ {
-        self.tree(tree)
-            .iter()
-            .values()
-            .map(move |v| decode(tree, &v?))
+    fn iter_json<T: DeserializeOwned>(&self, tree: TreeId) -> impl Iterator<Item = StoreResult<T>> + '_ {
+        self.tree(tree).iter().values().map(move |v| decode(tree, &v?))
     }
 
     /// Second halves of the index keys `a\0*`.
@@ -510,12 +503,7 @@ impl Store {
 
     /// Whether `owner` directly owns anything.
     pub fn owns_anything(&self, owner: &ObjectUuid) -> StoreResult<bool> {
-        Ok(self
-            .tree(TreeId::OwnerObjects)
-            .scan_prefix(prefix(&owner.to_string()))
-            .next()
-            .transpose()?
-            .is_some())
+        Ok(self.tree(TreeId::OwnerObjects).scan_prefix(prefix(&owner.to_string())).next().transpose()?.is_some())
     }
 
     /// Links whose head is `head`.
@@ -561,10 +549,85 @@ impl Store {
 
     /// A store-wide value.
     pub fn meta(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(self
-            .tree(TreeId::Meta)
-            .get(name.as_bytes())?
-            .map(|v| v.to_vec()))
+        Ok(self.tree(TreeId::Meta).get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// A unique, increasing number (survives restarts): sequence numbers of outbox entries.
+    pub fn next_id(&self) -> StoreResult<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Up to `max` queued notices for `peer`, oldest first, with their keys.
+    pub fn outbox_peek(&self, peer: &ClusterId, max: usize) -> StoreResult<Vec<(Vec<u8>, Notice)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())).take(max) {
+            let (k, v) = kv?;
+            out.push((k.to_vec(), decode(TreeId::Outbox, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Removes sent notices (by the keys `outbox_peek` returned) and flushes.
+    pub fn outbox_remove(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        let mut b = sled::Batch::default();
+        for k in keys {
+            b.remove(k.as_slice());
+        }
+        self.tree(TreeId::Outbox).apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// How many notices wait for `peer`.
+    pub fn outbox_depth(&self, peer: &ClusterId) -> usize {
+        self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())).count()
+    }
+
+    /// Records a request nonce; false when it was seen before (a replay).
+    pub fn nonce_first_seen(&self, origin: &ClusterId, nonce: &str, now: i64) -> StoreResult<bool> {
+        let key = pair(origin.as_str(), nonce);
+        let res =
+            self.tree(TreeId::Nonces).compare_and_swap(key, None as Option<&[u8]>, Some(&now.to_be_bytes()[..]))?;
+        Ok(res.is_ok())
+    }
+
+    /// Forgets nonces first seen before `cutoff` (they are outside the accepted time window).
+    pub fn prune_nonces(&self, cutoff: i64) -> StoreResult<usize> {
+        let t = self.tree(TreeId::Nonces);
+        let mut b = sled::Batch::default();
+        let mut n = 0;
+        for kv in t.iter() {
+            let (k, v) = kv?;
+            let ts = v.as_ref().try_into().map(i64::from_be_bytes).unwrap_or(0);
+            if ts < cutoff {
+                b.remove(k);
+                n += 1;
+            }
+        }
+        t.apply_batch(b)?;
+        Ok(n)
+    }
+
+    /// A validated remote token.
+    pub fn remote_token(&self, uuid: &ObjectUuid) -> StoreResult<Option<RemoteTokenRow>> {
+        self.get_json(TreeId::RemoteTokens, uuid.to_string().as_bytes())
+    }
+
+    /// Validated remote tokens acting for `user`.
+    pub fn remote_tokens_of(&self, user: &ObjectUuid) -> StoreResult<Vec<RemoteTokenRow>> {
+        let mut out = Vec::new();
+        for r in self.iter_json::<RemoteTokenRow>(TreeId::RemoteTokens) {
+            let r = r?;
+            if &r.user_uuid == user {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The answer given earlier to a notice batch.
+    pub fn batch_answer(&self, origin: &ClusterId, batch_id: &str) -> StoreResult<Option<serde_json::Value>> {
+        self.get_json(TreeId::Batches, &pair(origin.as_str(), batch_id))
     }
 
     /// Number of records in a tree (for metrics and tests).

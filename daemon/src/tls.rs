@@ -19,18 +19,11 @@ impl LocalCa {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
-        Ok(LocalCa {
-            cert_pem: cert.pem(),
-            params,
-            key,
-        })
+        Ok(LocalCa { cert_pem: cert.pem(), params, key })
     }
 
     /// The CA certificate (PEM), for peers' `ca_cert`.
@@ -40,12 +33,8 @@ impl LocalCa {
 
     /// A leaf certificate for `names` (DNS names or IP addresses): (cert PEM, key PEM).
     pub fn issue(&self, names: &[&str]) -> anyhow::Result<(String, String)> {
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().copied().unwrap_or("hearth"),
-        );
+        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("hearth"));
         params.is_ca = IsCa::ExplicitNoCa;
         let key = KeyPair::generate()?;
         let issuer = Issuer::new(self.params.clone(), &self.key);
@@ -54,11 +43,7 @@ impl LocalCa {
     }
 
     /// Writes the CA certificate and a leaf for `names` into `dir`: (ca, cert, key) paths.
-    pub fn write_leaf(
-        &self,
-        dir: &Path,
-        names: &[&str],
-    ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    pub fn write_leaf(&self, dir: &Path, names: &[&str]) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
         std::fs::create_dir_all(dir)?;
         let (cert, key) = self.issue(names)?;
         let ca_path = dir.join("ca.pem");

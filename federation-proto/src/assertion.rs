@@ -26,19 +26,12 @@ pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
 
 fn check_kind(uuid: &ObjectUuid, kind: ObjectKind, field: &str) -> Result<(), ProtoError> {
     if uuid.kind() != kind {
-        return Err(ProtoError::Refused(format!(
-            "{field} is not a {} uuid",
-            kind.arvados_kind()
-        )));
+        return Err(ProtoError::Refused(format!("{field} is not a {} uuid", kind.arvados_kind())));
     }
     Ok(())
 }
 
-fn check_same(
-    field: &'static str,
-    expected: &ClusterId,
-    got: &ClusterId,
-) -> Result<(), ProtoError> {
+fn check_same(field: &'static str, expected: &ClusterId, got: &ClusterId) -> Result<(), ProtoError> {
     if expected != got {
         return Err(ProtoError::mismatch(field, expected, got));
     }
@@ -47,18 +40,14 @@ fn check_same(
 
 fn check_not_expired(what: &str, expires_at: i64, now: i64) -> Result<(), ProtoError> {
     if now >= expires_at {
-        return Err(ProtoError::Expired(format!(
-            "{what} expired at {expires_at}"
-        )));
+        return Err(ProtoError::Expired(format!("{what} expired at {expires_at}")));
     }
     Ok(())
 }
 
 fn check_issued(what: &str, issued_at: i64, now: i64) -> Result<(), ProtoError> {
     if issued_at > now.saturating_add(MAX_FUTURE_SKEW_SECS) {
-        return Err(ProtoError::Expired(format!(
-            "{what} issued in the future ({issued_at})"
-        )));
+        return Err(ProtoError::Expired(format!("{what} issued in the future ({issued_at})")));
     }
     Ok(())
 }
@@ -106,9 +95,7 @@ impl TokenAssertion {
         check_same("issuer", asked.issuer(), &self.issuer)?;
         check_same("audience", me, &self.audience)?;
         if &self.token_uuid != asked.uuid() {
-            return Err(ProtoError::Refused(
-                "assertion is about another token".into(),
-            ));
+            return Err(ProtoError::Refused("assertion is about another token".into()));
         }
         self.user.check_home(&self.issuer)?;
         check_issued("token assertion", self.issued_at, now)
@@ -140,9 +127,7 @@ impl LoginAssertion {
         check_same("issuer", token.issuer(), &self.issuer)?;
         check_same("audience", me, &self.audience)?;
         if &self.token_uuid != token.uuid() {
-            return Err(ProtoError::Refused(
-                "assertion is about another token".into(),
-            ));
+            return Err(ProtoError::Refused("assertion is about another token".into()));
         }
         self.user.check_home(&self.issuer)?;
         check_issued("login assertion", self.issued_at, now)?;
@@ -175,11 +160,7 @@ impl MigrationRequest {
     pub fn check(&self, requester: &ClusterId, me: &ClusterId, now: i64) -> Result<(), ProtoError> {
         check_same("requester", requester, &self.requester)?;
         check_same("target", me, &self.target)?;
-        check_kind(
-            &self.migration_uuid,
-            ObjectKind::Migration,
-            "migration_uuid",
-        )?;
+        check_kind(&self.migration_uuid, ObjectKind::Migration, "migration_uuid")?;
         check_same("migration_uuid", requester, self.migration_uuid.cluster())?;
         check_kind(&self.old_user_uuid, ObjectKind::User, "old_user_uuid")?;
         check_same("old_user_uuid", requester, self.old_user_uuid.cluster())?;
@@ -208,12 +189,7 @@ pub struct MigrationGrant {
 
 impl MigrationGrant {
     /// The grant answering `request`, for `user` and the salted `token`, issued by the request's target.
-    pub fn for_request(
-        request: &MigrationRequest,
-        user: UserRecord,
-        token: &Token,
-        expires_at: i64,
-    ) -> Self {
+    pub fn for_request(request: &MigrationRequest, user: UserRecord, token: &Token, expires_at: i64) -> Self {
         Self {
             issuer: request.target.clone(),
             user,
@@ -244,11 +220,7 @@ impl MigrationGrant {
         if &self.token_uuid != token.uuid() {
             return Err(ProtoError::Refused("grant is about another token".into()));
         }
-        let nonce_ok: bool = self
-            .migration_nonce
-            .as_bytes()
-            .ct_eq(expected_nonce.as_bytes())
-            .into();
+        let nonce_ok: bool = self.migration_nonce.as_bytes().ct_eq(expected_nonce.as_bytes()).into();
         if !nonce_ok {
             return Err(ProtoError::Refused("migration nonce does not match".into()));
         }
@@ -283,18 +255,14 @@ mod tests {
     }
 
     fn token_of(c: &str) -> Token {
-        format!("v2/{c}-gj3su-077z32aux8dg2s1/{SECRET}")
-            .parse()
-            .unwrap()
+        format!("v2/{c}-gj3su-077z32aux8dg2s1/{SECRET}").parse().unwrap()
     }
 
     #[test]
     fn token_assertion() {
         let (a, b) = (cid("aaaaa"), cid("bbbbb"));
         let salted = token_of("aaaaa").salt_for(&b).unwrap();
-        let req = TokenValidationRequest {
-            token: salted.to_string(),
-        };
+        let req = TokenValidationRequest { token: salted.to_string() };
         assert_eq!(req.parse_token().unwrap(), salted);
         let assertion = TokenAssertion {
             issuer: a.clone(),
@@ -308,25 +276,13 @@ mod tests {
         let signed = Signed::sign(assertion.clone(), &a, &key(1)).unwrap();
         let got = signed.verify(salted.issuer(), &trusted()).unwrap();
         assert!(got.check(&salted, &b, NOW).is_ok());
-        assert_eq!(
-            got.check(&salted, &cid("ccccc"), NOW).unwrap_err().code(),
-            "cluster_mismatch"
-        );
-        assert_eq!(
-            got.check(&token_of("bbbbb"), &b, NOW).unwrap_err().code(),
-            "cluster_mismatch"
-        );
-        assert_eq!(
-            got.check(&salted, &b, NOW - 301).unwrap_err().code(),
-            "expired"
-        );
+        assert_eq!(got.check(&salted, &cid("ccccc"), NOW).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(got.check(&token_of("bbbbb"), &b, NOW).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(got.check(&salted, &b, NOW - 301).unwrap_err().code(), "expired");
         // The issuer vouching for another cluster's user is refused.
         let mut bad = assertion.clone();
         bad.user = user("ccccc-tpzed-000000000000001", 1);
-        assert_eq!(
-            bad.check(&salted, &b, NOW).unwrap_err().code(),
-            "cluster_mismatch"
-        );
+        assert_eq!(bad.check(&salted, &b, NOW).unwrap_err().code(), "cluster_mismatch");
         // Another token of the same issuer.
         let mut bad = assertion;
         bad.token_uuid = "aaaaa-gj3su-000000000000000".parse().unwrap();
@@ -345,19 +301,10 @@ mod tests {
             issued_at: NOW,
             expires_at: NOW + 300,
         };
-        let got = Signed::sign(la, &a, &key(1))
-            .unwrap()
-            .verify(&a, &trusted())
-            .unwrap();
+        let got = Signed::sign(la, &a, &key(1)).unwrap().verify(&a, &trusted()).unwrap();
         assert!(got.check(&salted, &b, NOW + 10).is_ok());
-        assert_eq!(
-            got.check(&salted, &b, NOW + 300).unwrap_err().code(),
-            "expired"
-        );
-        assert_eq!(
-            got.check(&salted, &a, NOW).unwrap_err().code(),
-            "cluster_mismatch"
-        );
+        assert_eq!(got.check(&salted, &b, NOW + 300).unwrap_err().code(), "expired");
+        assert_eq!(got.check(&salted, &a, NOW).unwrap_err().code(), "cluster_mismatch");
     }
 
     #[test]
@@ -378,10 +325,7 @@ mod tests {
         assert!(got.check(&b, &a, NOW).is_ok());
         assert!(signed_req.verify(&cid("ccccc"), &trusted()).is_err());
         assert_eq!(got.check(&b, &a, NOW + 600).unwrap_err().code(), "expired");
-        assert_eq!(
-            got.check(&b, &b, NOW).unwrap_err().code(),
-            "cluster_mismatch"
-        );
+        assert_eq!(got.check(&b, &b, NOW).unwrap_err().code(), "cluster_mismatch");
         let mut bad = request.clone();
         bad.old_user_uuid = "ccccc-tpzed-000000000000007".parse().unwrap();
         assert!(bad.check(&b, &a, NOW).is_err());
@@ -394,12 +338,7 @@ mod tests {
 
         // A grants, with a token salted for B.
         let salted = token_of("aaaaa").salt_for(&b).unwrap();
-        let grant = MigrationGrant::for_request(
-            &got,
-            user("aaaaa-tpzed-000000000000001", 5),
-            &salted,
-            NOW + 600,
-        );
+        let grant = MigrationGrant::for_request(&got, user("aaaaa-tpzed-000000000000001", 5), &salted, NOW + 600);
         let signed_grant = Signed::sign(grant, &a, &key(1)).unwrap();
         let text = serde_json::to_string(&signed_grant).unwrap();
 
@@ -407,41 +346,13 @@ mod tests {
         let back: Signed<MigrationGrant> = serde_json::from_str(&text).unwrap();
         let g = back.verify(&a, &trusted()).unwrap();
         assert!(g.check(&a, &b, &salted, &request.nonce, NOW + 5).is_ok());
-        assert_eq!(
-            g.check(&a, &b, &salted, "nonce-0123456789abcdeF", NOW)
-                .unwrap_err()
-                .code(),
-            "refused"
-        );
-        assert_eq!(
-            g.check(&a, &b, &salted, &request.nonce, NOW + 600)
-                .unwrap_err()
-                .code(),
-            "expired"
-        );
-        assert_eq!(
-            g.check(&a, &cid("ccccc"), &salted, &request.nonce, NOW)
-                .unwrap_err()
-                .code(),
-            "cluster_mismatch"
-        );
-        assert_eq!(
-            g.check(&b, &b, &salted, &request.nonce, NOW)
-                .unwrap_err()
-                .code(),
-            "cluster_mismatch"
-        );
-        assert_eq!(
-            g.check(&a, &b, &token_of("bbbbb"), &request.nonce, NOW)
-                .unwrap_err()
-                .code(),
-            "refused"
-        );
+        assert_eq!(g.check(&a, &b, &salted, "nonce-0123456789abcdeF", NOW).unwrap_err().code(), "refused");
+        assert_eq!(g.check(&a, &b, &salted, &request.nonce, NOW + 600).unwrap_err().code(), "expired");
+        assert_eq!(g.check(&a, &cid("ccccc"), &salted, &request.nonce, NOW).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(g.check(&b, &b, &salted, &request.nonce, NOW).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(g.check(&a, &b, &token_of("bbbbb"), &request.nonce, NOW).unwrap_err().code(), "refused");
         // B's own key cannot forge A's grant.
         let forged = Signed::sign(g, &a, &key(2)).unwrap();
-        assert_eq!(
-            forged.verify(&a, &trusted()).unwrap_err().code(),
-            "unknown_key"
-        );
+        assert_eq!(forged.verify(&a, &trusted()).unwrap_err().code(), "unknown_key");
     }
 }

@@ -45,9 +45,7 @@ pub fn from_strict_slice(bytes: &[u8]) -> Result<Value, ProtoError> {
 
 fn check_integer(i: i128) -> Result<(), ProtoError> {
     if i.abs() > i128::from(MAX_SAFE_INTEGER) {
-        return Err(ProtoError::NotCanonical(format!(
-            "integer {i} is outside ±(2^53-1)"
-        )));
+        return Err(ProtoError::NotCanonical(format!("integer {i} is outside ±(2^53-1)")));
     }
     Ok(())
 }
@@ -62,9 +60,7 @@ fn write_value(out: &mut String, value: &Value) -> Result<(), ProtoError> {
             } else if let Some(u) = n.as_u64() {
                 i128::from(u)
             } else {
-                return Err(ProtoError::NotCanonical(
-                    "floating-point numbers are not allowed".into(),
-                ));
+                return Err(ProtoError::NotCanonical("floating-point numbers are not allowed".into()));
             };
             check_integer(i)?;
             // Writing to a String cannot fail.
@@ -188,9 +184,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
             if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {key:?} in object"
-                )));
+                return Err(de::Error::custom(format_args!("duplicate key {key:?} in object")));
             }
             let value = access.next_value_seed(StrictVisitor)?;
             map.insert(key, value);
@@ -209,29 +203,20 @@ mod tests {
     #[test]
     fn sorts_keys_and_drops_whitespace() {
         let v = json!({"b": 1, "a": [true, null, {"z": "x", "y": -2}], "": "e", "é": 0, "Z": 0});
-        assert_eq!(
-            canonical_json(&v).unwrap(),
-            r#"{"":"e","Z":0,"a":[true,null,{"y":-2,"z":"x"}],"b":1,"é":0}"#
-        );
+        assert_eq!(canonical_json(&v).unwrap(), r#"{"":"e","Z":0,"a":[true,null,{"y":-2,"z":"x"}],"b":1,"é":0}"#);
     }
 
     #[test]
     fn code_point_order_not_utf16_order() {
         // U+FF61 sorts before U+1F600 by code point, but after it in UTF-16 code units.
         let v = json!({"\u{1F600}": 1, "\u{FF61}": 2});
-        assert_eq!(
-            canonical_json(&v).unwrap(),
-            "{\"\u{FF61}\":2,\"\u{1F600}\":1}"
-        );
+        assert_eq!(canonical_json(&v).unwrap(), "{\"\u{FF61}\":2,\"\u{1F600}\":1}");
     }
 
     #[test]
     fn escapes() {
         let v = json!({"s": "q\"b\\n\n\u{1}/é\u{7f}"});
-        assert_eq!(
-            canonical_json(&v).unwrap(),
-            "{\"s\":\"q\\\"b\\\\n\\n\\u0001/é\u{7f}\"}"
-        );
+        assert_eq!(canonical_json(&v).unwrap(), "{\"s\":\"q\\\"b\\\\n\\n\\u0001/é\u{7f}\"}");
     }
 
     #[test]
@@ -264,11 +249,7 @@ mod tests {
             br#"{"a": "\ud800"}"#,
             b"",
         ] {
-            assert!(
-                from_strict_slice(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(from_strict_slice(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -282,8 +263,7 @@ mod tests {
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((".{0,6}", inner), 0..6)
-                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                prop::collection::vec((".{0,6}", inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
             ]
         })
     }

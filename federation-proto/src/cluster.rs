@@ -38,10 +38,7 @@ impl FromStr for ClusterId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() != CLUSTER_ID_LEN {
-            return Err(ParseError::new(
-                "cluster id",
-                format!("must be {CLUSTER_ID_LEN} characters, got {}", s.len()),
-            ));
+            return Err(ParseError::new("cluster id", format!("must be {CLUSTER_ID_LEN} characters, got {}", s.len())));
         }
         if !s.bytes().all(is_lower_alnum) {
             return Err(ParseError::new("cluster id", "must match [a-z0-9]{5}"));
@@ -93,10 +90,8 @@ mod tests {
 
     #[test]
     fn refuses_invalid_ids() {
-        for bad in [
-            "", "aaaa", "aaaaaa", "AAAAA", "aaaa-", "aaa a", " aaaaa", "aaaaa\n", "ääää", "aaaé",
-            "a_aaa",
-        ] {
+        for bad in ["", "aaaa", "aaaaaa", "AAAAA", "aaaa-", "aaa a", " aaaaa", "aaaaa\n", "ääää", "aaaé", "a_aaa"]
+        {
             let e = bad.parse::<ClusterId>().unwrap_err();
             assert_eq!(e.what(), "cluster id", "{bad:?}");
         }

@@ -23,10 +23,7 @@ pub struct ParseError {
 impl ParseError {
     /// Builds an error about a value of kind `what` (e.g. "cluster id") refused for `reason`.
     pub fn new(what: &'static str, reason: impl fmt::Display) -> Self {
-        Self {
-            what,
-            reason: reason.to_string(),
-        }
+        Self { what, reason: reason.to_string() }
     }
 
     /// The kind of value that was refused, e.g. `"cluster id"`, `"object uuid"`, `"token"`, `"scope"`.
@@ -160,11 +157,7 @@ impl ProtoError {
     }
 
     pub(crate) fn mismatch(field: &'static str, expected: &ClusterId, got: &ClusterId) -> Self {
-        ProtoError::ClusterMismatch {
-            field,
-            expected: expected.clone(),
-            got: got.clone(),
-        }
+        ProtoError::ClusterMismatch { field, expected: expected.clone(), got: got.clone() }
     }
 }
 

@@ -55,14 +55,8 @@ impl FromStr for KeyId {
         let Some(id) = s.strip_prefix(ED25519_PREFIX) else {
             return Err(ParseError::new("key id", "must start with \"ed25519:\""));
         };
-        if id.is_empty()
-            || id.len() > MAX_KEY_ID_LEN
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ParseError::new(
-                "key id",
-                "must be ed25519:<1 to 32 characters of [A-Za-z0-9_]>",
-            ));
+        if id.is_empty() || id.len() > MAX_KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(ParseError::new("key id", "must be ed25519:<1 to 32 characters of [A-Za-z0-9_]>"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -125,14 +119,8 @@ impl VerifyKey {
     }
 
     /// Checks `signature` over `message` with `verify_strict` (no malleable or small-order signatures).
-    pub(crate) fn verify_bytes(
-        &self,
-        message: &[u8],
-        signature: &Signature,
-    ) -> Result<(), ProtoError> {
-        self.0
-            .verify_strict(message, signature)
-            .map_err(|_| ProtoError::BadSignature)
+    pub(crate) fn verify_bytes(&self, message: &[u8], signature: &Signature) -> Result<(), ProtoError> {
+        self.0.verify_strict(message, signature).map_err(|_| ProtoError::BadSignature)
     }
 }
 
@@ -141,35 +129,22 @@ impl FromStr for VerifyKey {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let Some(b64) = s.strip_prefix(ED25519_PREFIX) else {
-            return Err(ParseError::new(
-                "verify key",
-                "must start with \"ed25519:\"",
-            ));
+            return Err(ParseError::new("verify key", "must start with \"ed25519:\""));
         };
         // 32 bytes are 43 unpadded base64 characters; refuse anything else before decoding.
         if b64.len() != 43 {
-            return Err(ParseError::new(
-                "verify key",
-                "must be ed25519:<43 characters of unpadded base64>",
-            ));
+            return Err(ParseError::new("verify key", "must be ed25519:<43 characters of unpadded base64>"));
         }
-        let bytes = STANDARD_NO_PAD
-            .decode(b64)
-            .map_err(|_| ParseError::new("verify key", "invalid unpadded base64"))?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| ParseError::new("verify key", "must decode to 32 bytes"))?;
+        let bytes =
+            STANDARD_NO_PAD.decode(b64).map_err(|_| ParseError::new("verify key", "invalid unpadded base64"))?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| ParseError::new("verify key", "must decode to 32 bytes"))?;
         Self::from_bytes(&bytes)
     }
 }
 
 impl fmt::Display for VerifyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{ED25519_PREFIX}{}",
-            STANDARD_NO_PAD.encode(self.0.as_bytes())
-        )
+        write!(f, "{ED25519_PREFIX}{}", STANDARD_NO_PAD.encode(self.0.as_bytes()))
     }
 }
 
@@ -223,9 +198,8 @@ impl ClusterSigningKey {
 
     /// Like [`ClusterSigningKey::from_secret_bytes`], from a slice that must be exactly 32 bytes long.
     pub fn from_secret_slice(secret: &[u8]) -> Result<Self, ParseError> {
-        let bytes: &[u8; 32] = secret
-            .try_into()
-            .map_err(|_| ParseError::new("signing key", "must be exactly 32 bytes"))?;
+        let bytes: &[u8; 32] =
+            secret.try_into().map_err(|_| ParseError::new("signing key", "must be exactly 32 bytes"))?;
         Ok(Self::from_secret_bytes(bytes))
     }
 
@@ -270,9 +244,7 @@ pub(crate) fn decode_signature(s: &str) -> Result<Signature, ProtoError> {
     if s.len() != 86 {
         return Err(ProtoError::BadSignature);
     }
-    let bytes = STANDARD_NO_PAD
-        .decode(s)
-        .map_err(|_| ProtoError::BadSignature)?;
+    let bytes = STANDARD_NO_PAD.decode(s).map_err(|_| ProtoError::BadSignature)?;
     let bytes: [u8; 64] = bytes.try_into().map_err(|_| ProtoError::BadSignature)?;
     Ok(Signature::from_bytes(&bytes))
 }
@@ -364,12 +336,7 @@ impl KeyDocument {
     ) -> Self {
         let mut verify_keys = BTreeMap::new();
         verify_keys.insert(current.key_id(), current);
-        Self {
-            cluster,
-            verify_keys,
-            old_verify_keys,
-            valid_until_ts,
-        }
+        Self { cluster, verify_keys, old_verify_keys, valid_until_ts }
     }
 
     /// Signs the document with `current` (which must be listed in `verify_keys`) and, during a
@@ -380,9 +347,7 @@ impl KeyDocument {
         previous: &[&ClusterSigningKey],
     ) -> Result<Signed<KeyDocument>, ProtoError> {
         if self.verify_keys.get(current.key_id()) != Some(&current.public()) {
-            return Err(ProtoError::Refused(
-                "the signing key must be listed in verify_keys".into(),
-            ));
+            return Err(ProtoError::Refused("the signing key must be listed in verify_keys".into()));
         }
         let cluster = self.cluster.clone();
         let mut signed = Signed::sign(self, &cluster, current)?;
@@ -406,36 +371,22 @@ impl KeyDocument {
         now: i64,
     ) -> Result<KeyDocument, ProtoError> {
         let lookup = |c: &ClusterId, k: &KeyId| {
-            if c == cluster {
-                trusted.get(k).copied()
-            } else {
-                None
-            }
+            if c == cluster { trusted.get(k).copied() } else { None }
         };
         let doc = signed.verify(cluster, &lookup)?;
         if &doc.cluster != cluster {
             return Err(ProtoError::mismatch("cluster", cluster, &doc.cluster));
         }
         if now > doc.valid_until_ts {
-            return Err(ProtoError::Expired(format!(
-                "key document was valid until {}",
-                doc.valid_until_ts
-            )));
+            return Err(ProtoError::Expired(format!("key document was valid until {}", doc.valid_until_ts)));
         }
         if doc.verify_keys.is_empty() {
-            return Err(ProtoError::Refused(
-                "key document lists no current key".into(),
-            ));
+            return Err(ProtoError::Refused("key document lists no current key".into()));
         }
         let ids_ok = doc.verify_keys.iter().all(|(id, k)| &k.key_id() == id)
-            && doc
-                .old_verify_keys
-                .iter()
-                .all(|(id, k)| &k.key.key_id() == id);
+            && doc.old_verify_keys.iter().all(|(id, k)| &k.key.key_id() == id);
         if !ids_ok {
-            return Err(ProtoError::Refused(
-                "a key id does not match its key".into(),
-            ));
+            return Err(ProtoError::Refused("a key id does not match its key".into()));
         }
         for (id, key) in &doc.verify_keys {
             signed.check_signature_by(cluster, id, key)?;
@@ -449,10 +400,7 @@ impl KeyDocument {
         if let Some(k) = self.verify_keys.get(key_id) {
             return Some(*k);
         }
-        self.old_verify_keys
-            .get(key_id)
-            .filter(|old| ts < old.expired_ts)
-            .map(|old| old.key)
+        self.old_verify_keys.get(key_id).filter(|old| ts < old.expired_ts).map(|old| old.key)
     }
 }
 
@@ -488,13 +436,7 @@ mod tests {
             // the identity point: a weak key
             &format!(
                 "ed25519:{}",
-                STANDARD_NO_PAD.encode(
-                    [1u8]
-                        .iter()
-                        .chain([0u8; 31].iter())
-                        .copied()
-                        .collect::<Vec<_>>()
-                )
+                STANDARD_NO_PAD.encode([1u8].iter().chain([0u8; 31].iter()).copied().collect::<Vec<_>>())
             ),
         ] {
             if bad == s {
@@ -520,13 +462,7 @@ mod tests {
         assert_eq!(k.key_id().id().len(), DERIVED_KEY_ID_LEN);
         assert!(k.key_id().as_str().parse::<KeyId>().is_ok());
         assert_ne!(key(2).key_id(), key(3).key_id());
-        for bad in [
-            "",
-            "ed25519:",
-            "ed25519:a-b",
-            "rsa:abc",
-            &format!("ed25519:{}", "a".repeat(33)),
-        ] {
+        for bad in ["", "ed25519:", "ed25519:a-b", "rsa:abc", &format!("ed25519:{}", "a".repeat(33))] {
             assert!(bad.parse::<KeyId>().is_err(), "{bad}");
         }
         assert!("ed25519:A_z9".parse::<KeyId>().is_ok());
@@ -551,29 +487,15 @@ mod tests {
         // Plain document signed by the trusted key.
         let doc = KeyDocument::new(a.clone(), k1.public(), BTreeMap::new(), 1000);
         let signed = doc.clone().sign(&k1, &[]).unwrap();
-        assert_eq!(
-            KeyDocument::verify_update(&signed, &a, &trusted, 500).unwrap(),
-            doc
-        );
+        assert_eq!(KeyDocument::verify_update(&signed, &a, &trusted, 500).unwrap(), doc);
         // Expired.
-        assert_eq!(
-            KeyDocument::verify_update(&signed, &a, &trusted, 1001)
-                .unwrap_err()
-                .code(),
-            "expired"
-        );
+        assert_eq!(KeyDocument::verify_update(&signed, &a, &trusted, 1001).unwrap_err().code(), "expired");
         // Wrong cluster expected.
         assert!(KeyDocument::verify_update(&signed, &cid("bbbbb"), &trusted, 500).is_err());
 
         // Rotation k1 -> k2, signed by both: accepted.
         let mut old = BTreeMap::new();
-        old.insert(
-            k1.key_id().clone(),
-            OldVerifyKey {
-                key: k1.public(),
-                expired_ts: 600,
-            },
-        );
+        old.insert(k1.key_id().clone(), OldVerifyKey { key: k1.public(), expired_ts: 600 });
         let rotated = KeyDocument::new(a.clone(), k2.public(), old, 2000);
         let signed = rotated.clone().sign(&k2, &[&k1]).unwrap();
         let accepted = KeyDocument::verify_update(&signed, &a, &trusted, 700).unwrap();
@@ -584,52 +506,29 @@ mod tests {
 
         // Rotation signed only by the new key: refused (not signed by a trusted key).
         let signed = rotated.clone().sign(&k2, &[]).unwrap();
-        assert_eq!(
-            KeyDocument::verify_update(&signed, &a, &trusted, 700)
-                .unwrap_err()
-                .code(),
-            "unknown_key"
-        );
+        assert_eq!(KeyDocument::verify_update(&signed, &a, &trusted, 700).unwrap_err().code(), "unknown_key");
 
         // A document listing k3 as current but signed only by k1 (no proof of k3): refused.
         let mut forged = KeyDocument::new(a.clone(), k1.public(), BTreeMap::new(), 2000);
         forged.verify_keys.insert(k3.key_id().clone(), k3.public());
         let signed = Signed::sign(forged, &a, &k1).unwrap();
-        assert_eq!(
-            KeyDocument::verify_update(&signed, &a, &trusted, 700)
-                .unwrap_err()
-                .code(),
-            "missing_signature"
-        );
+        assert_eq!(KeyDocument::verify_update(&signed, &a, &trusted, 700).unwrap_err().code(), "missing_signature");
 
         // Mismatched key id: refused.
         let mut bad = KeyDocument::new(a.clone(), k1.public(), BTreeMap::new(), 2000);
-        bad.verify_keys
-            .insert("ed25519:zzz".parse().unwrap(), k1.public());
+        bad.verify_keys.insert("ed25519:zzz".parse().unwrap(), k1.public());
         let signed = Signed::sign(bad, &a, &k1).unwrap();
-        assert_eq!(
-            KeyDocument::verify_update(&signed, &a, &trusted, 700)
-                .unwrap_err()
-                .code(),
-            "refused"
-        );
+        assert_eq!(KeyDocument::verify_update(&signed, &a, &trusted, 700).unwrap_err().code(), "refused");
 
         // Signing with a key not listed: refused.
-        assert!(
-            KeyDocument::new(a, k1.public(), BTreeMap::new(), 1)
-                .sign(&k2, &[])
-                .is_err()
-        );
+        assert!(KeyDocument::new(a, k1.public(), BTreeMap::new(), 1).sign(&k2, &[]).is_err());
     }
 
     #[test]
     fn trusted_keys_lookup() {
         let mut t = TrustedKeys::new();
         t.pin(cid("aaaaa"), key(1).public());
-        assert_eq!(
-            t.verify_key(&cid("aaaaa"), key(1).key_id()),
-            Some(key(1).public())
-        );
+        assert_eq!(t.verify_key(&cid("aaaaa"), key(1).key_id()), Some(key(1).public()));
         assert_eq!(t.verify_key(&cid("bbbbb"), key(1).key_id()), None);
         assert_eq!(t.verify_key(&cid("aaaaa"), key(2).key_id()), None);
         assert_eq!(t.clusters().count(), 1);

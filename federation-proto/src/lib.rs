@@ -1,9 +1,13 @@
 //! Hearth's federation protocol: the wire types shared by every Hearth daemon and its tests.
 //!
 //! This crate owns identifiers ([`ClusterId`], [`ObjectUuid`]), API tokens and their per-cluster salting
-//! ([`Token`], [`salted_secret`], [`SecretHash`]) and token scopes ([`Scopes`]). It is pure: it does no I/O,
-//! reads no clock (times are passed in as unix seconds) and draws no randomness (callers pass nonces and
-//! ids in), so every function is deterministic and can be tested and fuzzed in isolation.
+//! ([`Token`], [`salted_secret`], [`SecretHash`]), token scopes ([`Scopes`]), and the signed
+//! server-to-server protocol: canonical JSON ([`canonical`]), keys and key rotation ([`keys`]), signed
+//! objects ([`Signed`]), signed requests ([`RequestSignature`]), notices ([`notice`]) and the assertions
+//! and grants clusters hand each other ([`assertion`]). It is pure: it does no I/O, reads no clock (times
+//! are passed in as unix seconds) and draws no randomness (callers pass nonces, ids and key bytes in), so
+//! every function is deterministic and can be tested and fuzzed in isolation. The wire formats are
+//! described in the crate's README.
 
 #![deny(missing_docs)]
 
@@ -19,9 +23,7 @@ pub mod signed;
 pub mod token;
 pub mod uuid;
 
-pub use assertion::{
-    LoginAssertion, MigrationGrant, MigrationRequest, TokenAssertion, TokenValidationRequest,
-};
+pub use assertion::{LoginAssertion, MigrationGrant, MigrationRequest, TokenAssertion, TokenValidationRequest};
 pub use cluster::ClusterId;
 pub use error::{ParseError, ProtoError, SaltError};
 pub use keys::{ClusterSigningKey, KeyDocument, KeyId, KeyLookup, TrustedKeys, VerifyKey};

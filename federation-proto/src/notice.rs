@@ -54,9 +54,7 @@ pub struct UserRecord {
 impl UserRecord {
     /// `first_name last_name`, trimmed, as Arvados computes `full_name`.
     pub fn full_name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name)
-            .trim()
-            .to_owned()
+        format!("{} {}", self.first_name, self.last_name).trim().to_owned()
     }
 
     /// Checks the record may be asserted by `home`: a user uuid whose cluster is `home`, a user uuid as
@@ -69,9 +67,7 @@ impl UserRecord {
         if let Some(r) = &self.redirect_to_user_uuid {
             check_user_uuid(r, "user.redirect_to_user_uuid")?;
             if r == &self.uuid {
-                return Err(ProtoError::Refused(
-                    "a user cannot redirect to itself".into(),
-                ));
+                return Err(ProtoError::Refused("a user cannot redirect to itself".into()));
             }
         }
         let texts = [
@@ -82,9 +78,7 @@ impl UserRecord {
             self.last_login_at.as_ref(),
         ];
         if texts.into_iter().flatten().any(|t| t.len() > MAX_FIELD_LEN) {
-            return Err(ProtoError::Refused(format!(
-                "a user record field is longer than {MAX_FIELD_LEN} bytes"
-            )));
+            return Err(ProtoError::Refused(format!("a user record field is longer than {MAX_FIELD_LEN} bytes")));
         }
         if self.home_seq > MAX_SAFE_INTEGER.unsigned_abs() {
             return Err(ProtoError::NotCanonical("home_seq exceeds 2^53-1".into()));
@@ -161,19 +155,15 @@ impl Notice {
     pub fn check(&self, origin: &ClusterId) -> Result<(), ProtoError> {
         self.user().check_home(origin)?;
         match self {
-            Notice::UserRedirected { user } if user.redirect_to_user_uuid.is_none() => Err(
-                ProtoError::Refused("user_redirected without redirect_to_user_uuid".into()),
-            ),
+            Notice::UserRedirected { user } if user.redirect_to_user_uuid.is_none() => {
+                Err(ProtoError::Refused("user_redirected without redirect_to_user_uuid".into()))
+            }
             Notice::TokenRevoked { token_uuid, .. } => {
                 if token_uuid.kind() != ObjectKind::Token {
                     return Err(ProtoError::Refused("token_uuid is not a token uuid".into()));
                 }
                 if token_uuid.cluster() != origin {
-                    return Err(ProtoError::mismatch(
-                        "token_uuid",
-                        origin,
-                        token_uuid.cluster(),
-                    ));
+                    return Err(ProtoError::mismatch("token_uuid", origin, token_uuid.cluster()));
                 }
                 Ok(())
             }
@@ -204,17 +194,9 @@ impl NoticeBatch {
 
     /// Checks a received batch against the request's authenticated origin and this cluster (`me`):
     /// `origin` and `destination` match, 1 to 100 notices, and every notice passes [`Notice::check`].
-    pub fn check(
-        &self,
-        authenticated_origin: &ClusterId,
-        me: &ClusterId,
-    ) -> Result<(), ProtoError> {
+    pub fn check(&self, authenticated_origin: &ClusterId, me: &ClusterId) -> Result<(), ProtoError> {
         if &self.origin != authenticated_origin {
-            return Err(ProtoError::mismatch(
-                "origin",
-                authenticated_origin,
-                &self.origin,
-            ));
+            return Err(ProtoError::mismatch("origin", authenticated_origin, &self.origin));
         }
         if &self.destination != me {
             return Err(ProtoError::mismatch("destination", me, &self.destination));
@@ -256,18 +238,12 @@ pub(crate) mod tests {
     }
 
     fn batch(notices: Vec<Notice>) -> NoticeBatch {
-        NoticeBatch {
-            origin: cid("aaaaa"),
-            destination: cid("bbbbb"),
-            notices,
-        }
+        NoticeBatch { origin: cid("aaaaa"), destination: cid("bbbbb"), notices }
     }
 
     #[test]
     fn wire_form() {
-        let n = Notice::Login {
-            user: user("aaaaa-tpzed-000000000000001", 3),
-        };
+        let n = Notice::Login { user: user("aaaaa-tpzed-000000000000001", 3) };
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["type"], "login");
         assert_eq!(v["user"]["uuid"], "aaaaa-tpzed-000000000000001");
@@ -280,115 +256,64 @@ pub(crate) mod tests {
         assert_eq!(n.home_seq(), 4);
         assert!(n.check(&cid("aaaaa")).is_ok());
         assert!(serde_json::from_value::<Notice>(json!({"type": "nope"})).is_err());
-        assert_eq!(
-            user("aaaaa-tpzed-000000000000001", 0).full_name(),
-            "Alice Liddell"
-        );
+        assert_eq!(user("aaaaa-tpzed-000000000000001", 0).full_name(), "Alice Liddell");
     }
 
     #[test]
     fn batch_checks() {
         let a = cid("aaaaa");
         let b = cid("bbbbb");
-        let ok = batch(vec![Notice::UserUpdated {
-            user: user("aaaaa-tpzed-000000000000001", 1),
-        }]);
+        let ok = batch(vec![Notice::UserUpdated { user: user("aaaaa-tpzed-000000000000001", 1) }]);
         assert!(ok.check(&a, &b).is_ok());
-        assert_eq!(
-            ok.check(&cid("ccccc"), &b).unwrap_err().code(),
-            "cluster_mismatch"
-        );
-        assert_eq!(
-            ok.check(&a, &cid("ccccc")).unwrap_err().code(),
-            "cluster_mismatch"
-        );
+        assert_eq!(ok.check(&cid("ccccc"), &b).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(ok.check(&a, &cid("ccccc")).unwrap_err().code(), "cluster_mismatch");
         assert_eq!(batch(vec![]).check(&a, &b).unwrap_err().code(), "refused");
         let many = batch(vec![ok.notices[0].clone(); MAX_NOTICES_PER_BATCH + 1]);
         assert_eq!(many.check(&a, &b).unwrap_err().code(), "refused");
-        assert!(
-            batch(vec![ok.notices[0].clone(); MAX_NOTICES_PER_BATCH])
-                .check(&a, &b)
-                .is_ok()
-        );
+        assert!(batch(vec![ok.notices[0].clone(); MAX_NOTICES_PER_BATCH]).check(&a, &b).is_ok());
 
         // Speaking about another cluster's user.
-        let foreign = batch(vec![Notice::Login {
-            user: user("ccccc-tpzed-000000000000001", 1),
-        }]);
-        assert_eq!(
-            foreign.check(&a, &b).unwrap_err().code(),
-            "cluster_mismatch"
-        );
+        let foreign = batch(vec![Notice::Login { user: user("ccccc-tpzed-000000000000001", 1) }]);
+        assert_eq!(foreign.check(&a, &b).unwrap_err().code(), "cluster_mismatch");
         // A non-user uuid as the user.
-        let not_user = batch(vec![Notice::Login {
-            user: user("aaaaa-j7d0g-000000000000001", 1),
-        }]);
+        let not_user = batch(vec![Notice::Login { user: user("aaaaa-j7d0g-000000000000001", 1) }]);
         assert_eq!(not_user.check(&a, &b).unwrap_err().code(), "refused");
         // Redirect notice without a redirect.
-        let r = batch(vec![Notice::UserRedirected {
-            user: user("aaaaa-tpzed-000000000000001", 1),
-        }]);
+        let r = batch(vec![Notice::UserRedirected { user: user("aaaaa-tpzed-000000000000001", 1) }]);
         assert!(r.check(&a, &b).is_err());
         let mut u = user("aaaaa-tpzed-000000000000001", 2);
         u.redirect_to_user_uuid = Some("ccccc-tpzed-000000000000002".parse().unwrap());
-        assert!(
-            batch(vec![Notice::UserRedirected { user: u.clone() }])
-                .check(&a, &b)
-                .is_ok()
-        );
+        assert!(batch(vec![Notice::UserRedirected { user: u.clone() }]).check(&a, &b).is_ok());
         u.redirect_to_user_uuid = Some(u.uuid.clone());
-        assert!(
-            batch(vec![Notice::UserRedirected { user: u }])
-                .check(&a, &b)
-                .is_err()
-        );
+        assert!(batch(vec![Notice::UserRedirected { user: u }]).check(&a, &b).is_err());
         // Revoking another cluster's token, or a non-token.
         for t in ["ccccc-gj3su-000000000000009", "aaaaa-tpzed-000000000000009"] {
-            let n = Notice::TokenRevoked {
-                user: user("aaaaa-tpzed-000000000000001", 1),
-                token_uuid: t.parse().unwrap(),
-            };
+            let n =
+                Notice::TokenRevoked { user: user("aaaaa-tpzed-000000000000001", 1), token_uuid: t.parse().unwrap() };
             assert!(batch(vec![n]).check(&a, &b).is_err(), "{t}");
         }
         // Oversized fields and sequence numbers.
         let mut u = user("aaaaa-tpzed-000000000000001", 1);
         u.email = "x".repeat(MAX_FIELD_LEN + 1);
-        assert!(
-            batch(vec![Notice::Login { user: u }])
-                .check(&a, &b)
-                .is_err()
-        );
+        assert!(batch(vec![Notice::Login { user: u }]).check(&a, &b).is_err());
         let u = user("aaaaa-tpzed-000000000000001", 1 << 53);
-        assert!(
-            batch(vec![Notice::Login { user: u }])
-                .check(&a, &b)
-                .is_err()
-        );
+        assert!(batch(vec![Notice::Login { user: u }]).check(&a, &b).is_err());
     }
 
     #[test]
     fn batch_id_depends_only_on_notices() {
-        let n1 = Notice::Login {
-            user: user("aaaaa-tpzed-000000000000001", 1),
-        };
-        let n2 = Notice::Login {
-            user: user("aaaaa-tpzed-000000000000001", 2),
-        };
+        let n1 = Notice::Login { user: user("aaaaa-tpzed-000000000000001", 1) };
+        let n2 = Notice::Login { user: user("aaaaa-tpzed-000000000000001", 2) };
         let id = batch(vec![n1.clone()]).batch_id().unwrap();
         assert_eq!(id.len(), 64);
         let mut other = batch(vec![n1.clone()]);
         other.destination = cid("ccccc");
         assert_eq!(other.batch_id().unwrap(), id);
         assert_ne!(batch(vec![n2.clone()]).batch_id().unwrap(), id);
-        assert_ne!(
-            batch(vec![n1.clone(), n2.clone()]).batch_id().unwrap(),
-            batch(vec![n2, n1]).batch_id().unwrap()
-        );
+        assert_ne!(batch(vec![n1.clone(), n2.clone()]).batch_id().unwrap(), batch(vec![n2, n1]).batch_id().unwrap());
         // Stable through a JSON round trip.
-        let text = serde_json::to_string(&batch(vec![Notice::Login {
-            user: user("aaaaa-tpzed-000000000000001", 1),
-        }]))
-        .unwrap();
+        let text = serde_json::to_string(&batch(vec![Notice::Login { user: user("aaaaa-tpzed-000000000000001", 1) }]))
+            .unwrap();
         let back: NoticeBatch = serde_json::from_str(&text).unwrap();
         assert_eq!(back.batch_id().unwrap(), id);
     }

@@ -48,9 +48,7 @@ pub struct RequestSignature {
 /// Checks a nonce: `[A-Za-z0-9_-]{16,64}` (e.g. 22 characters of url-safe base64 of 16 random bytes).
 pub fn check_nonce(nonce: &str) -> Result<(), ParseError> {
     if !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
-        || !nonce
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(ParseError::new(
             "nonce",
@@ -110,15 +108,7 @@ impl RequestSignature {
     ) -> Result<RequestSignature, ProtoError> {
         check_ts(ts)?;
         check_nonce(nonce)?;
-        let msg = signing_string(
-            method,
-            uri,
-            origin,
-            destination,
-            ts,
-            nonce,
-            &body_sha256(body),
-        )?;
+        let msg = signing_string(method, uri, origin, destination, ts, nonce, &body_sha256(body))?;
         Ok(RequestSignature {
             origin: origin.clone(),
             destination: destination.clone(),
@@ -160,10 +150,8 @@ impl RequestSignature {
             let Some((name, quoted)) = part.split_once('=') else {
                 return Err(err("parameters must be name=\"value\""));
             };
-            let Some(v) = quoted
-                .strip_prefix('"')
-                .and_then(|q| q.strip_suffix('"'))
-                .filter(|v| !v.contains(['"', '\\']))
+            let Some(v) =
+                quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).filter(|v| !v.contains(['"', '\\']))
             else {
                 return Err(err("parameter values must be in double quotes"));
             };
@@ -174,23 +162,13 @@ impl RequestSignature {
                 return Err(err("duplicate parameter"));
             }
         }
-        let [
-            Some(origin),
-            Some(destination),
-            Some(key),
-            Some(ts),
-            Some(nonce),
-            Some(sig),
-        ] = fields
-        else {
+        let [Some(origin), Some(destination), Some(key), Some(ts), Some(nonce), Some(sig)] = fields else {
             return Err(err("missing parameter"));
         };
         if ts.is_empty() || ts.len() > 16 || !ts.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err("ts must be decimal unix seconds"));
         }
-        let ts: i64 = ts
-            .parse()
-            .map_err(|_| err("ts must be decimal unix seconds"))?;
+        let ts: i64 = ts.parse().map_err(|_| err("ts must be decimal unix seconds"))?;
         check_ts(ts)?;
         check_nonce(nonce)?;
         if decode_signature(sig).is_err() {
@@ -222,33 +200,16 @@ impl RequestSignature {
         keys: &K,
     ) -> Result<ClusterId, ProtoError> {
         if &self.destination != me {
-            return Err(ProtoError::WrongDestination {
-                expected: me.clone(),
-                got: self.destination.clone(),
-            });
+            return Err(ProtoError::WrongDestination { expected: me.clone(), got: self.destination.clone() });
         }
         if now.abs_diff(self.ts) > max_skew_secs.unsigned_abs() || max_skew_secs < 0 {
-            return Err(ProtoError::ClockSkew {
-                ts: self.ts,
-                now,
-                max_skew_secs,
-            });
+            return Err(ProtoError::ClockSkew { ts: self.ts, now, max_skew_secs });
         }
-        let key =
-            keys.verify_key(&self.origin, &self.key)
-                .ok_or_else(|| ProtoError::UnknownKey {
-                    origin: self.origin.clone(),
-                    key_id: self.key.to_string(),
-                })?;
-        let msg = signing_string(
-            method,
-            uri,
-            &self.origin,
-            &self.destination,
-            self.ts,
-            &self.nonce,
-            &body_sha256(body),
-        )?;
+        let key = keys
+            .verify_key(&self.origin, &self.key)
+            .ok_or_else(|| ProtoError::UnknownKey { origin: self.origin.clone(), key_id: self.key.to_string() })?;
+        let msg =
+            signing_string(method, uri, &self.origin, &self.destination, self.ts, &self.nonce, &body_sha256(body))?;
         let sig = decode_signature(&self.sig)?;
         if key.verify_bytes(msg.as_bytes(), &sig).is_err() {
             // Tell a changed body apart from a bad signature only once the origin's key is known.
@@ -344,9 +305,7 @@ mod tests {
     fn round_trip_through_header() {
         let s = signed(b"{}");
         let h = s.to_header_value();
-        assert!(
-            h.starts_with("Hearth-Signature origin=\"aaaaa\",destination=\"bbbbb\",key=\"ed25519:")
-        );
+        assert!(h.starts_with("Hearth-Signature origin=\"aaaaa\",destination=\"bbbbb\",key=\"ed25519:"));
         let p = RequestSignature::parse_header_value(&h).unwrap();
         assert_eq!(p, s);
         assert_eq!(verify(&p, b"{}").unwrap(), cid("aaaaa"));
@@ -370,47 +329,18 @@ mod tests {
         let t = trusted();
         let code = |r: Result<ClusterId, ProtoError>| r.unwrap_err().code();
         assert_eq!(code(verify(&s, b"{ }")), "bad_signature");
-        assert_eq!(
-            code(s.verify("PUT", uri, b"{}", &me, NOW, 300, &t)),
-            "bad_signature"
-        );
-        assert_eq!(
-            code(s.verify("POST", "/federation/v1/notices", b"{}", &me, NOW, 300, &t)),
-            "bad_signature"
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &cid("ccccc"), NOW, 300, &t)),
-            "wrong_destination"
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &me, NOW + 301, 300, &t)),
-            "clock_skew"
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &me, NOW - 301, 300, &t)),
-            "clock_skew"
-        );
-        assert!(
-            s.verify("POST", uri, b"{}", &me, NOW - 300, 300, &t)
-                .is_ok()
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &me, i64::MIN, 300, &t)),
-            "clock_skew"
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &me, NOW, -1, &t)),
-            "clock_skew"
-        );
-        assert_eq!(
-            code(s.verify("POST", uri, b"{}", &me, NOW, 300, &TrustedKeys::new())),
-            "unknown_key"
-        );
+        assert_eq!(code(s.verify("PUT", uri, b"{}", &me, NOW, 300, &t)), "bad_signature");
+        assert_eq!(code(s.verify("POST", "/federation/v1/notices", b"{}", &me, NOW, 300, &t)), "bad_signature");
+        assert_eq!(code(s.verify("POST", uri, b"{}", &cid("ccccc"), NOW, 300, &t)), "wrong_destination");
+        assert_eq!(code(s.verify("POST", uri, b"{}", &me, NOW + 301, 300, &t)), "clock_skew");
+        assert_eq!(code(s.verify("POST", uri, b"{}", &me, NOW - 301, 300, &t)), "clock_skew");
+        assert!(s.verify("POST", uri, b"{}", &me, NOW - 300, 300, &t).is_ok());
+        assert_eq!(code(s.verify("POST", uri, b"{}", &me, i64::MIN, 300, &t)), "clock_skew");
+        assert_eq!(code(s.verify("POST", uri, b"{}", &me, NOW, -1, &t)), "clock_skew");
+        assert_eq!(code(s.verify("POST", uri, b"{}", &me, NOW, 300, &TrustedKeys::new())), "unknown_key");
 
         // ccccc claims to be aaaaa, signing with its own key: the key is not aaaaa's.
-        let forged =
-            RequestSignature::sign("POST", uri, &cid("aaaaa"), &me, NOW, NONCE, b"{}", &key(3))
-                .unwrap();
+        let forged = RequestSignature::sign("POST", uri, &cid("aaaaa"), &me, NOW, NONCE, b"{}", &key(3)).unwrap();
         assert_eq!(code(verify(&forged, b"{}")), "unknown_key");
         // Header fields swapped after signing.
         let mut h = s.clone();
@@ -429,10 +359,7 @@ mod tests {
         let k = key(1);
         let (a, b) = (cid("aaaaa"), cid("bbbbb"));
         assert!(RequestSignature::sign("GET", "/", &a, &b, NOW, "short", b"", &k).is_err());
-        assert!(
-            RequestSignature::sign("GET", "/", &a, &b, NOW, "bad nonce with space", b"", &k)
-                .is_err()
-        );
+        assert!(RequestSignature::sign("GET", "/", &a, &b, NOW, "bad nonce with space", b"", &k).is_err());
         assert!(RequestSignature::sign("GET", "/", &a, &b, -1, NONCE, b"", &k).is_err());
     }
 

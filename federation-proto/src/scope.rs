@@ -30,28 +30,16 @@ fn check_scope(s: &str) -> Result<(), ParseError> {
         return Err(ParseError::new("scope", "too long"));
     }
     let Some((method, path)) = s.split_once(' ') else {
-        return Err(ParseError::new(
-            "scope",
-            "must be \"all\" or \"<METHOD> /<path>\"",
-        ));
+        return Err(ParseError::new("scope", "must be \"all\" or \"<METHOD> /<path>\""));
     };
     if !SCOPE_METHODS.contains(&method) {
-        return Err(ParseError::new(
-            "scope",
-            format!("method must be one of {}", SCOPE_METHODS.join(" ")),
-        ));
+        return Err(ParseError::new("scope", format!("method must be one of {}", SCOPE_METHODS.join(" "))));
     }
     if !path.starts_with('/') {
         return Err(ParseError::new("scope", "path must start with \"/\""));
     }
-    if !path
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
-    {
-        return Err(ParseError::new(
-            "scope",
-            "path must be printable ASCII without spaces, '?' or '#'",
-        ));
+    if !path.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
+        return Err(ParseError::new("scope", "path must be printable ASCII without spaces, '?' or '#'"));
     }
     Ok(())
 }
@@ -66,10 +54,7 @@ fn has_suspicious_segments(path: &str) -> bool {
     let decoded = lower.replace("%2e", ".");
     let segments: Vec<&str> = decoded.split('/').skip(1).collect();
     let n = segments.len();
-    segments
-        .iter()
-        .enumerate()
-        .any(|(i, seg)| *seg == "." || *seg == ".." || (seg.is_empty() && i + 1 != n))
+    segments.iter().enumerate().any(|(i, seg)| *seg == "." || *seg == ".." || (seg.is_empty() && i + 1 != n))
 }
 
 impl Scopes {
@@ -161,10 +146,7 @@ mod tests {
             &["DELETE /x", "HEAD /", "PUT /a", "PATCH /b"],
         ];
         for v in ok {
-            assert!(
-                Scopes::parse(v.iter().map(|s| s.to_string()).collect()).is_ok(),
-                "{v:?}"
-            );
+            assert!(Scopes::parse(v.iter().map(|s| s.to_string()).collect()).is_ok(), "{v:?}");
         }
         let bad: &[&[&str]] = &[
             &[],
@@ -191,10 +173,7 @@ mod tests {
         assert!(all.is_all());
         assert!(all.allows("DELETE", "/anything"));
 
-        let s = scopes(&[
-            "GET /arvados/v1/users/current",
-            "GET /arvados/v1/collections/",
-        ]);
+        let s = scopes(&["GET /arvados/v1/users/current", "GET /arvados/v1/collections/"]);
         assert!(!s.is_all());
         let cases = [
             ("GET", "/arvados/v1/users/current", true),
@@ -204,11 +183,7 @@ mod tests {
             ("GET", "/arvados/v1/users/current/x", false),
             ("GET", "/arvados/v1/users", false),
             ("GET", "/arvados/v1/collections/", true),
-            (
-                "GET",
-                "/arvados/v1/collections/zzzzz-4zz18-000000000000000",
-                true,
-            ),
+            ("GET", "/arvados/v1/collections/zzzzz-4zz18-000000000000000", true),
             ("GET", "/arvados/v1/collections", false),
             ("GET", "/arvados/v1/collections/../users", false),
             ("GET", "/arvados/v1/collections/%2E%2E/users", false),

@@ -21,9 +21,7 @@ use serde_json::{Map, Value};
 use crate::canonical::{StrictValue, canonical_json};
 use crate::cluster::ClusterId;
 use crate::error::ProtoError;
-use crate::keys::{
-    ClusterSigningKey, KeyId, KeyLookup, VerifyKey, decode_signature, encode_signature,
-};
+use crate::keys::{ClusterSigningKey, KeyId, KeyLookup, VerifyKey, decode_signature, encode_signature};
 
 /// The field that carries the signatures.
 pub const SIGNATURES_FIELD: &str = "signatures";
@@ -49,21 +47,14 @@ impl<T> Signed<T> {
     /// Builds from a JSON object (e.g. one taken out of a larger document), without verifying.
     pub fn from_value(value: Value) -> Result<Self, ProtoError> {
         let Value::Object(mut content) = value else {
-            return Err(ProtoError::Json(
-                "a signed object must be a JSON object".into(),
-            ));
+            return Err(ProtoError::Json("a signed object must be a JSON object".into()));
         };
         let signatures = match content.remove(SIGNATURES_FIELD) {
             Some(v) => serde_json::from_value::<Signatures>(v)?,
             None => Signatures::new(),
         };
         let unsigned = content.remove(UNSIGNED_FIELD);
-        let signed = Self {
-            content,
-            signatures,
-            unsigned,
-            _marker: PhantomData,
-        };
+        let signed = Self { content, signatures, unsigned, _marker: PhantomData };
         // Refuse now what could never verify (floats, huge integers), anywhere in the object.
         signed.signing_bytes()?;
         if let Some(u) = &signed.unsigned {
@@ -115,34 +106,20 @@ impl<T> Signed<T> {
 
     /// Adds (or replaces) `origin`'s signature with `key` — e.g. a key document signed with the old and
     /// the new key during a rotation.
-    pub fn add_signature(
-        &mut self,
-        origin: &ClusterId,
-        key: &ClusterSigningKey,
-    ) -> Result<(), ProtoError> {
+    pub fn add_signature(&mut self, origin: &ClusterId, key: &ClusterSigningKey) -> Result<(), ProtoError> {
         let bytes = self.signing_bytes()?;
         let sig = encode_signature(&key.sign_bytes(&bytes));
-        self.signatures
-            .entry(origin.clone())
-            .or_default()
-            .insert(key.key_id().clone(), sig);
+        self.signatures.entry(origin.clone()).or_default().insert(key.key_id().clone(), sig);
         Ok(())
     }
 
     /// Checks that `origin` signed with `key` under `key_id` (the signature must be present and valid).
-    pub fn check_signature_by(
-        &self,
-        origin: &ClusterId,
-        key_id: &KeyId,
-        key: &VerifyKey,
-    ) -> Result<(), ProtoError> {
+    pub fn check_signature_by(&self, origin: &ClusterId, key_id: &KeyId, key: &VerifyKey) -> Result<(), ProtoError> {
         let sig = self
             .signatures
             .get(origin)
             .and_then(|by_key| by_key.get(key_id))
-            .ok_or_else(|| ProtoError::MissingSignature {
-                origin: origin.clone(),
-            })?;
+            .ok_or_else(|| ProtoError::MissingSignature { origin: origin.clone() })?;
         let sig = decode_signature(sig)?;
         key.verify_bytes(&self.signing_bytes()?, &sig)
     }
@@ -160,9 +137,7 @@ impl<T> Signed<T> {
             .signatures
             .get(expected_origin)
             .filter(|m| !m.is_empty())
-            .ok_or_else(|| ProtoError::MissingSignature {
-                origin: expected_origin.clone(),
-            })?;
+            .ok_or_else(|| ProtoError::MissingSignature { origin: expected_origin.clone() })?;
         let bytes = self.signing_bytes()?;
         let mut verified = 0usize;
         for (key_id, sig) in by_key {
@@ -174,10 +149,7 @@ impl<T> Signed<T> {
         }
         if verified == 0 {
             let ids: Vec<&str> = by_key.keys().map(KeyId::as_str).collect();
-            return Err(ProtoError::UnknownKey {
-                origin: expected_origin.clone(),
-                key_id: ids.join(","),
-            });
+            return Err(ProtoError::UnknownKey { origin: expected_origin.clone(), key_id: ids.join(",") });
         }
         Ok(())
     }
@@ -188,21 +160,12 @@ impl<T: Serialize> Signed<T> {
     /// fields) and signs it as `origin` with `key`.
     pub fn sign(value: T, origin: &ClusterId, key: &ClusterSigningKey) -> Result<Self, ProtoError> {
         let Value::Object(content) = serde_json::to_value(&value)? else {
-            return Err(ProtoError::Json(
-                "a signed value must serialize as a JSON object".into(),
-            ));
+            return Err(ProtoError::Json("a signed value must serialize as a JSON object".into()));
         };
         if content.contains_key(SIGNATURES_FIELD) || content.contains_key(UNSIGNED_FIELD) {
-            return Err(ProtoError::Json(
-                "a signed value must not have `signatures` or `unsigned` fields".into(),
-            ));
+            return Err(ProtoError::Json("a signed value must not have `signatures` or `unsigned` fields".into()));
         }
-        let mut signed = Self {
-            content,
-            signatures: Signatures::new(),
-            unsigned: None,
-            _marker: PhantomData,
-        };
+        let mut signed = Self { content, signatures: Signatures::new(), unsigned: None, _marker: PhantomData };
         signed.add_signature(origin, key)?;
         Ok(signed)
     }
@@ -211,11 +174,7 @@ impl<T: Serialize> Signed<T> {
 impl<T: DeserializeOwned> Signed<T> {
     /// Verifies `expected_origin`'s signature (see [`Signed::verify_signatures`]) and only then decodes
     /// the `T`. Checks of the content itself (issuer, audience, expiry…) are the `T`'s own `check`.
-    pub fn verify<K: KeyLookup + ?Sized>(
-        &self,
-        expected_origin: &ClusterId,
-        keys: &K,
-    ) -> Result<T, ProtoError> {
+    pub fn verify<K: KeyLookup + ?Sized>(&self, expected_origin: &ClusterId, keys: &K) -> Result<T, ProtoError> {
         self.verify_signatures(expected_origin, keys)?;
         Ok(serde_json::from_value(Value::Object(self.content.clone()))?)
     }
@@ -234,9 +193,7 @@ impl<T> Clone for Signed<T> {
 
 impl<T> PartialEq for Signed<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.content == other.content
-            && self.signatures == other.signatures
-            && self.unsigned == other.unsigned
+        self.content == other.content && self.signatures == other.signatures && self.unsigned == other.unsigned
     }
 }
 
@@ -294,11 +251,7 @@ mod tests {
     }
 
     fn claim() -> Claim {
-        Claim {
-            subject: "alice".into(),
-            n: 7,
-            tags: vec!["x".into(), "ü\"".into()],
-        }
+        Claim { subject: "alice".into(), n: 7, tags: vec!["x".into(), "ü\"".into()] }
     }
 
     #[test]
@@ -313,10 +266,7 @@ mod tests {
             grant: Signed<Claim>,
         }
         let outer: Outer = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            outer.grant.verify(&cid("aaaaa"), &trusted()).unwrap(),
-            claim()
-        );
+        assert_eq!(outer.grant.verify(&cid("aaaaa"), &trusted()).unwrap(), claim());
         // A closure works as a key lookup.
         let lookup = |c: &ClusterId, k: &KeyId| trusted().verify_key(c, k);
         assert!(outer.grant.verify(&cid("aaaaa"), &lookup).is_ok());
@@ -339,22 +289,13 @@ mod tests {
     fn expected_origin_is_required() {
         // Signed by bbbbb with bbbbb's real key: not good enough when aaaaa is expected.
         let s = Signed::sign(claim(), &cid("bbbbb"), &key(2)).unwrap();
-        assert_eq!(
-            s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(),
-            "missing_signature"
-        );
+        assert_eq!(s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(), "missing_signature");
         // bbbbb signing under aaaaa's name with its own key: unknown key for aaaaa.
         let s = Signed::sign(claim(), &cid("aaaaa"), &key(2)).unwrap();
-        assert_eq!(
-            s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(),
-            "unknown_key"
-        );
+        assert_eq!(s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(), "unknown_key");
         // Unsigned object.
         let s = Signed::<Claim>::from_value(serde_json::to_value(claim()).unwrap()).unwrap();
-        assert_eq!(
-            s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(),
-            "missing_signature"
-        );
+        assert_eq!(s.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(), "missing_signature");
     }
 
     #[test]
@@ -379,11 +320,7 @@ mod tests {
             br#"{"signatures": {"aaaaa": {"rsa:x": "y"}}}"#,
             br#"{"signatures": []}"#,
         ] {
-            assert!(
-                Signed::<Claim>::from_slice(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(Signed::<Claim>::from_slice(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -393,17 +330,11 @@ mod tests {
         let mut v = s.to_value();
         v["n"] = json!(8);
         let t = Signed::<Claim>::from_value(v).unwrap();
-        assert_eq!(
-            t.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(),
-            "bad_signature"
-        );
+        assert_eq!(t.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(), "bad_signature");
         let mut v = s.to_value();
         v["extra"] = json!(true);
         let t = Signed::<Claim>::from_value(v).unwrap();
-        assert_eq!(
-            t.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(),
-            "bad_signature"
-        );
+        assert_eq!(t.verify(&cid("aaaaa"), &trusted()).unwrap_err().code(), "bad_signature");
     }
 
     proptest! {

@@ -44,16 +44,10 @@ pub struct Token {
 
 fn check_secret(secret: &str) -> Result<(), ParseError> {
     if secret.len() < MIN_SECRET_LEN {
-        return Err(ParseError::new(
-            "token",
-            format!("secret must be at least {MIN_SECRET_LEN} characters"),
-        ));
+        return Err(ParseError::new("token", format!("secret must be at least {MIN_SECRET_LEN} characters")));
     }
     if secret.len() > MAX_SECRET_LEN {
-        return Err(ParseError::new(
-            "token",
-            format!("secret must be at most {MAX_SECRET_LEN} characters"),
-        ));
+        return Err(ParseError::new("token", format!("secret must be at most {MAX_SECRET_LEN} characters")));
     }
     if !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ParseError::new("token", "secret must be alphanumeric"));
@@ -62,10 +56,7 @@ fn check_secret(secret: &str) -> Result<(), ParseError> {
 }
 
 fn is_salted_secret(secret: &str) -> bool {
-    secret.len() == SALTED_SECRET_LEN
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    secret.len() == SALTED_SECRET_LEN && secret.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The salted form of `secret` for cluster `target`: lowercase hex HMAC-SHA1(key = secret, msg = target).
@@ -83,10 +74,7 @@ impl Token {
     /// Builds a token from a token-kind uuid and a secret (alphanumeric, 32..=512 characters).
     pub fn new(uuid: ObjectUuid, secret: impl Into<String>) -> Result<Self, ParseError> {
         if uuid.kind() != ObjectKind::Token {
-            return Err(ParseError::new(
-                "token",
-                format!("uuid must be of type gj3su, got {}", uuid.kind().infix()),
-            ));
+            return Err(ParseError::new("token", format!("uuid must be of type gj3su, got {}", uuid.kind().infix())));
         }
         let secret = secret.into();
         check_secret(&secret)?;
@@ -125,15 +113,18 @@ impl Token {
         if self.is_salted() {
             return Err(SaltError::AlreadySalted);
         }
-        Ok(Token {
-            uuid: self.uuid.clone(),
-            secret: salted_secret(&self.secret, target),
-        })
+        Ok(Token { uuid: self.uuid.clone(), secret: salted_secret(&self.secret, target) })
     }
 
     /// SHA-256 of the secret, the only form in which a secret is stored.
     pub fn secret_hash(&self) -> SecretHash {
         SecretHash::of(&self.secret)
+    }
+
+    /// SHA-256 of the secret salted for `target` (what the home cluster stores, at issue time, for each
+    /// configured peer, so it can check a salted token without keeping the plain secret).
+    pub fn salted_secret_hash_for(&self, target: &ClusterId) -> Result<SecretHash, SaltError> {
+        Ok(self.salt_for(target)?.secret_hash())
     }
 }
 
@@ -178,10 +169,7 @@ impl fmt::Display for Token {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("uuid", &self.uuid.to_string())
-            .field("secret", &"<secret>")
-            .finish()
+        f.debug_struct("Token").field("uuid", &self.uuid.to_string()).field("secret", &"<secret>").finish()
     }
 }
 
@@ -219,8 +207,7 @@ impl SecretHash {
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Result<Self, ParseError> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| ParseError::new("secret hash", "must be 64 hex characters"))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| ParseError::new("secret hash", "must be 64 hex characters"))?;
         Ok(Self(out))
     }
 
@@ -286,28 +273,16 @@ mod tests {
         let t = arv_token();
         assert!(!t.is_salted());
         let salted = t.salt_for(&cid("zmock")).unwrap();
-        assert_eq!(
-            salted.to_string(),
-            "v2/zzzzz-gj3su-077z32aux8dg2s1/7fd31b61f39c0e82a4155592163218272cedacdc"
-        );
+        assert_eq!(salted.to_string(), "v2/zzzzz-gj3su-077z32aux8dg2s1/7fd31b61f39c0e82a4155592163218272cedacdc");
         assert!(salted.is_salted());
-        assert_eq!(
-            salted_secret(SECRET, &cid("zbbbb")),
-            "33b4da68bfe07da0281a7fdbc08b4f6f41c7bd98"
-        );
+        assert_eq!(salted_secret(SECRET, &cid("zbbbb")), "33b4da68bfe07da0281a7fdbc08b4f6f41c7bd98");
     }
 
     #[test]
     fn salting_twice_is_an_error() {
         let salted = arv_token().salt_for(&cid("zmock")).unwrap();
-        assert_eq!(
-            salted.salt_for(&cid("zbbbb")),
-            Err(SaltError::AlreadySalted)
-        );
-        assert_eq!(
-            salted.salt_for(&cid("zmock")),
-            Err(SaltError::AlreadySalted)
-        );
+        assert_eq!(salted.salt_for(&cid("zbbbb")), Err(SaltError::AlreadySalted));
+        assert_eq!(salted.salt_for(&cid("zmock")), Err(SaltError::AlreadySalted));
     }
 
     #[test]
@@ -316,6 +291,16 @@ mod tests {
         assert_eq!(t.salt_for(&cid("zzzzz")).unwrap(), t);
         let salted = t.salt_for(&cid("zmock")).unwrap();
         assert_eq!(salted.salt_for(&cid("zzzzz")).unwrap(), salted);
+    }
+
+    #[test]
+    fn salted_secret_hash_matches_salted_token() {
+        let t = arv_token();
+        let zmock = cid("zmock");
+        let received: Token =
+            "v2/zzzzz-gj3su-077z32aux8dg2s1/7fd31b61f39c0e82a4155592163218272cedacdc".parse().unwrap();
+        assert!(t.salted_secret_hash_for(&zmock).unwrap().ct_eq(&received.secret_hash()));
+        assert_eq!(t.salted_secret_hash_for(&cid("zzzzz")).unwrap(), t.secret_hash());
     }
 
     #[test]
@@ -361,21 +346,10 @@ mod tests {
         for bad in cases {
             let e = bad.parse::<Token>().unwrap_err();
             assert_eq!(e.what(), "token", "{bad:?}");
-            assert!(
-                !e.to_string().contains(&SECRET[..32]),
-                "error leaks secret: {e}"
-            );
+            assert!(!e.to_string().contains(&SECRET[..32]), "error leaks secret: {e}");
         }
-        assert!(
-            format!("v2/{UUID}/{}", "a".repeat(MAX_SECRET_LEN))
-                .parse::<Token>()
-                .is_ok()
-        );
-        assert!(
-            format!("v2/{UUID}/{}", "a".repeat(MIN_SECRET_LEN))
-                .parse::<Token>()
-                .is_ok()
-        );
+        assert!(format!("v2/{UUID}/{}", "a".repeat(MAX_SECRET_LEN)).parse::<Token>().is_ok());
+        assert!(format!("v2/{UUID}/{}", "a".repeat(MIN_SECRET_LEN)).parse::<Token>().is_ok());
     }
 
     #[test]
@@ -391,10 +365,7 @@ mod tests {
         assert!(h.ct_eq(&SecretHash::of(SECRET)));
         assert!(!h.ct_eq(&SecretHash::of("x")));
         assert_eq!(SecretHash::from_hex(&h.to_hex()).unwrap(), h);
-        assert_eq!(
-            SecretHash::of("").to_hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(SecretHash::of("").to_hex(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         let j = serde_json::to_string(&h).unwrap();
         assert_eq!(j, format!("\"{}\"", h.to_hex()));
         assert_eq!(serde_json::from_str::<SecretHash>(&j).unwrap(), h);

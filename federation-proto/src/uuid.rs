@@ -116,10 +116,7 @@ pub struct ObjectUuid {
 
 fn check_id(id: &str) -> Result<(), ParseError> {
     if id.len() != UUID_ID_LEN || !id.bytes().all(is_lower_alnum) {
-        return Err(ParseError::new(
-            "object uuid",
-            format!("id part must be {UUID_ID_LEN} characters of [a-z0-9]"),
-        ));
+        return Err(ParseError::new("object uuid", format!("id part must be {UUID_ID_LEN} characters of [a-z0-9]")));
     }
     Ok(())
 }
@@ -128,11 +125,7 @@ impl ObjectUuid {
     /// Builds a uuid from its parts; `id` must be 15 characters of `[a-z0-9]`.
     pub fn new(cluster: ClusterId, kind: ObjectKind, id: &str) -> Result<Self, ParseError> {
         check_id(id)?;
-        Ok(Self {
-            cluster,
-            kind,
-            id: id.to_owned(),
-        })
+        Ok(Self { cluster, kind, id: id.to_owned() })
     }
 
     /// Parses `s` and also requires its kind to be `kind`.
@@ -173,25 +166,16 @@ impl FromStr for ObjectUuid {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() != UUID_LEN {
-            return Err(ParseError::new(
-                "object uuid",
-                format!("must be {UUID_LEN} characters, got {}", s.len()),
-            ));
+            return Err(ParseError::new("object uuid", format!("must be {UUID_LEN} characters, got {}", s.len())));
         }
         let mut parts = s.split('-');
-        let (Some(cluster), Some(infix), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(cluster), Some(infix), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(ParseError::new(
-                "object uuid",
-                "must be <cluster>-<type>-<15 chars>",
-            ));
+            return Err(ParseError::new("object uuid", "must be <cluster>-<type>-<15 chars>"));
         };
-        let cluster: ClusterId = cluster
-            .parse()
-            .map_err(|e: ParseError| ParseError::new("object uuid", e.reason()))?;
-        let kind = ObjectKind::from_infix(infix)
-            .ok_or_else(|| ParseError::new("object uuid", "unknown object type infix"))?;
+        let cluster: ClusterId = cluster.parse().map_err(|e: ParseError| ParseError::new("object uuid", e.reason()))?;
+        let kind =
+            ObjectKind::from_infix(infix).ok_or_else(|| ParseError::new("object uuid", "unknown object type infix"))?;
         ObjectUuid::new(cluster, kind, id)
     }
 }
@@ -224,11 +208,7 @@ impl PartialOrd for ObjectUuid {
 
 impl Ord for ObjectUuid {
     fn cmp(&self, other: &Self) -> Ordering {
-        (&self.cluster, self.kind.infix(), &self.id).cmp(&(
-            &other.cluster,
-            other.kind.infix(),
-            &other.id,
-        ))
+        (&self.cluster, self.kind.infix(), &self.id).cmp(&(&other.cluster, other.kind.infix(), &other.id))
     }
 }
 
@@ -259,8 +239,7 @@ mod tests {
         assert_eq!(u.id(), "077z32aux8dg2s1");
         assert_eq!(u.to_string(), "zzzzz-gj3su-077z32aux8dg2s1");
         assert!(ObjectUuid::parse_kind("zzzzz-gj3su-077z32aux8dg2s1", ObjectKind::Token).is_ok());
-        let e =
-            ObjectUuid::parse_kind("zzzzz-gj3su-077z32aux8dg2s1", ObjectKind::User).unwrap_err();
+        let e = ObjectUuid::parse_kind("zzzzz-gj3su-077z32aux8dg2s1", ObjectKind::User).unwrap_err();
         assert!(e.to_string().contains("tpzed"), "{e}");
     }
 

@@ -82,10 +82,7 @@ impl Cluster {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
         c.wait().ok()
     }
 
@@ -98,9 +95,7 @@ impl Cluster {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The process id.
@@ -127,16 +122,8 @@ impl Cluster {
                 a.insert(k.clone(), v.clone());
             }
         }
-        let u = self
-            .root
-            .create_user(attrs, Some(&password))
-            .await
-            .expect("create user");
-        let (token, _) = self
-            .anon
-            .login(username, &password, None)
-            .await
-            .expect("login");
+        let u = self.root.create_user(attrs, Some(&password)).await.expect("create user");
+        let (token, _) = self.anon.login(username, &password, None).await.expect("login");
         TestUser {
             uuid: u["uuid"].as_str().expect("uuid").to_string(),
             username: username.to_string(),
@@ -198,18 +185,12 @@ impl Federation {
 
     /// The cluster `id`.
     pub fn at(&self, id: &str) -> &Cluster {
-        self.clusters
-            .iter()
-            .find(|c| c.id == id)
-            .expect("no such cluster")
+        self.clusters.iter().find(|c| c.id == id).expect("no such cluster")
     }
 
     /// The cluster `id`, mutably (to kill or restart it).
     pub fn at_mut(&mut self, id: &str) -> &mut Cluster {
-        self.clusters
-            .iter_mut()
-            .find(|c| c.id == id)
-            .expect("no such cluster")
+        self.clusters.iter_mut().find(|c| c.id == id).expect("no such cluster")
     }
 }
 

@@ -10,21 +10,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let candidates: Vec<PathBuf> = std::env::var_os("HEARTH_TEST_PYTHON")
         .map(PathBuf::from)
         .into_iter()
         .chain([root.join(".venv/bin/python")])
         .collect();
     for p in &candidates {
-        if Command::new(p)
-            .args(["-c", "import arvados"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
+        if Command::new(p).args(["-c", "import arvados"]).output().is_ok_and(|o| o.status.success()) {
             return p.clone();
         }
     }
@@ -41,10 +34,7 @@ async fn the_arvados_python_sdk_drives_a_daemon() {
     let alice = c.user("alice").await;
     let bob = c.user("bob").await;
     let admin = c.user_with("boss", json!({"is_admin": true})).await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .join("tests/sdk/check_sdk.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/sdk/check_sdk.py");
     let out = Command::new(py)
         .arg(script)
         .env("ARVADOS_API_HOST", c.url.trim_start_matches("https://"))
@@ -59,18 +49,9 @@ async fn the_arvados_python_sdk_drives_a_daemon() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "SDK checks failed:\n{stdout}\n{stderr}"
-    );
+    assert!(out.status.success(), "SDK checks failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     // The merge the script did is visible here too: bob's token now acts as alice.
-    let me = bob
-        .client
-        .get("/arvados/v1/users/current")
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
+    let me = bob.client.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
     assert_eq!(me["uuid"], alice.uuid.as_str());
 }

@@ -22,36 +22,20 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_rust_file_starts_with_a_module_doc() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let mut files = Vec::new();
     rust_files(&root, &mut files);
-    assert!(
-        files.len() > 20,
-        "found only {} files under {}",
-        files.len(),
-        root.display()
-    );
+    assert!(files.len() > 20, "found only {} files under {}", files.len(), root.display());
     let missing: Vec<_> = files
         .iter()
-        .filter(|f| {
-            !std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .trim_start()
-                .starts_with("//!")
-        })
+        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().trim_start().starts_with("//!"))
         .collect();
     assert!(missing.is_empty(), "files without a //! doc: {missing:?}");
 }
 
 #[test]
 fn no_ignored_or_should_panic_tests() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let mut files = Vec::new();
     rust_files(&root, &mut files);
     let ignore = ["#[ignore", "]"].concat();
@@ -67,12 +51,7 @@ fn no_ignored_or_should_panic_tests() {
                     i + 1
                 );
             }
-            assert!(
-                !line.contains(&should_panic),
-                "{}:{}: should_panic test",
-                f.display(),
-                i + 1
-            );
+            assert!(!line.contains(&should_panic), "{}:{}: should_panic test", f.display(), i + 1);
         }
     }
 }

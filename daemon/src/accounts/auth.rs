@@ -45,11 +45,7 @@ impl Caller {
 
     /// Refuses non-admins.
     pub fn require_admin(&self) -> Result<()> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Error::forbidden("admin_required", "must be an admin"))
-        }
+        if self.is_admin() { Ok(()) } else { Err(Error::forbidden("admin_required", "must be an admin")) }
     }
 }
 
@@ -66,11 +62,7 @@ impl Accounts {
     pub fn parse_presented(&self, raw: &str) -> Result<Presented> {
         let token: Token = raw.parse().map_err(|_| invalid_token())?;
         let issuer = token.uuid().cluster().clone();
-        if &issuer == self.cluster() {
-            Ok(Presented::Local(token))
-        } else {
-            Ok(Presented::Remote(token, issuer))
-        }
+        if &issuer == self.cluster() { Ok(Presented::Local(token)) } else { Ok(Presented::Remote(token, issuer)) }
     }
 
     /// Whether `raw` is the configured system root token.
@@ -87,12 +79,7 @@ impl Accounts {
             .store
             .user(&self.system_user)?
             .ok_or_else(|| Error::unauthorized("no_system_user", "system user missing"))?;
-        Ok(Caller {
-            user,
-            token: None,
-            scopes: Scopes::all(),
-            is_system_root: true,
-        })
+        Ok(Caller { user, token: None, scopes: Scopes::all(), is_system_root: true })
     }
 
     /// Authenticates a token issued by this cluster, presented here in its plain form.
@@ -108,10 +95,7 @@ impl Accounts {
     /// client presents salted for `audience` on the `?remote=` forms).
     pub fn authenticate_salted(&self, token: &Token, audience: &ClusterId) -> Result<Caller> {
         let row = self.store.token(token.uuid())?.ok_or_else(invalid_token)?;
-        let ok = row
-            .salted_hashes
-            .get(audience)
-            .is_some_and(|h| h.ct_eq(&token.secret_hash()));
+        let ok = row.salted_hashes.get(audience).is_some_and(|h| h.ct_eq(&token.secret_hash()));
         if !ok {
             return Err(invalid_token());
         }
@@ -126,19 +110,11 @@ impl Accounts {
         }
         let user = self.store.user(&row.user_uuid)?.ok_or_else(invalid_token)?;
         let user = self.follow_redirects(user)?;
-        Ok(Caller {
-            user,
-            scopes: row.scopes.clone(),
-            token: Some(row),
-            is_system_root: false,
-        })
+        Ok(Caller { user, scopes: row.scopes.clone(), token: Some(row), is_system_root: false })
     }
 }
 
 /// The one answer for every unusable token, so that a caller learns nothing about which part failed.
 pub fn invalid_token() -> Error {
-    Error::unauthorized(
-        "invalid_token",
-        "Not logged in: invalid or expired API token",
-    )
+    Error::unauthorized("invalid_token", "Not logged in: invalid or expired API token")
 }

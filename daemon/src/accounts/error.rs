@@ -41,12 +41,7 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a code and message.
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        Error { kind, code, message: message.into(), retry_after: None }
     }
     /// 400.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {

@@ -49,13 +49,7 @@ pub struct ListParams {
 
 impl Default for ListParams {
     fn default() -> Self {
-        ListParams {
-            filters: Vec::new(),
-            order: Vec::new(),
-            limit: 100,
-            offset: 0,
-            select: None,
-        }
+        ListParams { filters: Vec::new(), order: Vec::new(), limit: 100, offset: 0, select: None }
     }
 }
 
@@ -76,19 +70,14 @@ impl ListParams {
     ) -> Result<ListParams> {
         let mut p = ListParams::default();
         if let Some(f) = filters.filter(|s| !s.is_empty()) {
-            let v: Value =
-                serde_json::from_str(f).map_err(|e| bad(format!("filters: not JSON: {e}")))?;
+            let v: Value = serde_json::from_str(f).map_err(|e| bad(format!("filters: not JSON: {e}")))?;
             p.filters = parse_filters(&v)?;
         }
         if let Some(o) = order.filter(|s| !s.is_empty()) {
             let items: Vec<String> = match serde_json::from_str::<Value>(o) {
                 Ok(Value::Array(a)) => a
                     .into_iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .ok_or_else(|| bad("order: entries must be strings"))
-                    })
+                    .map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad("order: entries must be strings")))
                     .collect::<Result<_>>()?,
                 Ok(Value::String(s)) => vec![s],
                 _ => o.split(',').map(|s| s.trim().to_string()).collect(),
@@ -101,35 +90,29 @@ impl ListParams {
                     None | Some("asc") => true,
                     Some("desc") => false,
                     Some(other) => {
-                        return Err(bad(format!(
-                            "order: direction must be asc or desc, not {other}"
-                        )));
+                        return Err(bad(format!("order: direction must be asc or desc, not {other}")));
                     }
                 };
                 p.order.push((attr, asc));
             }
         }
         if let Some(l) = limit.filter(|s| !s.is_empty()) {
-            let n: i64 = l
-                .parse()
-                .map_err(|_| bad("limit: must be a non-negative integer"))?;
+            let n: i64 = l.parse().map_err(|_| bad("limit: must be a non-negative integer"))?;
             if n < 0 {
                 return Err(bad("limit: must be a non-negative integer"));
             }
             p.limit = usize::try_from(n.min(max_limit as i64)).unwrap_or(100);
         }
         if let Some(o) = offset.filter(|s| !s.is_empty()) {
-            let n: i64 = o
-                .parse()
-                .map_err(|_| bad("offset: must be a non-negative integer"))?;
+            let n: i64 = o.parse().map_err(|_| bad("offset: must be a non-negative integer"))?;
             if n < 0 {
                 return Err(bad("offset: must be a non-negative integer"));
             }
             p.offset = usize::try_from(n).unwrap_or(0);
         }
         if let Some(s) = select.filter(|s| !s.is_empty()) {
-            let v: Vec<String> = serde_json::from_str(s)
-                .map_err(|e| bad(format!("select: must be a JSON array of strings: {e}")))?;
+            let v: Vec<String> =
+                serde_json::from_str(s).map_err(|e| bad(format!("select: must be a JSON array of strings: {e}")))?;
             p.select = Some(v);
         }
         Ok(p)
@@ -152,11 +135,7 @@ impl ListParams {
         }
         let mut matched: Vec<Value> = Vec::with_capacity(items.len());
         for item in items {
-            if self
-                .filters
-                .iter()
-                .try_fold(true, |acc, f| Ok::<_, Error>(acc && f.matches(&item)?))?
-            {
+            if self.filters.iter().try_fold(true, |acc, f| Ok::<_, Error>(acc && f.matches(&item)?))? {
                 matched.push(item);
             }
         }
@@ -167,10 +146,7 @@ impl ListParams {
         order.push(("uuid".into(), true));
         matched.sort_by(|a, b| {
             for (attr, asc) in &order {
-                let c = compare(
-                    a.get(attr).unwrap_or(&Value::Null),
-                    b.get(attr).unwrap_or(&Value::Null),
-                );
+                let c = compare(a.get(attr).unwrap_or(&Value::Null), b.get(attr).unwrap_or(&Value::Null));
                 if c != Ordering::Equal {
                     return if *asc { c } else { c.reverse() };
                 }
@@ -178,12 +154,8 @@ impl ListParams {
             Ordering::Equal
         });
         let available = matched.len();
-        let page: Vec<Value> = matched
-            .into_iter()
-            .skip(self.offset)
-            .take(self.limit)
-            .map(|v| self.select_fields(v))
-            .collect();
+        let page: Vec<Value> =
+            matched.into_iter().skip(self.offset).take(self.limit).map(|v| self.select_fields(v)).collect();
         Ok(json!({
             "kind": list_kind,
             "etag": "",
@@ -217,9 +189,7 @@ impl ListParams {
 }
 
 fn parse_filters(v: &Value) -> Result<Vec<Filter>> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad("filters: must be an array of [attribute, operator, operand]"))?;
+    let arr = v.as_array().ok_or_else(|| bad("filters: must be an array of [attribute, operator, operand]"))?;
     // A single filter may be given unwrapped: ["name", "=", "x"].
     if arr.len() == 3 && arr[0].is_string() && arr[1].is_string() {
         return Ok(vec![parse_filter(v)?]);
@@ -228,15 +198,11 @@ fn parse_filters(v: &Value) -> Result<Vec<Filter>> {
 }
 
 fn parse_filter(v: &Value) -> Result<Filter> {
-    let a = v
-        .as_array()
-        .ok_or_else(|| bad("filters: each filter must be an array"))?;
+    let a = v.as_array().ok_or_else(|| bad("filters: each filter must be an array"))?;
     if a.len() != 3 {
         return Err(bad("filters: each filter must have 3 elements"));
     }
-    let attr = a[0]
-        .as_str()
-        .ok_or_else(|| bad("filters: attribute must be a string"))?;
+    let attr = a[0].as_str().ok_or_else(|| bad("filters: attribute must be a string"))?;
     let attr = attr.rsplit('.').next().unwrap_or(attr).to_string();
     let op = match a[1].as_str().map(str::to_ascii_lowercase).as_deref() {
         Some("=") | Some("==") => Op::Eq,
@@ -271,11 +237,9 @@ fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Null, _) => Ordering::Less,
         (_, Value::Null) => Ordering::Greater,
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .unwrap_or(0.0)
-            .partial_cmp(&y.as_f64().unwrap_or(0.0))
-            .unwrap_or(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
+        }
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => a.to_string().cmp(&b.to_string()),
@@ -317,13 +281,7 @@ impl Filter {
                 return Ok(false);
             };
             return Ok(obj.iter().any(|(k, _)| {
-                Filter {
-                    attr: k.clone(),
-                    op: self.op,
-                    operand: self.operand.clone(),
-                }
-                .matches(item)
-                .unwrap_or(false)
+                Filter { attr: k.clone(), op: self.op, operand: self.operand.clone() }.matches(item).unwrap_or(false)
             }));
         }
         let v = item.get(&self.attr).unwrap_or(&Value::Null);
@@ -347,23 +305,16 @@ impl Filter {
             Op::IsA => {
                 let kinds: Vec<String> = match &self.operand {
                     Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect(),
+                    Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
                     _ => return Err(bad("filters: is_a needs a kind or a list of kinds")),
                 };
                 let kind = item.get("kind").and_then(Value::as_str).unwrap_or("");
-                let target = v
-                    .as_str()
-                    .and_then(|s| s.parse::<federation_proto::ObjectUuid>().ok());
+                let target = v.as_str().and_then(|s| s.parse::<federation_proto::ObjectUuid>().ok());
                 kinds.iter().any(|k| {
                     if self.attr == "uuid" || target.is_none() {
                         k == kind
                     } else {
-                        target
-                            .as_ref()
-                            .is_some_and(|t| t.kind().arvados_kind() == k)
+                        target.as_ref().is_some_and(|t| t.kind().arvados_kind() == k)
                     }
                 })
             }
@@ -394,44 +345,19 @@ mod tests {
             json!({"uuid": "b", "name": "y", "n": 1, "modified_at": "2"}),
             json!({"uuid": "c", "name": "x2", "n": 2, "modified_at": "3"}),
         ];
-        let p = ListParams::parse(
-            Some(r#"[["name","like","x%"]]"#),
-            Some("n asc"),
-            None,
-            None,
-            None,
-            1000,
-        )
-        .unwrap();
+        let p = ListParams::parse(Some(r#"[["name","like","x%"]]"#), Some("n asc"), None, None, None, 1000).unwrap();
         let out = p.apply("k", items.clone()).unwrap();
         assert_eq!(out["items_available"], 2);
         assert_eq!(out["items"][0]["uuid"], "c");
-        let p = ListParams::parse(
-            None,
-            Some(r#"["n desc"]"#),
-            Some("1"),
-            Some("1"),
-            None,
-            1000,
-        )
-        .unwrap();
+        let p = ListParams::parse(None, Some(r#"["n desc"]"#), Some("1"), Some("1"), None, 1000).unwrap();
         let out = p.apply("k", items.clone()).unwrap();
         assert_eq!(out["items"][0]["uuid"], "c");
         assert_eq!(out["items"].as_array().unwrap().len(), 1);
-        let p =
-            ListParams::parse(Some(r#"[["nope","=",1]]"#), None, None, None, None, 1000).unwrap();
+        let p = ListParams::parse(Some(r#"[["nope","=",1]]"#), None, None, None, None, 1000).unwrap();
         assert!(p.apply("k", items.clone()).is_err());
         assert!(ListParams::parse(Some("not json"), None, None, None, None, 1000).is_err());
         assert!(ListParams::parse(None, None, Some("-1"), None, None, 1000).is_err());
-        let p = ListParams::parse(
-            Some(r#"[["uuid","in",["a","b"]]]"#),
-            None,
-            Some("5000"),
-            None,
-            None,
-            10,
-        )
-        .unwrap();
+        let p = ListParams::parse(Some(r#"[["uuid","in",["a","b"]]]"#), None, Some("5000"), None, None, 10).unwrap();
         assert_eq!(p.limit, 10);
         assert_eq!(p.apply("k", items).unwrap()["items_available"], 2);
     }

@@ -77,8 +77,7 @@ fn blank(s: &Option<String>) -> bool {
 
 impl Accounts {
     fn lookup_for_merge(&self, raw: &str, which: &str) -> Result<User> {
-        let not_found =
-            || Error::unprocessable("user_not_found", format!("User in {which} not found"));
+        let not_found = || Error::unprocessable("user_not_found", format!("User in {which} not found"));
         let uuid: ObjectUuid = raw.parse().map_err(|_| not_found())?;
         if uuid.kind() != ObjectKind::User {
             return Err(not_found());
@@ -88,12 +87,7 @@ impl Accounts {
 
     /// Runs every check of DESIGN §4.5 in order; changes nothing. `new_user` is how the token
     /// variant's `new_user_token` authenticated (the HTTP layer resolves local and remote tokens).
-    pub fn plan_merge(
-        &self,
-        caller: &Caller,
-        p: &MergeParams,
-        new_user: Option<NewUserAuth>,
-    ) -> Result<MergePlan> {
+    pub fn plan_merge(&self, caller: &Caller, p: &MergeParams, new_user: Option<NewUserAuth>) -> Result<MergePlan> {
         let admin_variant = !blank(&p.old_user_uuid) || !blank(&p.new_user_uuid);
         let (old, new) = if admin_variant {
             if !caller.is_admin() {
@@ -116,25 +110,16 @@ impl Accounts {
             (old, new)
         } else {
             if !caller.scopes.is_all() {
-                return Err(Error::forbidden(
-                    "merge_scoped_token",
-                    "cannot merge with a scoped token",
-                ));
+                return Err(Error::forbidden("merge_scoped_token", "cannot merge with a scoped token"));
             }
             let new_caller = match new_user {
                 Some(NewUserAuth::Valid(c)) if !blank(&p.new_user_token) => *c,
                 _ => {
-                    return Err(Error::unauthorized(
-                        "merge_invalid_new_user_token",
-                        "invalid new_user_token",
-                    ));
+                    return Err(Error::unauthorized("merge_invalid_new_user_token", "invalid new_user_token"));
                 }
             };
             if new_caller.user.uuid.cluster() == self.cluster() && !new_caller.scopes.is_all() {
-                return Err(Error::forbidden(
-                    "merge_new_token_scoped",
-                    "supplied new_user_token has restricted scope",
-                ));
+                return Err(Error::forbidden("merge_new_token_scoped", "supplied new_user_token has restricted scope"));
             }
             // Both records as stored now, under the writer lock: the callers were authenticated
             // before the lock was taken, and a concurrent merge may since have redirected either
@@ -143,54 +128,28 @@ impl Accounts {
                 return Err(super::auth::invalid_token());
             }
             if !self.token_still_valid(&new_caller)? {
-                return Err(Error::unauthorized(
-                    "merge_invalid_new_user_token",
-                    "invalid new_user_token",
-                ));
+                return Err(Error::unauthorized("merge_invalid_new_user_token", "invalid new_user_token"));
             }
-            let old = self
+            let old = self.store().user(caller.uuid())?.ok_or_else(super::auth::invalid_token)?;
+            let new = self
                 .store()
-                .user(caller.uuid())?
-                .ok_or_else(super::auth::invalid_token)?;
-            let new = self.store().user(new_caller.uuid())?.ok_or_else(|| {
-                Error::unauthorized("merge_invalid_new_user_token", "invalid new_user_token")
-            })?;
+                .user(new_caller.uuid())?
+                .ok_or_else(|| Error::unauthorized("merge_invalid_new_user_token", "invalid new_user_token"))?;
             (old, new)
         };
         if old.uuid == new.uuid {
-            return Err(Error::unprocessable(
-                "merge_to_self",
-                "cannot merge user to self",
-            ));
+            return Err(Error::unprocessable("merge_to_self", "cannot merge user to self"));
         }
-        let Some(owner_raw) = p
-            .new_owner_uuid
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
-            return Err(Error::unprocessable(
-                "merge_missing_new_owner",
-                "missing new_owner_uuid",
-            ));
+        let Some(owner_raw) = p.new_owner_uuid.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+            return Err(Error::unprocessable("merge_missing_new_owner", "missing new_owner_uuid"));
         };
-        let owner_missing = || {
-            Error::unprocessable(
-                "merge_new_owner_not_found",
-                format!("new_owner_uuid {owner_raw} not found"),
-            )
-        };
+        let owner_missing =
+            || Error::unprocessable("merge_new_owner_not_found", format!("new_owner_uuid {owner_raw} not found"));
         let new_owner: ObjectUuid = owner_raw.parse().map_err(|_| owner_missing())?;
-        if !matches!(new_owner.kind(), ObjectKind::User | ObjectKind::Group)
-            || !self.exists(&new_owner)?
-        {
+        if !matches!(new_owner.kind(), ObjectKind::User | ObjectKind::Group) || !self.exists(&new_owner)? {
             return Err(owner_missing());
         }
-        let level = self.access_level(
-            &new.uuid,
-            new.is_admin && new.uuid.cluster() == self.cluster(),
-            &new_owner,
-        )?;
+        let level = self.access_level(&new.uuid, new.is_admin && new.uuid.cluster() == self.cluster(), &new_owner)?;
         if new_owner != new.uuid && level < Level::Write {
             return Err(Error::forbidden(
                 "merge_new_owner_not_writable",
@@ -198,16 +157,10 @@ impl Accounts {
             ));
         }
         if old.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable(
-                "merge_old_already_merged",
-                "cannot merge an already merged user",
-            ));
+            return Err(Error::unprocessable("merge_old_already_merged", "cannot merge an already merged user"));
         }
         if new.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable(
-                "merge_new_already_merged",
-                "cannot merge to an already merged user",
-            ));
+            return Err(Error::unprocessable("merge_new_already_merged", "cannot merge to an already merged user"));
         }
         let redirect = match p.redirect_to_new_user.as_deref() {
             None => false,
@@ -225,21 +178,14 @@ impl Accounts {
                 "new_owner_uuid is owned by the old user",
             ));
         }
-        Ok(MergePlan {
-            old,
-            new,
-            new_owner,
-            redirect,
-        })
+        Ok(MergePlan { old, new, new_owner, redirect })
     }
 
     /// Whether the local token a caller authenticated with is still stored (a concurrent merge
     /// without redirect deletes the old user's tokens). Callers without a local token row pass.
     fn token_still_valid(&self, caller: &Caller) -> Result<bool> {
         match &caller.token {
-            Some(row) if row.uuid.cluster() == self.cluster() => {
-                Ok(self.store().token(&row.uuid)?.is_some())
-            }
+            Some(row) if row.uuid.cluster() == self.cluster() => Ok(self.store().token(&row.uuid)?.is_some()),
             _ => Ok(true),
         }
     }
@@ -259,12 +205,7 @@ impl Accounts {
     }
 
     /// `POST users/merge`: checks, then the merge. Returns the old user as it is afterwards.
-    pub fn merge(
-        &self,
-        caller: &Caller,
-        p: &MergeParams,
-        new_user: Option<NewUserAuth>,
-    ) -> Result<Value> {
+    pub fn merge(&self, caller: &Caller, p: &MergeParams, new_user: Option<NewUserAuth>) -> Result<Value> {
         let _w = self.write_lock();
         let plan = self.plan_merge(caller, p, new_user)?;
         let (old_after, _) = self.execute_merge(Some(caller.uuid()), &plan, WriteBatch::new())?;
@@ -318,16 +259,12 @@ impl Accounts {
             }
         }
         for l in store.links_by_tail(&old.uuid)? {
-            let entry = touched_links
-                .entry(l.uuid.clone())
-                .or_insert_with(|| (l.clone(), l.clone()));
+            let entry = touched_links.entry(l.uuid.clone()).or_insert_with(|| (l.clone(), l.clone()));
             entry.1.tail_uuid = new.uuid.clone();
         }
         if keep_credentials {
             for l in store.links_by_head(&old.uuid)? {
-                let entry = touched_links
-                    .entry(l.uuid.clone())
-                    .or_insert_with(|| (l.clone(), l.clone()));
+                let entry = touched_links.entry(l.uuid.clone()).or_insert_with(|| (l.clone(), l.clone()));
                 entry.1.head_uuid = new.uuid.clone();
             }
         }
@@ -337,8 +274,7 @@ impl Accounts {
             counts.links += 1;
         }
 
-        let mut keys: std::collections::BTreeMap<ObjectUuid, AuthorizedKey> =
-            std::collections::BTreeMap::new();
+        let mut keys: std::collections::BTreeMap<ObjectUuid, AuthorizedKey> = std::collections::BTreeMap::new();
         for k in store.keys_of(&old.uuid)? {
             keys.insert(k.uuid.clone(), k);
         }
@@ -387,6 +323,13 @@ impl Accounts {
         old_after.modified_by_user_uuid = actor.cloned();
         old_after.home_seq += 1;
         b.put_user(Some(old), &old_after)?;
+        let record = super::user_record(&old_after);
+        let notice = if plan.redirect {
+            federation_proto::notice::Notice::UserRedirected { user: record }
+        } else {
+            federation_proto::notice::Notice::UserUpdated { user: record }
+        };
+        self.queue_notice(&mut b, &notice)?;
         b.put_log(&self.audit(
             actor,
             "merge",
@@ -400,7 +343,7 @@ impl Accounts {
                 "moved": counts,
             }),
         ))?;
-        self.store().commit(b)?;
+        self.commit_and_signal(b)?;
         Ok((old_after, counts))
     }
 }

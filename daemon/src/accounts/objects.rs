@@ -61,17 +61,14 @@ fn opt_str(attrs: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(_) => Err(Error::unprocessable(
-            "wrong_type",
-            format!("{k} must be a string"),
-        )),
+        Some(_) => Err(Error::unprocessable("wrong_type", format!("{k} must be a string"))),
     }
 }
 
 fn req_str(attrs: &Map<String, Value>, k: &str, resource: &str) -> Result<String> {
-    opt_str(attrs, k)?.flatten().ok_or_else(|| {
-        Error::unprocessable("missing_attribute", format!("{resource}: {k} is required"))
-    })
+    opt_str(attrs, k)?
+        .flatten()
+        .ok_or_else(|| Error::unprocessable("missing_attribute", format!("{resource}: {k} is required")))
 }
 
 fn props(attrs: &Map<String, Value>) -> Result<Option<Value>> {
@@ -79,19 +76,17 @@ fn props(attrs: &Map<String, Value>) -> Result<Option<Value>> {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(json!({}))),
         Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
-        Some(_) => Err(Error::unprocessable(
-            "wrong_type",
-            "properties must be an object",
-        )),
+        Some(_) => Err(Error::unprocessable("wrong_type", "properties must be an object")),
     }
 }
 
 fn uuid_attr(attrs: &Map<String, Value>, k: &str) -> Result<Option<ObjectUuid>> {
     match opt_str(attrs, k)?.flatten() {
         None => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|_| {
-            Error::unprocessable("invalid_uuid", format!("{k} is not a valid uuid: {s}"))
-        }),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::unprocessable("invalid_uuid", format!("{k} is not a valid uuid: {s}"))),
     }
 }
 
@@ -125,9 +120,9 @@ impl ApiObject for Group {
     }
     fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
         if let Some(n) = opt_str(attrs, "name")? {
-            self.name = n.filter(|s| !s.is_empty()).ok_or_else(|| {
-                Error::unprocessable("missing_attribute", "group: name cannot be empty")
-            })?;
+            self.name = n
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::unprocessable("missing_attribute", "group: name cannot be empty"))?;
         }
         if let Some(d) = opt_str(attrs, "description")? {
             self.description = d;
@@ -135,10 +130,7 @@ impl ApiObject for Group {
         if let Some(c) = opt_str(attrs, "group_class")? {
             let c = c.unwrap_or_else(|| "project".into());
             if !matches!(c.as_str(), "project" | "role" | "filter") {
-                return Err(Error::unprocessable(
-                    "invalid_group_class",
-                    "group_class must be project, role or filter",
-                ));
+                return Err(Error::unprocessable("invalid_group_class", "group_class must be project, role or filter"));
             }
             self.group_class = c;
         }
@@ -207,8 +199,7 @@ impl ApiObject for Collection {
 impl ApiObject for Link {
     const RESOURCE: &'static str = "link";
     const LIST_KIND: &'static str = "arvados#linkList";
-    const FIELDS: &'static [&'static str] =
-        &["link_class", "name", "head_uuid", "tail_uuid", "properties"];
+    const FIELDS: &'static [&'static str] = &["link_class", "name", "head_uuid", "tail_uuid", "properties"];
     fn view(&self) -> Value {
         views::link(self)
     }
@@ -219,9 +210,8 @@ impl ApiObject for Link {
         actor: ObjectUuid,
         attrs: &Map<String, Value>,
     ) -> Result<Self> {
-        let head = uuid_attr(attrs, "head_uuid")?.ok_or_else(|| {
-            Error::unprocessable("missing_attribute", "link: head_uuid is required")
-        })?;
+        let head = uuid_attr(attrs, "head_uuid")?
+            .ok_or_else(|| Error::unprocessable("missing_attribute", "link: head_uuid is required"))?;
         let tail = uuid_attr(attrs, "tail_uuid")?.unwrap_or_else(|| owner.clone());
         let mut l = Link {
             uuid,
@@ -240,9 +230,8 @@ impl ApiObject for Link {
     }
     fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()> {
         if let Some(c) = opt_str(attrs, "link_class")? {
-            self.link_class = c.ok_or_else(|| {
-                Error::unprocessable("missing_attribute", "link: link_class cannot be null")
-            })?;
+            self.link_class =
+                c.ok_or_else(|| Error::unprocessable("missing_attribute", "link: link_class cannot be null"))?;
         }
         if let Some(n) = opt_str(attrs, "name")? {
             self.name = n.unwrap_or_default();
@@ -256,9 +245,7 @@ impl ApiObject for Link {
         if let Some(p) = props(attrs)? {
             self.properties = p;
         }
-        if self.link_class == "permission"
-            && !matches!(self.name.as_str(), "can_read" | "can_write" | "can_manage")
-        {
+        if self.link_class == "permission" && !matches!(self.name.as_str(), "can_read" | "can_write" | "can_manage") {
             return Err(Error::unprocessable(
                 "invalid_permission",
                 "permission link name must be can_read, can_write or can_manage",
@@ -276,8 +263,7 @@ impl ApiObject for Link {
 impl ApiObject for AuthorizedKey {
     const RESOURCE: &'static str = "authorized_key";
     const LIST_KIND: &'static str = "arvados#authorizedKeyList";
-    const FIELDS: &'static [&'static str] =
-        &["name", "key_type", "public_key", "authorized_user_uuid"];
+    const FIELDS: &'static [&'static str] = &["name", "key_type", "public_key", "authorized_user_uuid"];
     fn view(&self) -> Value {
         views::authorized_key(self)
     }
@@ -290,8 +276,7 @@ impl ApiObject for AuthorizedKey {
     ) -> Result<Self> {
         let mut k = AuthorizedKey {
             uuid,
-            authorized_user_uuid: uuid_attr(attrs, "authorized_user_uuid")?
-                .unwrap_or_else(|| owner.clone()),
+            authorized_user_uuid: uuid_attr(attrs, "authorized_user_uuid")?.unwrap_or_else(|| owner.clone()),
             owner_uuid: owner,
             created_at: now,
             modified_at: now,
@@ -313,9 +298,7 @@ impl ApiObject for AuthorizedKey {
         if let Some(p) = opt_str(attrs, "public_key")? {
             let p = p.unwrap_or_default();
             let mut parts = p.split_whitespace();
-            let ok = parts
-                .next()
-                .is_some_and(|t| t.starts_with("ssh-") || t.starts_with("ecdsa-"))
+            let ok = parts.next().is_some_and(|t| t.starts_with("ssh-") || t.starts_with("ecdsa-"))
                 && parts.next().is_some_and(|b| b.len() >= 16);
             if !ok {
                 return Err(Error::unprocessable(
@@ -339,10 +322,7 @@ impl ApiObject for AuthorizedKey {
 
 fn check_attr_names<T: ApiObject>(attrs: &Map<String, Value>) -> Result<()> {
     for k in attrs.keys() {
-        if k != "owner_uuid"
-            && !T::FIELDS.contains(&k.as_str())
-            && !COMMON_READ_ONLY.contains(&k.as_str())
-        {
+        if k != "owner_uuid" && !T::FIELDS.contains(&k.as_str()) && !COMMON_READ_ONLY.contains(&k.as_str()) {
             return Err(Error::unprocessable(
                 "unknown_attribute",
                 format!("unknown attribute for {}: {k}", T::RESOURCE),
@@ -365,74 +345,42 @@ impl Accounts {
             && u != caller.uuid().to_string()
             && !caller.is_admin()
         {
-            return Err(Error::forbidden(
-                "admin_required",
-                "only admins may add keys for other users",
-            ));
+            return Err(Error::forbidden("admin_required", "only admins may add keys for other users"));
         }
-        if T::KIND == ObjectKind::Link
-            && v.get("link_class").and_then(Value::as_str) == Some("permission")
-        {
+        if T::KIND == ObjectKind::Link && v.get("link_class").and_then(Value::as_str) == Some("permission") {
             let head: ObjectUuid = v
                 .get("head_uuid")
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| Error::unprocessable("invalid_uuid", "bad head_uuid"))?;
             if !self.exists(&head)? {
-                return Err(Error::unprocessable(
-                    "not_found",
-                    format!("head_uuid {head} not found"),
-                ));
+                return Err(Error::unprocessable("not_found", format!("head_uuid {head} not found")));
             }
             if !self.can_manage(caller, &head)? {
-                return Err(Error::forbidden(
-                    "permission_denied",
-                    "granting permission needs can_manage on head_uuid",
-                ));
+                return Err(Error::forbidden("permission_denied", "granting permission needs can_manage on head_uuid"));
             }
         }
         Ok(())
     }
 
-    fn resolve_owner(
-        &self,
-        caller: &Caller,
-        attrs: &Map<String, Value>,
-        default: ObjectUuid,
-    ) -> Result<ObjectUuid> {
+    fn resolve_owner(&self, caller: &Caller, attrs: &Map<String, Value>, default: ObjectUuid) -> Result<ObjectUuid> {
         let owner = uuid_attr(attrs, "owner_uuid")?.unwrap_or(default);
         if !self.exists(&owner)? {
-            return Err(Error::unprocessable(
-                "owner_not_found",
-                format!("owner_uuid {owner} not found"),
-            ));
+            return Err(Error::unprocessable("owner_not_found", format!("owner_uuid {owner} not found")));
         }
         if !self.can_write(caller, &owner)? {
-            return Err(Error::forbidden(
-                "permission_denied",
-                format!("cannot write to owner_uuid {owner}"),
-            ));
+            return Err(Error::forbidden("permission_denied", format!("cannot write to owner_uuid {owner}")));
         }
         Ok(owner)
     }
 
     /// `POST <resources>`.
-    pub fn create_object<T: ApiObject>(
-        &self,
-        caller: &Caller,
-        attrs: &Map<String, Value>,
-    ) -> Result<Value> {
+    pub fn create_object<T: ApiObject>(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
         check_attr_names::<T>(attrs)?;
         let _w = self.write_lock();
         let owner = self.resolve_owner(caller, attrs, caller.uuid().clone())?;
-        let record = T::create(
-            self.new_uuid(T::KIND),
-            owner,
-            self.clock().now(),
-            caller.uuid().clone(),
-            attrs,
-        )?;
+        let record = T::create(self.new_uuid(T::KIND), owner, self.clock().now(), caller.uuid().clone(), attrs)?;
         self.check_kind_rules(caller, &record)?;
         let mut b = WriteBatch::new();
         b.put_object(None, &record)?;
@@ -449,10 +397,7 @@ impl Accounts {
 
     /// `GET <resources>/<uuid>`.
     pub fn get_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
-        let record: T = self
-            .store()
-            .object(uuid)?
-            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        let record: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? && !self.visible_as_party(caller, &record)? {
             return Err(Self::not_found::<T>(uuid));
         }
@@ -469,18 +414,11 @@ impl Accounts {
     }
 
     /// `GET <resources>`: everything the caller can read.
-    pub fn list_objects<T: ApiObject>(
-        &self,
-        caller: &Caller,
-        params: &ListParams,
-    ) -> Result<Value> {
+    pub fn list_objects<T: ApiObject>(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
         let mut items = Vec::new();
         for r in self.store().objects::<T>() {
             let r = r?;
-            if caller.is_admin()
-                || self.can_read(caller, r.uuid())?
-                || self.visible_as_party(caller, &r)?
-            {
+            if caller.is_admin() || self.can_read(caller, r.uuid())? || self.visible_as_party(caller, &r)? {
                 items.push(r.view());
             }
         }
@@ -497,34 +435,22 @@ impl Accounts {
         caller.require_active()?;
         check_attr_names::<T>(attrs)?;
         let _w = self.write_lock();
-        let old: T = self
-            .store()
-            .object(uuid)?
-            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? {
             return Err(Self::not_found::<T>(uuid));
         }
         if !self.can_write(caller, uuid)? {
-            return Err(Error::forbidden(
-                "permission_denied",
-                format!("no write permission on {uuid}"),
-            ));
+            return Err(Error::forbidden("permission_denied", format!("no write permission on {uuid}")));
         }
         let mut new = old.clone();
         new.apply(attrs)?;
         let owner = match uuid_attr(attrs, "owner_uuid")? {
             Some(o) if &o != old.owner_uuid() => {
                 if !self.can_manage(caller, uuid)? {
-                    return Err(Error::forbidden(
-                        "permission_denied",
-                        "changing owner_uuid needs can_manage",
-                    ));
+                    return Err(Error::forbidden("permission_denied", "changing owner_uuid needs can_manage"));
                 }
                 if &o == uuid {
-                    return Err(Error::unprocessable(
-                        "owner_cycle",
-                        "an object cannot own itself",
-                    ));
+                    return Err(Error::unprocessable("owner_cycle", "an object cannot own itself"));
                 }
                 self.resolve_owner(caller, attrs, o)?
             }
@@ -549,24 +475,15 @@ impl Accounts {
     pub fn delete_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         caller.require_active()?;
         let _w = self.write_lock();
-        let old: T = self
-            .store()
-            .object(uuid)?
-            .ok_or_else(|| Self::not_found::<T>(uuid))?;
+        let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? {
             return Err(Self::not_found::<T>(uuid));
         }
         if !self.can_write(caller, uuid)? {
-            return Err(Error::forbidden(
-                "permission_denied",
-                format!("no write permission on {uuid}"),
-            ));
+            return Err(Error::forbidden("permission_denied", format!("no write permission on {uuid}")));
         }
         if T::KIND == ObjectKind::Group && self.store().owns_anything(uuid)? {
-            return Err(Error::unprocessable(
-                "not_empty",
-                "cannot delete a group that still owns objects",
-            ));
+            return Err(Error::unprocessable("not_empty", "cannot delete a group that still owns objects"));
         }
         let mut b = WriteBatch::new();
         b.delete_object(&old);
@@ -594,10 +511,8 @@ impl Accounts {
     /// `GET logs/<uuid>` (admin).
     pub fn get_log(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         caller.require_admin()?;
-        let e = self
-            .store()
-            .log(uuid)?
-            .ok_or_else(|| Error::not_found("not_found", format!("log {uuid} not found")))?;
+        let e =
+            self.store().log(uuid)?.ok_or_else(|| Error::not_found("not_found", format!("log {uuid} not found")))?;
         Ok(views::log(&e))
     }
 }

@@ -45,9 +45,7 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Whether `password` matches the PHC string `phc`.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
         Err(_) => false,
     }
 }
@@ -65,11 +63,7 @@ pub struct Throttle {
 impl Throttle {
     /// At most `max` failures per key inside `window_secs`.
     pub fn new(max: u32, window_secs: u64) -> Self {
-        Throttle {
-            max,
-            window: i64::try_from(window_secs).unwrap_or(i64::MAX),
-            failures: Mutex::new(HashMap::new()),
-        }
+        Throttle { max, window: i64::try_from(window_secs).unwrap_or(i64::MAX), failures: Mutex::new(HashMap::new()) }
     }
 
     /// Refuses when any of `keys` has reached the limit; the error says how long to wait.
@@ -88,11 +82,8 @@ impl Throttle {
             }
         }
         if wait > 0 {
-            let mut e = Error::new(
-                ErrorKind::Throttled,
-                "throttled",
-                "too many failed login attempts; try again later",
-            );
+            let mut e =
+                Error::new(ErrorKind::Throttled, "throttled", "too many failed login attempts; try again later");
             e.retry_after = Some(u64::try_from(wait).unwrap_or(1));
             return Err(e);
         }

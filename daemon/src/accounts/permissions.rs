@@ -54,9 +54,9 @@ impl Accounts {
             ObjectKind::Group => s.object::<Group>(uuid)?.map(|o| o.owner_uuid),
             ObjectKind::Collection => s.object::<Collection>(uuid)?.map(|o| o.owner_uuid),
             ObjectKind::Link => s.object::<Link>(uuid)?.map(|o| o.owner_uuid),
-            ObjectKind::AuthorizedKey => s
-                .object::<crate::store::records::AuthorizedKey>(uuid)?
-                .map(|o| o.owner_uuid().clone()),
+            ObjectKind::AuthorizedKey => {
+                s.object::<crate::store::records::AuthorizedKey>(uuid)?.map(|o| o.owner_uuid().clone())
+            }
             _ => None,
         })
     }
@@ -97,12 +97,7 @@ impl Accounts {
     }
 
     /// The access `user` (not admin) has to `uuid`.
-    pub fn access_level(
-        &self,
-        user: &ObjectUuid,
-        is_admin: bool,
-        uuid: &ObjectUuid,
-    ) -> Result<Level> {
+    pub fn access_level(&self, user: &ObjectUuid, is_admin: bool, uuid: &ObjectUuid) -> Result<Level> {
         if is_admin {
             return Ok(Level::Manage);
         }

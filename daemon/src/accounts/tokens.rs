@@ -28,12 +28,8 @@ impl Accounts {
         let secret = random_secret();
         let token = Token::new(uuid.clone(), secret.clone())
             .map_err(|e| Error::new(ErrorKind::Internal, "token", e.to_string()))?;
-        let salted_hashes: BTreeMap<_, _> = self
-            .settings()
-            .peers
-            .iter()
-            .map(|p| (p.clone(), SecretHash::of(&salted_secret(&secret, p))))
-            .collect();
+        let salted_hashes: BTreeMap<_, _> =
+            self.settings().peers.iter().map(|p| (p.clone(), SecretHash::of(&salted_secret(&secret, p)))).collect();
         let now = self.clock().now();
         let row = TokenRow {
             uuid,
@@ -54,16 +50,10 @@ impl Accounts {
     pub fn create_token(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
         if !caller.scopes.is_all() {
-            return Err(Error::forbidden(
-                "scoped_token",
-                "a scoped token cannot create tokens",
-            ));
+            return Err(Error::forbidden("scoped_token", "a scoped token cannot create tokens"));
         }
         for k in attrs.keys() {
-            if !matches!(
-                k.as_str(),
-                "scopes" | "expires_at" | "owner_uuid" | "user_uuid" | "api_client_id"
-            ) {
+            if !matches!(k.as_str(), "scopes" | "expires_at" | "owner_uuid" | "user_uuid" | "api_client_id") {
                 return Err(Error::unprocessable(
                     "unknown_attribute",
                     format!("unknown attribute for api_client_authorization: {k}"),
@@ -76,33 +66,27 @@ impl Accounts {
                 let list: Vec<String> = a
                     .iter()
                     .map(|s| {
-                        s.as_str().map(str::to_string).ok_or_else(|| {
-                            Error::unprocessable("invalid_scopes", "scopes must be strings")
-                        })
+                        s.as_str()
+                            .map(str::to_string)
+                            .ok_or_else(|| Error::unprocessable("invalid_scopes", "scopes must be strings"))
                     })
                     .collect::<Result<_>>()?;
-                Scopes::parse(list).map_err(|e| {
-                    Error::unprocessable("invalid_scopes", format!("invalid scopes: {e}"))
-                })?
+                Scopes::parse(list)
+                    .map_err(|e| Error::unprocessable("invalid_scopes", format!("invalid scopes: {e}")))?
             }
             Some(_) => {
-                return Err(Error::unprocessable(
-                    "invalid_scopes",
-                    "scopes must be an array of strings",
-                ));
+                return Err(Error::unprocessable("invalid_scopes", "scopes must be an array of strings"));
             }
         };
         let now = self.clock().now();
         let mut expires_at = match attrs.get("expires_at") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(parse_time(s).ok_or_else(|| {
-                Error::unprocessable("invalid_time", "expires_at is not an RFC 3339 time")
-            })?),
+            Some(Value::String(s)) => Some(
+                parse_time(s)
+                    .ok_or_else(|| Error::unprocessable("invalid_time", "expires_at is not an RFC 3339 time"))?,
+            ),
             Some(_) => {
-                return Err(Error::unprocessable(
-                    "invalid_time",
-                    "expires_at must be a string",
-                ));
+                return Err(Error::unprocessable("invalid_time", "expires_at must be a string"));
             }
         };
         let max = self.settings().max_token_lifetime_secs;
@@ -113,22 +97,15 @@ impl Accounts {
         let owner = match attrs.get("owner_uuid").or_else(|| attrs.get("user_uuid")) {
             None | Some(Value::Null) => caller.uuid().clone(),
             Some(Value::String(s)) => {
-                let u: ObjectUuid = s.parse().map_err(|_| {
-                    Error::unprocessable("invalid_uuid", "owner_uuid is not a uuid")
-                })?;
+                let u: ObjectUuid =
+                    s.parse().map_err(|_| Error::unprocessable("invalid_uuid", "owner_uuid is not a uuid"))?;
                 if &u != caller.uuid() && !caller.is_admin() {
-                    return Err(Error::forbidden(
-                        "admin_required",
-                        "only admins may create tokens for other users",
-                    ));
+                    return Err(Error::forbidden("admin_required", "only admins may create tokens for other users"));
                 }
                 u
             }
             Some(_) => {
-                return Err(Error::unprocessable(
-                    "wrong_type",
-                    "owner_uuid must be a string",
-                ));
+                return Err(Error::unprocessable("wrong_type", "owner_uuid must be a string"));
             }
         };
         let _w = self.write_lock();
@@ -137,10 +114,7 @@ impl Accounts {
             .user(&owner)?
             .ok_or_else(|| Error::unprocessable("not_found", format!("user {owner} not found")))?;
         if user.uuid.cluster() != self.cluster() || user.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable(
-                "not_local",
-                "tokens can only be issued for live local users",
-            ));
+            return Err(Error::unprocessable("not_local", "tokens can only be issued for live local users"));
         }
         let (token, row) = self.new_token_row(&owner, scopes, expires_at, TokenKind::Api)?;
         let mut b = WriteBatch::new();
@@ -173,12 +147,7 @@ impl Accounts {
     }
 
     fn visible_token(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<TokenRow> {
-        let not_found = || {
-            Error::not_found(
-                "not_found",
-                format!("api_client_authorization {uuid} not found"),
-            )
-        };
+        let not_found = || Error::not_found("not_found", format!("api_client_authorization {uuid} not found"));
         let row = self.store().token(uuid)?.ok_or_else(not_found)?;
         if !caller.is_admin() && &row.user_uuid != caller.uuid() {
             return Err(not_found());
@@ -209,10 +178,7 @@ impl Accounts {
     /// `DELETE api_client_authorizations/<uuid>`: revokes a token. Returns the revoked row.
     pub fn revoke_token(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         if !caller.scopes.is_all() && caller.token.as_ref().map(|t| &t.uuid) != Some(uuid) {
-            return Err(Error::forbidden(
-                "scoped_token",
-                "a scoped token can only revoke itself",
-            ));
+            return Err(Error::forbidden("scoped_token", "a scoped token can only revoke itself"));
         }
         let _w = self.write_lock();
         let row = self.visible_token(caller, uuid)?;
@@ -225,7 +191,14 @@ impl Accounts {
             format!("token {} revoked", row.uuid),
             json!({}),
         ))?;
-        self.store().commit(b)?;
+        if let Some(user) = self.store().user(&row.user_uuid)? {
+            let notice = federation_proto::notice::Notice::TokenRevoked {
+                user: super::user_record(&user),
+                token_uuid: row.uuid.clone(),
+            };
+            self.queue_notice(&mut b, &notice)?;
+        }
+        self.commit_and_signal(b)?;
         Ok(views::token(&row, None))
     }
 }

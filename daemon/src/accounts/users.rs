@@ -6,21 +6,15 @@ use super::passwords;
 use super::{Accounts, Caller, views};
 use crate::store::WriteBatch;
 use crate::store::records::{TokenKind, User};
+use federation_proto::notice::Notice;
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, Token};
 use serde_json::{Map, Value, json};
 
 /// Attributes a user may change on itself.
 const SELF_FIELDS: &[&str] = &["first_name", "last_name", "prefs"];
 /// Attributes only an admin may change.
-const ADMIN_FIELDS: &[&str] = &[
-    "email",
-    "username",
-    "is_active",
-    "is_admin",
-    "email_verified",
-    "redirect_to_user_uuid",
-    "owner_uuid",
-];
+const ADMIN_FIELDS: &[&str] =
+    &["email", "username", "is_active", "is_admin", "email_verified", "redirect_to_user_uuid", "owner_uuid"];
 /// Attributes clients send back that are read-only; accepted and ignored when unchanged.
 const READ_ONLY: &[&str] = &[
     "uuid",
@@ -66,17 +60,9 @@ fn check_username(u: &str) -> Result<()> {
 fn normalize_email(e: &str) -> Result<String> {
     let e = e.trim().to_lowercase();
     let valid = e.len() <= 254
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
         && !e.chars().any(|c| c.is_whitespace() || c == '\0');
-    if valid {
-        Ok(e)
-    } else {
-        Err(Error::unprocessable(
-            "invalid_email",
-            format!("not an email address: {e}"),
-        ))
-    }
+    if valid { Ok(e) } else { Err(Error::unprocessable("invalid_email", format!("not an email address: {e}"))) }
 }
 
 fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<String>>> {
@@ -84,10 +70,7 @@ fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<Strin
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(_) => Err(Error::unprocessable(
-            "wrong_type",
-            format!("{key} must be a string"),
-        )),
+        Some(_) => Err(Error::unprocessable("wrong_type", format!("{key} must be a string"))),
     }
 }
 
@@ -97,10 +80,7 @@ fn want_bool(attrs: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) if s == "true" => Ok(Some(true)),
         Some(Value::String(s)) if s == "false" => Ok(Some(false)),
-        Some(_) => Err(Error::unprocessable(
-            "wrong_type",
-            format!("{key} must be a boolean"),
-        )),
+        Some(_) => Err(Error::unprocessable("wrong_type", format!("{key} must be a boolean"))),
     }
 }
 
@@ -157,6 +137,7 @@ impl Accounts {
             password_hash: None,
             last_login_at: None,
             home_seq: 1,
+            cached_from_home: false,
         };
         self.apply_user_attrs(&mut user, attrs, true)?;
         if attrs.contains_key("uuid") {
@@ -177,12 +158,7 @@ impl Accounts {
 
     /// `PUT users/<uuid>`: self may change names and prefs; admins also email, username, flags
     /// and the redirect.
-    pub fn update_user(
-        &self,
-        caller: &Caller,
-        uuid: &ObjectUuid,
-        attrs: &Map<String, Value>,
-    ) -> Result<Value> {
+    pub fn update_user(&self, caller: &Caller, uuid: &ObjectUuid, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
         let _w = self.write_lock();
         let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
@@ -199,19 +175,13 @@ impl Accounts {
                 if ADMIN_FIELDS.contains(&k.as_str()) {
                     let unchanged = views::user(&old).get(k) == attrs.get(k);
                     if !unchanged {
-                        return Err(Error::forbidden(
-                            "admin_only_field",
-                            format!("only an admin may change {k}"),
-                        ));
+                        return Err(Error::forbidden("admin_only_field", format!("only an admin may change {k}")));
                     }
                 }
             }
         }
         if old.uuid.cluster() != self.cluster() {
-            return Err(Error::forbidden(
-                "remote_user",
-                "only the user's home cluster may change a remote user",
-            ));
+            return Err(Error::forbidden("remote_user", "only the user's home cluster may change a remote user"));
         }
         let mut user = old.clone();
         self.apply_user_attrs(&mut user, attrs, caller.is_admin())?;
@@ -227,25 +197,25 @@ impl Accounts {
             format!("updated user {}", user.uuid),
             json!({"old_attributes": views::user(&old), "new_attributes": views::user(&user)}),
         ))?;
-        self.store().commit(b)?;
+        let record = super::user_record(&user);
+        let notice = if user.redirect_to_user_uuid.is_some() && old.redirect_to_user_uuid != user.redirect_to_user_uuid
+        {
+            Notice::UserRedirected { user: record }
+        } else {
+            Notice::UserUpdated { user: record }
+        };
+        self.queue_notice(&mut b, &notice)?;
+        self.commit_and_signal(b)?;
         Ok(views::user(&user))
     }
 
-    fn apply_user_attrs(
-        &self,
-        user: &mut User,
-        attrs: &Map<String, Value>,
-        admin: bool,
-    ) -> Result<()> {
+    fn apply_user_attrs(&self, user: &mut User, attrs: &Map<String, Value>, admin: bool) -> Result<()> {
         for k in attrs.keys() {
             let known = SELF_FIELDS.contains(&k.as_str())
                 || ADMIN_FIELDS.contains(&k.as_str())
                 || READ_ONLY.contains(&k.as_str());
             if !known {
-                return Err(Error::unprocessable(
-                    "unknown_attribute",
-                    format!("unknown attribute for user: {k}"),
-                ));
+                return Err(Error::unprocessable("unknown_attribute", format!("unknown attribute for user: {k}")));
             }
         }
         if let Some(v) = want_str(attrs, "first_name")? {
@@ -256,10 +226,7 @@ impl Accounts {
         }
         if let Some(p) = attrs.get("prefs") {
             if !p.is_object() {
-                return Err(Error::unprocessable(
-                    "wrong_type",
-                    "prefs must be an object",
-                ));
+                return Err(Error::unprocessable("wrong_type", "prefs must be an object"));
             }
             user.prefs = p.clone();
         }
@@ -281,10 +248,7 @@ impl Accounts {
                 if let Some(holder) = self.store().user_by_username(name)?
                     && holder.uuid != user.uuid
                 {
-                    return Err(Error::unprocessable(
-                        "username_taken",
-                        format!("username {name} is already in use"),
-                    ));
+                    return Err(Error::unprocessable("username_taken", format!("username {name} is already in use")));
                 }
             }
             user.username = v;
@@ -301,26 +265,16 @@ impl Accounts {
         if let Some(v) = want_str(attrs, "redirect_to_user_uuid")? {
             let target = v
                 .map(|s| {
-                    s.parse::<ObjectUuid>().map_err(|_| {
-                        Error::unprocessable(
-                            "invalid_uuid",
-                            "redirect_to_user_uuid is not a user uuid",
-                        )
-                    })
+                    s.parse::<ObjectUuid>()
+                        .map_err(|_| Error::unprocessable("invalid_uuid", "redirect_to_user_uuid is not a user uuid"))
                 })
                 .transpose()?;
             if let Some(t) = &target {
                 if t.kind() != ObjectKind::User {
-                    return Err(Error::unprocessable(
-                        "invalid_uuid",
-                        "redirect_to_user_uuid is not a user uuid",
-                    ));
+                    return Err(Error::unprocessable("invalid_uuid", "redirect_to_user_uuid is not a user uuid"));
                 }
                 if t == &user.uuid {
-                    return Err(Error::unprocessable(
-                        "redirect_to_self",
-                        "a user cannot redirect to itself",
-                    ));
+                    return Err(Error::unprocessable("redirect_to_self", "a user cannot redirect to itself"));
                 }
             }
             user.redirect_to_user_uuid = target;
@@ -328,9 +282,8 @@ impl Accounts {
         if let Some(v) = want_str(attrs, "owner_uuid")?
             && let Some(s) = v
         {
-            user.owner_uuid = s
-                .parse()
-                .map_err(|_| Error::unprocessable("invalid_uuid", "owner_uuid is not a uuid"))?;
+            user.owner_uuid =
+                s.parse().map_err(|_| Error::unprocessable("invalid_uuid", "owner_uuid is not a uuid"))?;
         }
         Ok(())
     }
@@ -340,39 +293,21 @@ impl Accounts {
     pub fn set_password(&self, caller: &Caller, uuid: &ObjectUuid, password: &str) -> Result<()> {
         caller.require_active()?;
         if !caller.is_admin() && caller.uuid() != uuid {
-            return Err(Error::forbidden(
-                "not_yours",
-                "only the user or an admin may set a password",
-            ));
+            return Err(Error::forbidden("not_yours", "only the user or an admin may set a password"));
         }
-        if caller
-            .token
-            .as_ref()
-            .is_some_and(|_| !caller.scopes.is_all())
-        {
-            return Err(Error::forbidden(
-                "scoped_token",
-                "cannot set a password with a scoped token",
-            ));
+        if caller.token.as_ref().is_some_and(|_| !caller.scopes.is_all()) {
+            return Err(Error::forbidden("scoped_token", "cannot set a password with a scoped token"));
         }
         passwords::check_new_password(password)?;
         let hash = passwords::hash_password(password)?;
         let _w = self.write_lock();
-        let old = self
-            .store()
-            .user(uuid)?
-            .ok_or_else(|| Error::not_found("not_found", format!("user {uuid} not found")))?;
+        let old =
+            self.store().user(uuid)?.ok_or_else(|| Error::not_found("not_found", format!("user {uuid} not found")))?;
         if old.uuid.cluster() != self.cluster() {
-            return Err(Error::unprocessable(
-                "remote_user",
-                "a remote user's password is set at its home cluster",
-            ));
+            return Err(Error::unprocessable("remote_user", "a remote user's password is set at its home cluster"));
         }
         if old.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable(
-                "merged_user",
-                "this account was merged into another",
-            ));
+            return Err(Error::unprocessable("merged_user", "this account was merged into another"));
         }
         let mut user = old.clone();
         user.password_hash = Some(hash);
@@ -396,24 +331,14 @@ impl Accounts {
     pub fn find_login_account(&self, login: &str) -> Result<Option<User>> {
         let login = login.trim();
         if !login.contains('@') {
-            return Ok(self
-                .store()
-                .user_by_username(login)?
-                .filter(|u| u.uuid.cluster() == self.cluster()));
+            return Ok(self.store().user_by_username(login)?.filter(|u| u.uuid.cluster() == self.cluster()));
         }
         let Ok(email) = normalize_email(login) else {
             return Ok(None);
         };
-        let local: Vec<User> = self
-            .store()
-            .users_by_email(&email)?
-            .into_iter()
-            .filter(|u| u.uuid.cluster() == self.cluster())
-            .collect();
-        let live: Vec<&User> = local
-            .iter()
-            .filter(|u| u.redirect_to_user_uuid.is_none())
-            .collect();
+        let local: Vec<User> =
+            self.store().users_by_email(&email)?.into_iter().filter(|u| u.uuid.cluster() == self.cluster()).collect();
+        let live: Vec<&User> = local.iter().filter(|u| u.redirect_to_user_uuid.is_none()).collect();
         match (live.len(), local.len()) {
             (1, _) => Ok(live.first().map(|u| (*u).clone())),
             (0, 0) => Ok(None),
@@ -443,10 +368,7 @@ impl Accounts {
         if let Some(r) = remote
             && !self.settings().peers.contains(r)
         {
-            return Err(Error::bad_request(
-                "invalid_remote",
-                format!("remote {r} is not a peer of this cluster"),
-            ));
+            return Err(Error::bad_request("invalid_remote", format!("remote {r} is not a peer of this cluster")));
         }
         let refuse = || Error::unauthorized("invalid_login", "invalid login or password");
         let user = match self.find_login_account(login)? {
@@ -458,10 +380,7 @@ impl Accounts {
                 return Err(refuse());
             }
         };
-        let ok = user
-            .password_hash
-            .as_deref()
-            .is_some_and(|h| passwords::verify_password(password, h));
+        let ok = user.password_hash.as_deref().is_some_and(|h| passwords::verify_password(password, h));
         if !ok {
             self.throttle.fail(&keys, now);
             return Err(refuse());
@@ -471,10 +390,7 @@ impl Accounts {
             let mut e = Error::new(
                 ErrorKind::Forbidden,
                 "account_moved",
-                format!(
-                    "this account was merged into {target}; log in at its home cluster {}",
-                    target.cluster()
-                ),
+                format!("this account was merged into {target}; log in at its home cluster {}", target.cluster()),
             );
             e.retry_after = None;
             return Err(e);
@@ -484,9 +400,7 @@ impl Accounts {
         }
         let (token, user) = self.record_login(&user, kind)?;
         let token = match remote {
-            Some(r) => token
-                .salt_for(r)
-                .map_err(|e| Error::new(ErrorKind::Internal, "salt", e.to_string()))?,
+            Some(r) => token.salt_for(r).map_err(|e| Error::new(ErrorKind::Internal, "salt", e.to_string()))?,
             None => token,
         };
         Ok(LoginOutcome { token, user })
@@ -504,15 +418,9 @@ impl Accounts {
         updated.last_login_at = Some(now);
         updated.home_seq += 1;
         let lifetime = self.settings().login_token_lifetime_secs;
-        let expires = (lifetime > 0).then(|| {
-            now + time::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX / 4))
-        });
-        let (token, row) = self.new_token_row(
-            &updated.uuid,
-            federation_proto::Scopes::all(),
-            expires,
-            kind,
-        )?;
+        let expires =
+            (lifetime > 0).then(|| now + time::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX / 4)));
+        let (token, row) = self.new_token_row(&updated.uuid, federation_proto::Scopes::all(), expires, kind)?;
         let mut b = WriteBatch::new();
         b.put_user(Some(&old), &updated)?;
         b.put_token(None, &row)?;
@@ -523,10 +431,12 @@ impl Accounts {
             format!("{} logged in", updated.uuid),
             json!({"token_uuid": row.uuid}),
         ))?;
-        self.store().commit(b)?;
+        self.queue_notice(&mut b, &Notice::Login { user: super::user_record(&updated) })?;
+        self.commit_and_signal(b)?;
         Ok((token, updated))
     }
 }
 
 /// A valid argon2id hash of a random string, verified against when the login name is unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J9Ju7yJ0qv0lWtKQ1Wdq1l6ZZ0m3y4E6n9DLL8b9T3Q";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J9Ju7yJ0qv0lWtKQ1Wdq1l6ZZ0m3y4E6n9DLL8b9T3Q";

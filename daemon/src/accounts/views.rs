@@ -16,9 +16,7 @@ fn etag(v: &impl serde::Serialize) -> String {
 
 /// A user as the API shows it.
 pub fn user(u: &User) -> Value {
-    let full_name = format!("{} {}", u.first_name, u.last_name)
-        .trim()
-        .to_string();
+    let full_name = format!("{} {}", u.first_name, u.last_name).trim().to_string();
     json!({
         "kind": ObjectKind::User.arvados_kind(),
         "etag": etag(u),

@@ -84,16 +84,7 @@ pub enum UserCommand {
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::User { command } => match command {
-            UserCommand::Create {
-                target,
-                username,
-                email,
-                verified,
-                password,
-                admin,
-                first_name,
-                last_name,
-            } => {
+            UserCommand::Create { target, username, email, verified, password, admin, first_name, last_name } => {
                 let c = target.client()?;
                 let u = c
                     .create_user(
@@ -112,10 +103,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                     return Ok(());
                 }
-                println!(
-                    "{:<28} {:<16} {:<32} {:<6} {:<6}",
-                    "uuid", "username", "email", "active", "admin"
-                );
+                println!("{:<28} {:<16} {:<32} {:<6} {:<6}", "uuid", "username", "email", "active", "admin");
                 for u in list["items"].as_array().cloned().unwrap_or_default() {
                     let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                     let b = |k: &str| u.get(k).and_then(Value::as_bool).unwrap_or(false);

@@ -15,9 +15,7 @@ pub const CLUSTERS: [&str; 3] = ["aaaaa", "bbbbb", "ccccc"];
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// One planned cluster of a local federation.
@@ -45,11 +43,7 @@ impl PlannedCluster {
 
 /// Writes configs, certificates and keys for a federation of `ids` under `root`: every cluster
 /// lists every other as a peer. Returns the plan and the CA certificate path.
-pub fn plan_federation(
-    root: &Path,
-    ids: &[&str],
-    extra_toml: &str,
-) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf)> {
+pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf)> {
     let ca = LocalCa::new("Hearth demo federation CA")?;
     let ca_path = root.join("ca.pem");
     std::fs::create_dir_all(root)?;
@@ -130,31 +124,20 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
     }
     for c in &plan {
         let client = Client::new(&c.url(), Some(&ca_pem))?.with_token(&c.root_token);
-        client.wait_healthy(30).await.with_context(|| {
-            format!(
-                "cluster {} did not start; see {}/hearth.log",
-                c.id,
-                c.dir.display()
-            )
-        })?;
+        client
+            .wait_healthy(30)
+            .await
+            .with_context(|| format!("cluster {} did not start; see {}/hearth.log", c.id, c.dir.display()))?;
         let admin = client
             .create_user(json!({"username": "admin", "email": format!("admin@{}.example", c.id), "email_verified": true, "is_admin": true, "first_name": "Admin"}), Some("admin-password"))
             .await?;
         let demo = client
             .create_user(json!({"username": "demo", "email": "demo@example.org", "email_verified": true, "first_name": "Demo", "last_name": "User"}), Some("demo-password"))
             .await?;
-        let (token, _) = Client::new(&c.url(), Some(&ca_pem))?
-            .login("demo", "demo-password", None)
-            .await?;
+        let (token, _) = Client::new(&c.url(), Some(&ca_pem))?.login("demo", "demo-password", None).await?;
         println!("\ncluster {}  {}", c.id, c.url());
-        println!(
-            "  admin  {}  login admin / admin-password",
-            admin["uuid"].as_str().unwrap_or("")
-        );
-        println!(
-            "  demo   {}  login demo / demo-password",
-            demo["uuid"].as_str().unwrap_or("")
-        );
+        println!("  admin  {}  login admin / admin-password", admin["uuid"].as_str().unwrap_or(""));
+        println!("  demo   {}  login demo / demo-password", demo["uuid"].as_str().unwrap_or(""));
         println!("  demo user's API token: {token}");
         println!("  system root token:     {}", c.root_token);
         println!(
@@ -162,17 +145,15 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
             ca_path.display(),
             c.url()
         );
-        let me = Client::new(&c.url(), Some(&ca_pem))?
-            .with_token(&token)
-            .get("/arvados/v1/users/current")
-            .await?
-            .ok()?;
+        let me =
+            Client::new(&c.url(), Some(&ca_pem))?.with_token(&token).get("/arvados/v1/users/current").await?.ok()?;
         println!(
             "  users/current answers: {} ({})",
             me["uuid"].as_str().unwrap_or(""),
             me["username"].as_str().unwrap_or("")
         );
     }
+    federation_story(&plan, &ca_pem).await?;
     println!(
         "\nCA certificate: {}\nLogs: <cluster dir>/hearth.log. Web login: https://127.0.0.1:<port>/login",
         ca_path.display()
@@ -194,4 +175,48 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir().join(format!("hearth-demo-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     Ok(base)
+}
+
+/// The federation part of the demo: a login at aaaaa reaches bbbbb and ccccc as a signed notice,
+/// and aaaaa's token works at bbbbb after bbbbb validates it at aaaaa.
+async fn federation_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Result<()> {
+    let (Some(home), others) = (plan.first(), plan.get(1..).unwrap_or_default()) else { return Ok(()) };
+    println!("\n== federation: a login at {} reaches its peers ==", home.id);
+    let anon = Client::new(&home.url(), Some(ca_pem))?;
+    let (token, user) = anon.login("demo", "demo-password", None).await?;
+    let uuid = user["uuid"].as_str().unwrap_or("").to_string();
+    println!("demo logs in at {} as {uuid}", home.id);
+    for peer in others {
+        let admin = Client::new(&peer.url(), Some(ca_pem))?.with_token(&peer.root_token);
+        let started = std::time::Instant::now();
+        loop {
+            let r = admin.get(&format!("/arvados/v1/users/{uuid}")).await?;
+            if r.status.is_success() {
+                println!(
+                    "  {} cached {} ({}, home {}) after {} ms",
+                    peer.id,
+                    uuid,
+                    r.body["email"].as_str().unwrap_or(""),
+                    r.body["home_cluster"].as_str().unwrap_or(""),
+                    started.elapsed().as_millis()
+                );
+                break;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                anyhow::bail!("{} did not learn of the login within 30 s", peer.id);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    if let Some(peer) = others.first() {
+        let me =
+            Client::new(&peer.url(), Some(ca_pem))?.with_token(&token).get("/arvados/v1/users/current").await?.ok()?;
+        println!(
+            "  {}'s token used at {}: users/current answers {} (validated at its home, then cached)",
+            home.id,
+            peer.id,
+            me["uuid"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }

@@ -6,29 +6,17 @@ use std::path::Path;
 
 /// Sets up logging (text or JSON) with the configured filter.
 pub fn init_logging(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{filter},rustls_platform_verifier=off"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{filter},rustls_platform_verifier=off")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Runs the daemon.
 pub async fn serve(config: &Path, json_logs: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    init_logging(
-        &settings.log.filter,
-        json_logs || settings.log.format == "json",
-    );
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    init_logging(&settings.log.filter, json_logs || settings.log.format == "json");
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let listener = std::net::TcpListener::bind(&settings.cluster.listen)
         .with_context(|| format!("cannot listen on {}", settings.cluster.listen))?;
     let handle = crate::launch::run(settings, listener, metrics).await?;

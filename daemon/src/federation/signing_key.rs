@@ -26,22 +26,14 @@ pub fn write(path: &Path, key: &ClusterSigningKey) -> anyhow::Result<()> {
 /// Reads the key at `path`.
 pub fn read(path: &Path) -> anyhow::Result<ClusterSigningKey> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read signing key {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read signing key {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        bail!(
-            "signing key {} must not be readable by group or others (chmod 600)",
-            path.display()
-        );
+        bail!("signing key {} must not be readable by group or others (chmod 600)", path.display());
     }
     let text = std::fs::read_to_string(path)?;
-    let b64 = text
-        .trim()
-        .strip_prefix(PREFIX)
-        .with_context(|| format!("{} is not a hearth signing key", path.display()))?;
-    let bytes = STANDARD_NO_PAD
-        .decode(b64.trim_end_matches('='))
-        .context("signing key: bad base64")?;
+    let b64 =
+        text.trim().strip_prefix(PREFIX).with_context(|| format!("{} is not a hearth signing key", path.display()))?;
+    let bytes = STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).context("signing key: bad base64")?;
     ClusterSigningKey::from_secret_slice(&bytes).map_err(|e| anyhow::anyhow!("signing key: {e}"))
 }
 

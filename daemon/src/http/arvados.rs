@@ -18,8 +18,7 @@ use std::sync::Arc;
 type AppState = State<Arc<App>>;
 
 fn parse_uuid(raw: &str) -> ApiResult<ObjectUuid> {
-    raw.parse()
-        .map_err(|_| ApiError(Error::not_found("not_found", format!("{raw} not found"))))
+    raw.parse().map_err(|_| ApiError(Error::not_found("not_found", format!("{raw} not found"))))
 }
 
 fn list_params(app: &App, p: &Params) -> ApiResult<ListParams> {
@@ -39,29 +38,17 @@ pub async fn users_current(Authed(c): Authed) -> ApiResult<Json<Value>> {
 }
 
 /// `GET users`.
-pub async fn users_list(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn users_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.list_users(&c, &list_params(&app, &p)?)?))
 }
 
 /// `GET users/<uuid>`.
-pub async fn users_get(
-    State(app): AppState,
-    Authed(c): Authed,
-    Path(uuid): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn users_get(State(app): AppState, Authed(c): Authed, Path(uuid): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.get_user(&c, &parse_uuid(&uuid)?)?))
 }
 
 /// `POST users`.
-pub async fn users_create(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn users_create(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.create_user(&c, &p.attrs("user")?)?))
 }
 
@@ -72,19 +59,11 @@ pub async fn users_update(
     Path(uuid): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.update_user(
-        &c,
-        &parse_uuid(&uuid)?,
-        &p.attrs("user")?,
-    )?))
+    Ok(Json(app.accounts.update_user(&c, &parse_uuid(&uuid)?, &p.attrs("user")?)?))
 }
 
 /// `POST users/merge`.
-pub async fn users_merge(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn users_merge(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     let params = MergeParams {
         new_owner_uuid: p.get_str("new_owner_uuid")?,
         new_user_token: p.get_str("new_user_token")?,
@@ -94,16 +73,8 @@ pub async fn users_merge(
     };
     let new_user = match params.new_user_token.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(raw) => Some(
-            match super::auth::authenticate(
-                &app,
-                raw,
-                &Method::POST,
-                "/arvados/v1/users/merge",
-                None,
-            )
-            .await
-            {
+        Some(raw) => {
+            Some(match super::auth::authenticate(&app, raw, &Method::POST, "/arvados/v1/users/merge", None).await {
                 Ok(nc) => NewUserAuth::Valid(Box::new(nc)),
                 Err(e) if e.code == "scope_forbids" => {
                     // A restricted new_user_token is reported as such by the merge checks.
@@ -115,19 +86,13 @@ pub async fn users_merge(
                     }
                 }
                 Err(_) => NewUserAuth::Invalid,
-            },
-        ),
+            })
+        }
     };
     let app2 = app.clone();
     let out = tokio::task::spawn_blocking(move || app2.accounts.merge(&c, &params, new_user))
         .await
-        .map_err(|_| {
-            ApiError(Error::new(
-                crate::accounts::ErrorKind::Internal,
-                "join",
-                "merge task failed",
-            ))
-        })??;
+        .map_err(|_| ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "merge task failed")))??;
     Ok(Json(out))
 }
 
@@ -137,20 +102,12 @@ pub async fn tokens_current(State(app): AppState, Authed(c): Authed) -> ApiResul
 }
 
 /// `GET api_client_authorizations`.
-pub async fn tokens_list(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn tokens_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.list_tokens(&c, &list_params(&app, &p)?)?))
 }
 
 /// `POST api_client_authorizations`.
-pub async fn tokens_create(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn tokens_create(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     let attrs = match p.attrs("api_client_authorization") {
         Ok(a) => a,
         Err(_) if !p.body().contains_key("api_client_authorization") => serde_json::Map::new(),
@@ -160,11 +117,7 @@ pub async fn tokens_create(
 }
 
 /// `GET api_client_authorizations/<uuid>`.
-pub async fn tokens_get(
-    State(app): AppState,
-    Authed(c): Authed,
-    Path(uuid): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn tokens_get(State(app): AppState, Authed(c): Authed, Path(uuid): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.get_token(&c, &parse_uuid(&uuid)?)?))
 }
 
@@ -178,15 +131,8 @@ pub async fn tokens_delete(
 }
 
 /// `GET <objects>`.
-pub async fn objects_list<T: ApiObject>(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        app.accounts
-            .list_objects::<T>(&c, &list_params(&app, &p)?)?,
-    ))
+pub async fn objects_list<T: ApiObject>(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
+    Ok(Json(app.accounts.list_objects::<T>(&c, &list_params(&app, &p)?)?))
 }
 
 /// `POST <objects>`.
@@ -195,10 +141,7 @@ pub async fn objects_create<T: ApiObject>(
     Authed(c): Authed,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        app.accounts
-            .create_object::<T>(&c, &p.attrs(T::RESOURCE)?)?,
-    ))
+    Ok(Json(app.accounts.create_object::<T>(&c, &p.attrs(T::RESOURCE)?)?))
 }
 
 /// `GET <objects>/<uuid>`.
@@ -217,11 +160,7 @@ pub async fn objects_update<T: ApiObject>(
     Path(uuid): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.update_object::<T>(
-        &c,
-        &parse_uuid(&uuid)?,
-        &p.attrs(T::RESOURCE)?,
-    )?))
+    Ok(Json(app.accounts.update_object::<T>(&c, &parse_uuid(&uuid)?, &p.attrs(T::RESOURCE)?)?))
 }
 
 /// `DELETE <objects>/<uuid>`.
@@ -230,35 +169,22 @@ pub async fn objects_delete<T: ApiObject>(
     Authed(c): Authed,
     Path(uuid): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        app.accounts.delete_object::<T>(&c, &parse_uuid(&uuid)?)?,
-    ))
+    Ok(Json(app.accounts.delete_object::<T>(&c, &parse_uuid(&uuid)?)?))
 }
 
 /// `GET logs`.
-pub async fn logs_list(
-    State(app): AppState,
-    Authed(c): Authed,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn logs_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.list_logs(&c, &list_params(&app, &p)?)?))
 }
 
 /// `GET logs/<uuid>`.
-pub async fn logs_get(
-    State(app): AppState,
-    Authed(c): Authed,
-    Path(uuid): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn logs_get(State(app): AppState, Authed(c): Authed, Path(uuid): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(app.accounts.get_log(&c, &parse_uuid(&uuid)?)?))
 }
 
 /// Any other path: an Arvados-shaped 404 naming it.
 pub async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(Error::not_found(
-        "no_route",
-        format!("no such resource or method: {method} {}", uri.path()),
-    ))
+    ApiError(Error::not_found("no_route", format!("no such resource or method: {method} {}", uri.path())))
 }
 
 /// Kept for handlers that need the one invalid-token answer.

@@ -17,21 +17,14 @@ use std::sync::Arc;
 pub struct Authed(pub Caller);
 
 /// Paths where `?remote=<cluster>` makes the token count as salted for that cluster (Arvados).
-const REMOTE_FORMS: &[&str] = &[
-    "/arvados/v1/users/current",
-    "/arvados/v1/api_client_authorizations/current",
-];
+const REMOTE_FORMS: &[&str] = &["/arvados/v1/users/current", "/arvados/v1/api_client_authorizations/current"];
 
 /// Endpoints allowed under any scope.
 const ANY_SCOPE: &[&str] = &["/arvados/v1/api_client_authorizations/current"];
 
 /// The raw token a request presents, if any.
 pub fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(h) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let h = h.trim();
         for scheme in ["Bearer ", "OAuth2 ", "bearer ", "oauth2 "] {
             if let Some(t) = h.strip_prefix(scheme) {
@@ -46,11 +39,7 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
 /// One query parameter.
 pub fn query_param(parts: &Parts, name: &str) -> Option<String> {
     let q = parts.uri.query()?;
-    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// Authenticates `raw` for a request to `method path` (scopes checked), possibly on the `?remote=` form.
@@ -67,9 +56,8 @@ pub async fn authenticate(
     let caller = match app.accounts.parse_presented(raw)? {
         Presented::Local(token) => match remote {
             Some(r) if *method == Method::GET && REMOTE_FORMS.contains(&path) => {
-                let r: ClusterId = r.parse().map_err(|_| {
-                    Error::bad_request("invalid_remote", "Invalid remote cluster id")
-                })?;
+                let r: ClusterId =
+                    r.parse().map_err(|_| Error::bad_request("invalid_remote", "Invalid remote cluster id"))?;
                 if &r == app.accounts.cluster() {
                     app.accounts.authenticate_local(&token)?
                 } else {
@@ -81,10 +69,7 @@ pub async fn authenticate(
         Presented::Remote(token, issuer) => app.remote_caller(&token, &issuer).await?,
     };
     if !ANY_SCOPE.contains(&path) && !caller.scopes.allows(method.as_str(), path) {
-        return Err(Error::forbidden(
-            "scope_forbids",
-            format!("token scope does not allow {method} {path}"),
-        ));
+        return Err(Error::forbidden("scope_forbids", format!("token scope does not allow {method} {path}")));
     }
     Ok(caller)
 }
@@ -92,28 +77,14 @@ pub async fn authenticate(
 impl FromRequestParts<Arc<App>> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &Arc<App>,
-    ) -> Result<Self, Self::Rejection> {
-        let raw = presented_token(parts).ok_or_else(|| {
-            ApiError(Error::unauthorized(
-                "not_logged_in",
-                "Not logged in: no API token",
-            ))
-        })?;
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let raw = presented_token(parts)
+            .ok_or_else(|| ApiError(Error::unauthorized("not_logged_in", "Not logged in: no API token")))?;
         if raw.is_empty() {
             return Err(ApiError(invalid_token()));
         }
         let remote = query_param(parts, "remote");
-        let caller = authenticate(
-            app,
-            &raw,
-            &parts.method,
-            parts.uri.path(),
-            remote.as_deref(),
-        )
-        .await?;
+        let caller = authenticate(app, &raw, &parts.method, parts.uri.path(), remote.as_deref()).await?;
         Ok(Authed(caller))
     }
 }

@@ -19,11 +19,7 @@ const SCOPE_RO: &str = "https://api.arvados.org/auth/arvados.readonly";
 
 /// Builds the discovery document for the cluster `cluster_id` served at `public_url`
 /// (e.g. `https://127.0.0.1:8443`). `remote_hosts` maps peer cluster ids to their `host:port`.
-pub fn document(
-    cluster_id: &str,
-    public_url: &str,
-    remote_hosts: &BTreeMap<String, String>,
-) -> Value {
+pub fn document(cluster_id: &str, public_url: &str, remote_hosts: &BTreeMap<String, String>) -> Value {
     let root_url = format!("{}/", public_url.trim_end_matches('/'));
     let base_url = format!("{root_url}arvados/v1/");
     json!({
@@ -320,10 +316,7 @@ fn uuid_param(schema: &str) -> Value {
 }
 
 fn select_param() -> Value {
-    query(
-        "array",
-        "Attributes of the record(s) to return (JSON array of names).",
-    )
+    query("array", "Attributes of the record(s) to return (JSON array of names).")
 }
 
 fn list_params() -> Value {
@@ -367,16 +360,8 @@ struct Spec<'a> {
 }
 
 fn method(s: Spec<'_>) -> Value {
-    let scopes = if s.http == "GET" {
-        json!([SCOPE_RW, SCOPE_RO])
-    } else {
-        json!([SCOPE_RW])
-    };
-    let order: Vec<&str> = if s.path.contains("{uuid}") {
-        vec!["uuid"]
-    } else {
-        vec![]
-    };
+    let scopes = if s.http == "GET" { json!([SCOPE_RW, SCOPE_RO]) } else { json!([SCOPE_RW]) };
+    let order: Vec<&str> = if s.path.contains("{uuid}") { vec!["uuid"] } else { vec![] };
     let mut m = json!({
         "id": format!("arvados.{}.{}", s.resource, s.name),
         "path": s.path,
@@ -388,10 +373,7 @@ fn method(s: Spec<'_>) -> Value {
         "scopes": scopes,
     });
     if let (Some((wrapper, schema)), Some(obj)) = (s.request, m.as_object_mut()) {
-        obj.insert(
-            "request".to_owned(),
-            json!({"required": true, "properties": {wrapper: {"$ref": schema}}}),
-        );
+        obj.insert("request".to_owned(), json!({"required": true, "properties": {wrapper: {"$ref": schema}}}));
     }
     m
 }
@@ -538,15 +520,9 @@ fn resources() -> Value {
         ("users", users),
         ("api_client_authorizations", tokens),
         ("groups", crud("groups", "Group", "group", ALL)),
-        (
-            "collections",
-            crud("collections", "Collection", "collection", ALL),
-        ),
+        ("collections", crud("collections", "Collection", "collection", ALL)),
         ("links", crud("links", "Link", "link", ALL)),
-        (
-            "authorized_keys",
-            crud("authorized_keys", "AuthorizedKey", "authorized_key", ALL),
-        ),
+        ("authorized_keys", crud("authorized_keys", "AuthorizedKey", "authorized_key", ALL)),
         ("logs", crud("logs", "Log", "log", &[Get, List])),
     ];
     let mut out = Map::new();
@@ -678,24 +654,12 @@ mod tests {
         let d = doc();
         let r = &d["resources"];
         let want: &[(&str, &[&str])] = &[
-            (
-                "users",
-                &["current", "get", "list", "create", "update", "merge"],
-            ),
-            (
-                "api_client_authorizations",
-                &["current", "get", "list", "create", "delete"],
-            ),
+            ("users", &["current", "get", "list", "create", "update", "merge"]),
+            ("api_client_authorizations", &["current", "get", "list", "create", "delete"]),
             ("groups", &["get", "list", "create", "update", "delete"]),
-            (
-                "collections",
-                &["get", "list", "create", "update", "delete"],
-            ),
+            ("collections", &["get", "list", "create", "update", "delete"]),
             ("links", &["get", "list", "create", "update", "delete"]),
-            (
-                "authorized_keys",
-                &["get", "list", "create", "update", "delete"],
-            ),
+            ("authorized_keys", &["get", "list", "create", "update", "delete"]),
             ("logs", &["get", "list"]),
         ];
         assert_eq!(r.as_object().unwrap().len(), want.len());
@@ -711,18 +675,9 @@ mod tests {
         assert_eq!(merge["httpMethod"], "POST");
         assert_eq!(merge["path"], "users/merge");
         assert_eq!(merge["parameters"]["new_owner_uuid"]["required"], true);
-        assert_eq!(
-            merge["parameters"]["redirect_to_new_user"]["default"],
-            "false"
-        );
-        assert_eq!(
-            r["groups"]["methods"]["create"]["request"]["properties"]["group"]["$ref"],
-            "Group"
-        );
-        assert_eq!(
-            r["groups"]["methods"]["list"]["parameters"]["limit"]["default"],
-            "100"
-        );
+        assert_eq!(merge["parameters"]["redirect_to_new_user"]["default"], "false");
+        assert_eq!(r["groups"]["methods"]["create"]["request"]["properties"]["group"]["$ref"], "Group");
+        assert_eq!(r["groups"]["methods"]["list"]["parameters"]["limit"]["default"], "100");
         assert_eq!(r["users"]["methods"]["current"]["path"], "users/current");
     }
 
@@ -737,10 +692,7 @@ mod tests {
         let again = document("aaaaa", "https://h.example:1/", &BTreeMap::new());
         assert_eq!(again["rootUrl"], "https://h.example:1/");
         assert_eq!(again["remoteHosts"], json!({}));
-        assert_eq!(
-            d["schemas"]["UserList"]["properties"]["kind"]["default"],
-            "arvados#userList"
-        );
+        assert_eq!(d["schemas"]["UserList"]["properties"]["kind"]["default"], "arvados#userList");
         assert_eq!(
             d["schemas"]["ApiClientAuthorizationList"]["properties"]["kind"]["default"],
             "arvados#apiClientAuthorizationList"

@@ -56,8 +56,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = status_of(e.kind);
-        let body =
-            json!({"errors": [e.message], "error_token": error_token(), "error_code": e.code});
+        let body = json!({"errors": [e.message], "error_token": error_token(), "error_code": e.code});
         let mut resp = (status, axum::Json(body)).into_response();
         if let Some(secs) = e.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

@@ -14,18 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Runs blocking work (argon2, big merges) off the async runtime.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> ApiResult<T> {
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| {
-            ApiError(Error::new(
-                ErrorKind::Internal,
-                "join",
-                "background task failed",
-            ))
-        })?
+        .map_err(|_| ApiError(Error::new(ErrorKind::Internal, "join", "background task failed")))?
         .map_err(ApiError)
 }
 
@@ -33,10 +25,9 @@ pub async fn blocking<T: Send + 'static>(
 pub fn parse_remote(raw: Option<String>) -> ApiResult<Option<ClusterId>> {
     match raw.filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(r) => r
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("invalid_remote", "Invalid remote cluster id")),
+        Some(r) => {
+            r.parse().map(Some).map_err(|_| ApiError::bad_request("invalid_remote", "Invalid remote cluster id"))
+        }
     }
 }
 
@@ -50,23 +41,15 @@ pub async fn api_login(
         .get_str("login")?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError(Error::unprocessable("missing_login", "login is required")))?;
-    let password = p.get_str("password")?.ok_or_else(|| {
-        ApiError(Error::unprocessable(
-            "missing_password",
-            "password is required",
-        ))
-    })?;
+    let password = p
+        .get_str("password")?
+        .ok_or_else(|| ApiError(Error::unprocessable("missing_password", "password is required")))?;
     let remote = parse_remote(p.get_str("remote")?)?;
     let app2 = app.clone();
     let source = peer.ip().to_string();
-    let out = blocking(move || {
-        app2.accounts
-            .login(&login, &password, &source, remote.as_ref(), TokenKind::Api)
-    })
-    .await?;
-    Ok(Json(
-        json!({"api_token": out.token.to_string(), "user": views::user(&out.user)}),
-    ))
+    let out =
+        blocking(move || app2.accounts.login(&login, &password, &source, remote.as_ref(), TokenKind::Api)).await?;
+    Ok(Json(json!({"api_token": out.token.to_string(), "user": views::user(&out.user)})))
 }
 
 /// `POST /hearth/v1/users/<uuid>/password` `{"password"}`.
@@ -76,15 +59,11 @@ pub async fn set_password(
     Path(uuid): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let uuid: ObjectUuid = uuid
-        .parse()
-        .map_err(|_| ApiError(Error::not_found("not_found", format!("{uuid} not found"))))?;
-    let password = p.get_str("password")?.ok_or_else(|| {
-        ApiError(Error::unprocessable(
-            "missing_password",
-            "password is required",
-        ))
-    })?;
+    let uuid: ObjectUuid =
+        uuid.parse().map_err(|_| ApiError(Error::not_found("not_found", format!("{uuid} not found"))))?;
+    let password = p
+        .get_str("password")?
+        .ok_or_else(|| ApiError(Error::unprocessable("missing_password", "password is required")))?;
     let app2 = app.clone();
     let u = uuid.clone();
     blocking(move || app2.accounts.set_password(&c, &u, &password)).await?;

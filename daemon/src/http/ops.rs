@@ -9,23 +9,14 @@ use std::sync::Arc;
 
 /// Liveness.
 pub async fn healthz() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
+    (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"})))
 }
 
 /// Readiness: the store answers a read.
 pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     match app.accounts.store().user(app.accounts.system_user()) {
-        Ok(Some(_)) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready"})),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "store not ready"})),
-        ),
+        Ok(Some(_)) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ready"}))),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "store not ready"}))),
     }
 }
 

@@ -79,28 +79,15 @@ pub fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let age = max_age
-        .map(|a| format!("; Max-Age={a}"))
-        .unwrap_or_default();
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax{age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax{age}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     match body {
-        Ok(b) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            b,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("template error: {e}"),
-        )
-            .into_response(),
+        Ok(b) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("template error: {e}")).into_response(),
     }
 }
 
@@ -113,13 +100,7 @@ pub fn message(
     link: Option<&str>,
     link_text: &str,
 ) -> Response {
-    let page = MessagePage {
-        cluster: app.settings.cluster.id.as_str(),
-        title,
-        message: text,
-        link,
-        link_text,
-    };
+    let page = MessagePage { cluster: app.settings.cluster.id.as_str(), title, message: text, link, link_text };
     html(status, page.render())
 }
 
@@ -135,23 +116,11 @@ pub fn check_return_to(app: &App, raw: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("return_to must not contain user info".into());
     }
-    let origin = crate::config::origin_of(raw)
-        .ok_or_else(|| "return_to must be an http(s) URL".to_string())?;
+    let origin = crate::config::origin_of(raw).ok_or_else(|| "return_to must be an http(s) URL".to_string())?;
     let ours = app.settings.public_origin();
-    let trusted = origin == ours
-        || app
-            .settings
-            .login
-            .trusted_origins
-            .iter()
-            .any(|t| t.trim_end_matches('/') == origin);
-    if trusted {
-        Ok(raw.to_string())
-    } else {
-        Err(format!(
-            "return_to origin {origin} is not trusted by this cluster"
-        ))
-    }
+    let trusted =
+        origin == ours || app.settings.login.trusted_origins.iter().any(|t| t.trim_end_matches('/') == origin);
+    if trusted { Ok(raw.to_string()) } else { Err(format!("return_to origin {origin} is not trusted by this cluster")) }
 }
 
 /// `url` with `api_token=<token>` added to its query.
@@ -192,48 +161,25 @@ fn login_form(
     remote: &str,
     login: &str,
 ) -> Response {
-    let existing = cookies(headers)
-        .get(CSRF_COOKIE)
-        .cloned()
-        .filter(|c| c.len() >= 32);
+    let existing = cookies(headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32);
     let csrf = existing.clone().unwrap_or_else(random_secret);
-    let page = LoginPage {
-        cluster: app.settings.cluster.id.as_str(),
-        error,
-        csrf: &csrf,
-        return_to,
-        remote,
-        login,
-    };
+    let page = LoginPage { cluster: app.settings.cluster.id.as_str(), error, csrf: &csrf, return_to, remote, login };
     let mut resp = html(status, page.render());
     if existing.is_none() {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
     }
     resp
 }
 
 /// `GET /login`.
-pub async fn login_page(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
-) -> Response {
+pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     if let Err(e) = check_return_to(&app, &q.return_to) {
         return bad_request(&app, &e);
     }
     if let Err(e) = check_remote(&app, &q.remote) {
         return bad_request(&app, &e);
     }
-    login_form(
-        &app,
-        StatusCode::OK,
-        &headers,
-        None,
-        &q.return_to,
-        &q.remote,
-        "",
-    )
+    login_form(&app, StatusCode::OK, &headers, None, &q.return_to, &q.remote, "")
 }
 
 /// Form of `POST /login`.
@@ -286,11 +232,7 @@ pub async fn login_submit(
     };
     let app2 = app.clone();
     let (login, password, source) = (f.login.clone(), f.password.clone(), peer.ip().to_string());
-    let outcome = blocking(move || {
-        app2.accounts
-            .login(&login, &password, &source, None, TokenKind::Session)
-    })
-    .await;
+    let outcome = blocking(move || app2.accounts.login(&login, &password, &source, None, TokenKind::Session)).await;
     let out = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -300,15 +242,7 @@ pub async fn login_submit(
             } else {
                 e.0.message
             };
-            return login_form(
-                &app,
-                status,
-                &headers,
-                Some(text),
-                &f.return_to,
-                &f.remote,
-                &f.login,
-            );
+            return login_form(&app, status, &headers, Some(text), &f.return_to, &f.remote, &f.login);
         }
     };
     let session = out.token.to_string();
@@ -316,21 +250,14 @@ pub async fn login_submit(
         "/account".to_string()
     } else {
         let handed = match &remote {
-            Some(r) => out
-                .token
-                .salt_for(r)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
+            Some(r) => out.token.salt_for(r).map(|t| t.to_string()).unwrap_or_default(),
             None => session.clone(),
         };
         with_token(&return_to, &handed)
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &session, Some(max_age)),
-    );
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, Some(max_age)));
     resp
 }
 
@@ -355,23 +282,15 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         .map(|t| TokenLine {
             uuid: t.uuid.to_string(),
             scopes: serde_json::to_string(&t.scopes).unwrap_or_default(),
-            expires: t
-                .expires_at
-                .map(crate::clock::format_time)
-                .unwrap_or_else(|| "never".into()),
+            expires: t.expires_at.map(crate::clock::format_time).unwrap_or_else(|| "never".into()),
         })
         .collect();
-    let existing = cookies(&headers)
-        .get(CSRF_COOKIE)
-        .cloned()
-        .filter(|c| c.len() >= 32);
+    let existing = cookies(&headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32);
     let csrf = existing.clone().unwrap_or_else(random_secret);
     let u = &c.user;
     let page = AccountPage {
         cluster: app.settings.cluster.id.as_str(),
-        full_name: format!("{} {}", u.first_name, u.last_name)
-            .trim()
-            .to_string(),
+        full_name: format!("{} {}", u.first_name, u.last_name).trim().to_string(),
         username: u.username.clone().unwrap_or_default(),
         email: u.email.clone().unwrap_or_default(),
         email_verified: u.email_verified,
@@ -382,8 +301,7 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
     };
     let mut resp = html(StatusCode::OK, page.render());
     if existing.is_none() {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
     }
     resp
 }
@@ -408,17 +326,12 @@ async fn end_session(app: &Arc<App>, headers: &HeaderMap, return_to: &str) -> Re
         _ => "/login".to_string(),
     };
     let mut resp = Redirect::to(&target).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
     resp
 }
 
 /// `POST /logout` (the account page's button).
-pub async fn logout_submit(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Form(f): Form<LogoutForm>,
-) -> Response {
+pub async fn logout_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
         return message(
             &app,
@@ -433,11 +346,7 @@ pub async fn logout_submit(
 }
 
 /// `GET /logout?return_to=…` (Arvados clients log out this way).
-pub async fn logout_get(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
-) -> Response {
+pub async fn logout_get(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     end_session(&app, &headers, &q.return_to).await
 }
 

@@ -26,25 +26,13 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         let query: BTreeMap<String, String> = req
             .uri()
             .query()
-            .map(|q| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(q)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect()
-            })
+            .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default().into_iter().collect())
             .unwrap_or_default();
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::bad_request(
-                "body_unreadable",
-                format!("could not read the request body: {e}"),
-            )
-        })?;
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request("body_unreadable", format!("could not read the request body: {e}")))?;
         let body = parse_body(&content_type, &bytes)?;
         Ok(Params { query, body })
     }
@@ -55,25 +43,15 @@ fn parse_body(content_type: &str, bytes: &[u8]) -> ApiResult<Map<String, Value>>
         return Ok(Map::new());
     }
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|e| {
-            ApiError::bad_request("malformed_form", format!("malformed form body: {e}"))
-        })?;
-        return Ok(pairs
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect());
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+            .map_err(|e| ApiError::bad_request("malformed_form", format!("malformed form body: {e}")))?;
+        return Ok(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
     }
     // JSON, whether or not the client said so.
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request(
-            "malformed_json",
-            "request body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            "malformed_json",
-            format!("malformed JSON body: {e}"),
-        )),
+        Ok(_) => Err(ApiError::bad_request("malformed_json", "request body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request("malformed_json", format!("malformed JSON body: {e}"))),
     }
 }
 
@@ -105,10 +83,9 @@ impl Params {
         match self.body.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError(crate::accounts::Error::unprocessable(
-                "wrong_type",
-                format!("{name} must be a string"),
-            ))),
+            Some(_) => {
+                Err(ApiError(crate::accounts::Error::unprocessable("wrong_type", format!("{name} must be a string"))))
+            }
         }
     }
 
@@ -123,9 +100,7 @@ impl Params {
         let missing = || {
             ApiError(crate::accounts::Error::unprocessable(
                 "missing_attributes",
-                format!(
-                    "request must carry the {resource} attributes as {{\"{resource}\": {{...}}}}"
-                ),
+                format!("request must carry the {resource} attributes as {{\"{resource}\": {{...}}}}"),
             ))
         };
         let raw = match self.body.get(resource) {
@@ -136,9 +111,8 @@ impl Params {
             },
         };
         let v = match raw {
-            Value::String(s) => serde_json::from_str::<Value>(&s).map_err(|e| {
-                ApiError::bad_request("malformed_json", format!("{resource}: malformed JSON: {e}"))
-            })?,
+            Value::String(s) => serde_json::from_str::<Value>(&s)
+                .map_err(|e| ApiError::bad_request("malformed_json", format!("{resource}: malformed JSON: {e}")))?,
             v => v,
         };
         match v {
@@ -158,22 +132,11 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert!(
-            parse_body("application/json", b"{\"a\":1}")
-                .unwrap()
-                .contains_key("a")
-        );
+        assert!(parse_body("application/json", b"{\"a\":1}").unwrap().contains_key("a"));
         assert!(parse_body("application/json", b"{bad").is_err());
         assert!(parse_body("application/json", b"[1]").is_err());
-        let f = parse_body(
-            "application/x-www-form-urlencoded",
-            b"group=%7B%22name%22%3A%22x%22%7D",
-        )
-        .unwrap();
-        let p = Params {
-            query: BTreeMap::new(),
-            body: f,
-        };
+        let f = parse_body("application/x-www-form-urlencoded", b"group=%7B%22name%22%3A%22x%22%7D").unwrap();
+        let p = Params { query: BTreeMap::new(), body: f };
         assert_eq!(p.attrs("group").unwrap()["name"], "x");
         assert!(p.attrs("collection").is_err());
     }

@@ -50,6 +50,10 @@ pub struct User {
     pub last_login_at: Option<OffsetDateTime>,
     /// Home sequence number: bumped on every change the federation hears about.
     pub home_seq: u64,
+    /// This row is a cached copy of a user whose home is another cluster (only notices and
+    /// validations from that cluster change it).
+    #[serde(default)]
+    pub cached_from_home: bool,
 }
 
 /// What kind of token a row is.
@@ -215,4 +219,23 @@ pub struct LogEntry {
     /// When the entry was written.
     #[serde(with = "arv_time")]
     pub created_at: OffsetDateTime,
+}
+
+/// A token issued by another cluster, validated there and cached here until `refreshes_at`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RemoteTokenRow {
+    /// The token's uuid (its prefix is the issuer).
+    pub uuid: ObjectUuid,
+    /// The remote user it acts for.
+    pub user_uuid: ObjectUuid,
+    /// SHA-256 of the secret as presented here (salted for this cluster).
+    pub secret_hash: SecretHash,
+    /// What the home cluster says it may do.
+    pub scopes: Scopes,
+    /// Expiry the home cluster gave.
+    #[serde(with = "arv_time::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When to ask the home cluster again.
+    #[serde(with = "arv_time")]
+    pub refreshes_at: OffsetDateTime,
 }

@@ -5,8 +5,8 @@
 
 use federation_proto::canonical::canonical_json;
 use federation_proto::{
-    ClusterId, ClusterSigningKey, KeyDocument, LoginAssertion, MigrationGrant, MigrationRequest,
-    Signed, TokenAssertion, TokenValidationRequest, TrustedKeys,
+    ClusterId, ClusterSigningKey, KeyDocument, LoginAssertion, MigrationGrant, MigrationRequest, Signed,
+    TokenAssertion, TokenValidationRequest, TrustedKeys,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

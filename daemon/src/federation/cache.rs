@@ -1,0 +1,275 @@
+//! The remote account cache and salted-token validation.
+//!
+//! Receiving notices: a batch is applied idempotently (the same batch id gets the same answer),
+//! and per user only a higher home sequence number changes the cached record, so replays and
+//! reordering change nothing. A cached record is never admin and is changed only by notices and
+//! assertions from the user's home cluster.
+//!
+//! Tokens of other clusters: the first use of a token at this cluster asks its home cluster
+//! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
+//! assertion is cached until `refreshes_at` and dropped at once when the home cluster sends
+//! `token_revoked` (or `user_redirected`). Concurrent first uses of one token share one round trip.
+
+use super::{Federation, fed_err};
+use crate::accounts::{Accounts, Caller, Error, ErrorKind, auth::invalid_token, user_record};
+use crate::clock::{format_time, parse_time};
+use crate::store::WriteBatch;
+use crate::store::records::{RemoteTokenRow, TokenKind, TokenRow, User};
+use federation_proto::assertion::{TokenAssertion, TokenValidationRequest};
+use federation_proto::notice::{Notice, NoticeBatch, UserRecord};
+use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash, Signed, Token};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+impl Federation {
+    /// Writes (into `b`) the cached copy of a remote user from its home's record, if the record is
+    /// newer than what we hold. Returns whether it was newer.
+    fn upsert_remote_user(&self, accounts: &Accounts, b: &mut WriteBatch, rec: &UserRecord) -> Result<bool, Error> {
+        let old = self.store.user(&rec.uuid)?;
+        if let Some(o) = &old
+            && (o.home_seq >= rec.home_seq || !o.cached_from_home)
+        {
+            return Ok(false);
+        }
+        let now = accounts.clock().now();
+        let home_root = ObjectUuid::new(rec.uuid.cluster().clone(), ObjectKind::User, "000000000000000")
+            .map_err(|e| fed_err(ErrorKind::Internal, "uuid", e.to_string()))?;
+        let email = Some(rec.email.trim().to_lowercase()).filter(|e| !e.is_empty());
+        let user = User {
+            uuid: rec.uuid.clone(),
+            owner_uuid: home_root,
+            created_at: old.as_ref().map_or(now, |o| o.created_at),
+            modified_at: now,
+            modified_by_user_uuid: None,
+            email,
+            email_verified: rec.email_verified,
+            username: rec.username.clone(),
+            first_name: rec.first_name.clone(),
+            last_name: rec.last_name.clone(),
+            is_active: rec.is_active,
+            is_admin: false,
+            prefs: old.as_ref().map_or_else(|| json!({}), |o| o.prefs.clone()),
+            redirect_to_user_uuid: rec.redirect_to_user_uuid.clone(),
+            password_hash: None,
+            last_login_at: rec.last_login_at.as_deref().and_then(parse_time),
+            home_seq: rec.home_seq,
+            cached_from_home: true,
+        };
+        b.put_user(old.as_ref(), &user)?;
+        Ok(true)
+    }
+
+    /// `POST /federation/v1/notices` from `origin` (already authenticated).
+    pub fn receive_notices(&self, accounts: &Accounts, origin: &ClusterId, body: &[u8]) -> Result<Value, Error> {
+        let batch: NoticeBatch = serde_json::from_slice(body).map_err(|e| {
+            fed_err(ErrorKind::BadRequest, "malformed_notice_batch", format!("malformed notice batch: {e}"))
+        })?;
+        batch
+            .check(origin, &self.me)
+            .map_err(|e| fed_err(ErrorKind::Forbidden, "notice_refused", format!("notice batch refused: {e}")))?;
+        let batch_id =
+            batch.batch_id().map_err(|e| fed_err(ErrorKind::BadRequest, "malformed_notice_batch", e.to_string()))?;
+        let _w = accounts.write_lock();
+        if let Some(answer) = self.store.batch_answer(origin, &batch_id)? {
+            return Ok(answer);
+        }
+        let mut b = WriteBatch::new();
+        let (mut applied, mut ignored) = (0usize, 0usize);
+        let mut drop_tokens_of = Vec::new();
+        for n in &batch.notices {
+            let newer = self.upsert_remote_user(accounts, &mut b, n.user())?;
+            if newer {
+                applied += 1
+            } else {
+                ignored += 1
+            }
+            match n {
+                Notice::TokenRevoked { token_uuid, .. } => b.delete_remote_token(token_uuid),
+                Notice::UserRedirected { user } => drop_tokens_of.push(user.uuid.clone()),
+                Notice::UserUpdated { user } | Notice::Login { user } if !user.is_active => {
+                    drop_tokens_of.push(user.uuid.clone())
+                }
+                _ => {}
+            }
+        }
+        for u in drop_tokens_of {
+            for t in self.store.remote_tokens_of(&u)? {
+                b.delete_remote_token(&t.uuid);
+            }
+        }
+        let answer = json!({"batch_id": batch_id, "applied": applied, "ignored": ignored});
+        b.put_batch_answer(origin, &batch_id, &answer)?;
+        self.store.commit(b)?;
+        metrics::counter!("hearth_notices_received_total", "peer" => origin.to_string())
+            .increment(batch.notices.len() as u64);
+        Ok(answer)
+    }
+
+    /// `POST /federation/v1/tokens/validate` from `origin`: checks one of our tokens salted for
+    /// `origin` and answers a signed assertion.
+    pub fn validate_for_peer(&self, accounts: &Accounts, origin: &ClusterId, body: &[u8]) -> Result<Value, Error> {
+        let req: TokenValidationRequest = serde_json::from_slice(body).map_err(|e| {
+            fed_err(ErrorKind::BadRequest, "malformed_request", format!("malformed validation request: {e}"))
+        })?;
+        let token = req.parse_token().map_err(|_| invalid_token())?;
+        if token.uuid().cluster() != &self.me {
+            return Err(fed_err(
+                ErrorKind::Forbidden,
+                "not_our_token",
+                format!("token {} was not issued by {}", token.uuid(), self.me),
+            ));
+        }
+        let caller = accounts.authenticate_salted(&token, origin)?;
+        if caller.user.uuid.cluster() != &self.me {
+            return Err(fed_err(
+                ErrorKind::Unauthorized,
+                "account_moved",
+                "this token's account now lives at another cluster",
+            ));
+        }
+        let row = caller.token.as_ref().ok_or_else(invalid_token)?;
+        let assertion = TokenAssertion {
+            issuer: self.me.clone(),
+            audience: origin.clone(),
+            token_uuid: token.uuid().clone(),
+            scopes: row.scopes.clone(),
+            expires_at: row.expires_at.map(format_time),
+            user: user_record(&caller.user),
+            issued_at: self.clock.unix(),
+        };
+        let signed = Signed::sign(assertion, &self.me, &self.signing_key())
+            .map_err(|e| fed_err(ErrorKind::Internal, "sign", e.to_string()))?;
+        Ok(signed.to_value())
+    }
+
+    fn caller_from_cache(&self, accounts: &Accounts, row: &RemoteTokenRow) -> Result<Caller, Error> {
+        let user = self.store.user(&row.user_uuid)?.ok_or_else(invalid_token)?;
+        let user = accounts.follow_redirects(user)?;
+        let now = accounts.clock().now();
+        let token = TokenRow {
+            uuid: row.uuid.clone(),
+            user_uuid: row.user_uuid.clone(),
+            secret_hash: row.secret_hash,
+            salted_hashes: Default::default(),
+            scopes: row.scopes.clone(),
+            expires_at: row.expires_at,
+            created_at: now,
+            modified_at: now,
+            kind: TokenKind::Api,
+        };
+        Ok(Caller { user, scopes: row.scopes.clone(), token: Some(token), is_system_root: false })
+    }
+
+    fn usable(&self, accounts: &Accounts, row: &RemoteTokenRow, hash: &SecretHash) -> bool {
+        let now = accounts.clock().now();
+        row.secret_hash.ct_eq(hash) && row.refreshes_at > now && row.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// The caller for a token issued by peer `issuer`, validated at the issuer (or from the cache).
+    pub async fn remote_caller(
+        &self,
+        accounts: &Accounts,
+        presented: &Token,
+        issuer: &ClusterId,
+    ) -> Result<Caller, Error> {
+        if !self.peers.contains_key(issuer) {
+            return Err(fed_err(
+                ErrorKind::Unauthorized,
+                "unknown_issuer",
+                format!("tokens issued by cluster {issuer} are not accepted here"),
+            ));
+        }
+        let salted = if presented.is_salted() {
+            presented.clone()
+        } else {
+            presented.salt_for(&self.me).map_err(|_| invalid_token())?
+        };
+        let hash = salted.secret_hash();
+        if let Some(row) = self.store.remote_token(salted.uuid())?
+            && self.usable(accounts, &row, &hash)
+        {
+            return self.caller_from_cache(accounts, &row);
+        }
+        // One validation per token at a time: later arrivals wait, then find the cache filled.
+        let gate = {
+            let mut map = self.validations.lock().await;
+            map.entry(salted.uuid().clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(()))).clone()
+        };
+        let _turn = gate.lock().await;
+        if let Some(row) = self.store.remote_token(salted.uuid())?
+            && self.usable(accounts, &row, &hash)
+        {
+            return self.caller_from_cache(accounts, &row);
+        }
+        let result = self.validate_at_home(accounts, &salted, issuer).await;
+        self.validations.lock().await.remove(salted.uuid());
+        let row = result?;
+        self.caller_from_cache(accounts, &row)
+    }
+
+    async fn validate_at_home(
+        &self,
+        accounts: &Accounts,
+        salted: &Token,
+        issuer: &ClusterId,
+    ) -> Result<RemoteTokenRow, Error> {
+        metrics::counter!("hearth_token_validations_total", "peer" => issuer.to_string()).increment(1);
+        let body = serde_json::to_value(TokenValidationRequest { token: salted.to_string() })
+            .map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?;
+        let answer = self.send(issuer, Method::POST, "/federation/v1/tokens/validate", Some(&body)).await?;
+        if answer.status.is_client_error() {
+            let _w = accounts.write_lock();
+            let mut b = WriteBatch::new();
+            b.delete_remote_token(salted.uuid());
+            self.store.commit(b)?;
+            return Err(invalid_token());
+        }
+        if !answer.status.is_success() {
+            return Err(fed_err(
+                ErrorKind::Upstream,
+                "home_unavailable",
+                format!("cluster {issuer} could not check the token ({})", answer.status),
+            ));
+        }
+        let signed: Signed<TokenAssertion> = Signed::from_value(answer.body).map_err(|e| {
+            fed_err(
+                ErrorKind::Upstream,
+                "bad_assertion",
+                format!("cluster {issuer} answered a malformed assertion: {e}"),
+            )
+        })?;
+        let lookup = self.lookup();
+        let assertion = signed.verify(issuer, &lookup).map_err(|e| {
+            fed_err(ErrorKind::Unauthorized, "bad_assertion", format!("assertion from {issuer} refused: {e}"))
+        })?;
+        let now = self.clock.unix();
+        assertion.check(salted, &self.me, now).map_err(|e| {
+            fed_err(ErrorKind::Unauthorized, "bad_assertion", format!("assertion from {issuer} refused: {e}"))
+        })?;
+        let expires_at = match &assertion.expires_at {
+            Some(s) => {
+                Some(parse_time(s).ok_or_else(|| fed_err(ErrorKind::Upstream, "bad_assertion", "bad expires_at"))?)
+            }
+            None => None,
+        };
+        let mut refreshes_at = accounts.clock().now() + time::Duration::seconds(self.refresh_secs);
+        if let Some(e) = expires_at {
+            refreshes_at = refreshes_at.min(e);
+        }
+        let row = RemoteTokenRow {
+            uuid: salted.uuid().clone(),
+            user_uuid: assertion.user.uuid.clone(),
+            secret_hash: salted.secret_hash(),
+            scopes: assertion.scopes.clone(),
+            expires_at,
+            refreshes_at,
+        };
+        let _w = accounts.write_lock();
+        let mut b = WriteBatch::new();
+        self.upsert_remote_user(accounts, &mut b, &assertion.user)?;
+        b.put_remote_token(&row)?;
+        self.store.commit(b)?;
+        Ok(row)
+    }
+}

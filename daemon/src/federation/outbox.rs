@@ -1,0 +1,169 @@
+//! The notice senders: one task per peer drains that peer's durable outbox in batches of at most
+//! 100, one batch in flight, and retries with exponential backoff and jitter (from 1 s up to the
+//! configured cap) until the peer acknowledges. Notices are removed only after the peer's 2xx, so
+//! a crash or an unreachable peer loses nothing; the receiver's idempotence makes resends harmless.
+
+use super::{Federation, fed_err};
+use crate::accounts::ErrorKind;
+use federation_proto::ClusterId;
+use federation_proto::notice::{MAX_NOTICES_PER_BATCH, NoticeBatch};
+use rand::RngExt;
+use reqwest::Method;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the sender knows about one peer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStats {
+    /// Whether the last attempt succeeded (None before the first).
+    pub reachable: Option<bool>,
+    /// Unix time of the last acknowledged batch.
+    pub last_success: Option<i64>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Unix time of the next attempt while backing off.
+    pub next_retry: Option<i64>,
+    /// Failures since the last success.
+    pub failures: u32,
+    /// Notices acknowledged since start.
+    pub sent: u64,
+}
+
+/// The backoff before retry number `failures` (≥ 1): 1 s doubling up to `cap`, times a jitter
+/// factor in [0.5, 1.5) drawn by the caller.
+pub fn backoff(failures: u32, cap_secs: u64, jitter: f64) -> Duration {
+    let base = 1u64.checked_shl(failures.saturating_sub(1).min(30)).unwrap_or(u64::MAX).min(cap_secs.max(1));
+    Duration::from_secs_f64((base as f64 * jitter).min(cap_secs.max(1) as f64))
+}
+
+impl Federation {
+    /// Per-peer status for the admin view and metrics, with the current queue depth.
+    pub fn peer_status(&self) -> Vec<(ClusterId, String, usize, PeerStats)> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.peers
+            .values()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.url.clone(),
+                    self.store.outbox_depth(&p.id),
+                    stats.get(&p.id).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn update_stats(&self, peer: &ClusterId, f: impl FnOnce(&mut PeerStats)) {
+        let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let s = all.entry(peer.clone()).or_default();
+        f(s);
+        let labels = [("peer", peer.to_string())];
+        metrics::gauge!("hearth_peer_reachable", &labels).set(if s.reachable == Some(true) { 1.0 } else { 0.0 });
+        if let Some(t) = s.last_success {
+            metrics::gauge!("hearth_peer_last_success_timestamp", &labels).set(t as f64);
+        }
+        metrics::gauge!("hearth_peer_failures", &labels).set(f64::from(s.failures));
+    }
+
+    /// Sends one batch to `peer` if any is queued; Ok(number sent).
+    async fn send_one_batch(&self, peer: &ClusterId) -> Result<usize, crate::accounts::Error> {
+        let queued = self.store.outbox_peek(peer, MAX_NOTICES_PER_BATCH)?;
+        metrics::gauge!("hearth_peer_queue_depth", "peer" => peer.to_string())
+            .set(self.store.outbox_depth(peer) as f64);
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let (keys, notices): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+        let batch = NoticeBatch { origin: self.me.clone(), destination: peer.clone(), notices };
+        let body = serde_json::to_value(&batch).map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?;
+        let answer = self.send(peer, Method::POST, "/federation/v1/notices", Some(&body)).await?;
+        if !answer.status.is_success() {
+            return Err(fed_err(
+                ErrorKind::Upstream,
+                "peer_refused",
+                format!("{peer} answered {}: {}", answer.status, answer.body),
+            ));
+        }
+        self.store.outbox_remove(&keys)?;
+        metrics::counter!("hearth_notices_sent_total", "peer" => peer.to_string()).increment(keys.len() as u64);
+        Ok(keys.len())
+    }
+
+    /// The sender loop for one peer; runs until the process ends.
+    pub async fn run_sender(self: Arc<Self>, peer: ClusterId, wake: Arc<tokio::sync::Notify>) {
+        loop {
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.send_one_batch(&peer).await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Ok(n) => {
+                    let now = self.clock.unix();
+                    self.update_stats(&peer, |s| {
+                        s.reachable = Some(true);
+                        s.last_success = Some(now);
+                        s.last_error = None;
+                        s.next_retry = None;
+                        s.failures = 0;
+                        s.sent += n as u64;
+                    });
+                }
+                Err(e) => {
+                    let mut failures = 0;
+                    self.update_stats(&peer, |s| {
+                        s.failures += 1;
+                        failures = s.failures;
+                        s.reachable = Some(false);
+                        s.last_error = Some(e.message.clone());
+                    });
+                    let jitter = rand::rng().random_range(0.5..1.5);
+                    let wait = backoff(failures, self.backoff_cap_secs, jitter);
+                    let next = self.clock.unix() + i64::try_from(wait.as_secs()).unwrap_or(0);
+                    self.update_stats(&peer, |s| s.next_retry = Some(next));
+                    tracing::debug!(%peer, error = %e, ?wait, "notice batch not delivered; backing off");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Starts one sender per peer and the nonce pruner.
+    pub fn start_background(self: &Arc<Self>, wake: Arc<tokio::sync::Notify>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for peer in self.peers.keys().cloned() {
+            tasks.push(tokio::spawn(self.clone().run_sender(peer, wake.clone())));
+        }
+        let me = self.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let cutoff = me.clock.unix() - 2 * super::MAX_SKEW_SECS;
+                if let Err(e) = me.store.prune_nonces(cutoff) {
+                    tracing::warn!(error = %e, "pruning nonces failed");
+                }
+            }
+        }));
+        tasks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_one_second_up_to_the_cap() {
+        assert_eq!(backoff(1, 300, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 300, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, 300, 1.0), Duration::from_secs(16));
+        assert_eq!(backoff(20, 300, 1.0), Duration::from_secs(300));
+        assert_eq!(backoff(20, 300, 1.49), Duration::from_secs(300), "jitter never passes the cap");
+        assert_eq!(backoff(3, 300, 0.5), Duration::from_secs(2));
+    }
+}
