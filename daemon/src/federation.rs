@@ -107,6 +107,33 @@ impl Federation {
         move |c: &ClusterId, k: &KeyId| self.trusted.read().unwrap_or_else(|p| p.into_inner()).verify_key(c, k)
     }
 
+    /// Signs `value` as this cluster.
+    pub fn sign<T: serde::Serialize>(&self, value: T) -> Result<federation_proto::Signed<T>, Error> {
+        federation_proto::Signed::sign(value, &self.me, &self.signing_key())
+            .map_err(|e| fed_err(ErrorKind::Internal, "sign", e.to_string()))
+    }
+
+    /// Verifies a signed object that `origin` (a peer) must have signed, and returns its content.
+    pub fn verify_from<T: serde::de::DeserializeOwned>(
+        &self,
+        origin: &ClusterId,
+        value: serde_json::Value,
+    ) -> Result<T, Error> {
+        if !self.peers.contains_key(origin) {
+            return Err(fed_err(ErrorKind::Forbidden, "not_a_peer", format!("{origin} is not a peer of this cluster")));
+        }
+        let signed: federation_proto::Signed<T> = federation_proto::Signed::from_value(value)
+            .map_err(|e| fed_err(ErrorKind::Forbidden, "bad_signed_object", format!("malformed signed object: {e}")))?;
+        signed
+            .verify(origin, &self.lookup())
+            .map_err(|e| fed_err(ErrorKind::Forbidden, "signature_refused", format!("signature refused: {e}")))
+    }
+
+    /// The public origin of peer `id`.
+    pub fn peer_url(&self, id: &ClusterId) -> Option<&str> {
+        self.peers.get(id).map(|p| p.url.as_str())
+    }
+
     /// Keys currently trusted for `peer` (for tests and the admin view).
     pub fn trusted_keys(&self, peer: &ClusterId) -> Vec<String> {
         self.trusted

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod federation;
 pub mod login;
+pub mod migration;
 pub mod ops;
 pub mod pages;
 pub mod params;
@@ -126,6 +127,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/federation/v1/tokens/validate", post(federation::validate_token))
         .route("/hearth/v1/admin/peers", get(federation::admin_peers))
         .route("/hearth/v1/admin/keys/rotate", post(federation::admin_rotate_key))
+        .route("/hearth/v1/migration_candidates", get(migration::candidates))
+        .route("/hearth/v1/migrations", post(migration::start))
+        .route("/hearth/v1/migrations/{uuid}/confirm", post(migration::confirm))
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))

@@ -13,6 +13,7 @@ pub mod federation;
 pub mod fixtures;
 pub mod http;
 pub mod launch;
+pub mod migration;
 pub mod store;
 pub mod tls;
 

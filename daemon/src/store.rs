@@ -14,7 +14,7 @@ pub mod records;
 use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
-use records::{AuthorizedKey, Collection, Group, Link, LogEntry, RemoteTokenRow, TokenRow, User};
+use records::{AuthorizedKey, Collection, Group, Link, LogEntry, Migration, RemoteTokenRow, TokenRow, User};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -72,6 +72,7 @@ trees! {
     Outbox => "peer_seq_notice": "peer id \\0 big-endian sequence → Notice waiting to be sent",
     Nonces => "originnonce_ts": "origin \\0 nonce → big-endian unix seconds first seen",
     RemoteTokens => "tokenuuid_remotetoken": "token uuid → RemoteTokenRow (validated tokens of other clusters)",
+    Migrations => "migrationuuid_migration": "migration uuid → Migration (pending or done)",
     Batches => "originbatch_response": "origin \\0 batch id → the answer given (idempotent receive)",
     Meta => "name_value": "store-wide settings (schema version, …)",
 }
@@ -334,6 +335,13 @@ impl WriteBatch {
     ) -> StoreResult<()> {
         let bytes = encode(TreeId::Batches, answer)?;
         self.put_raw(TreeId::Batches, pair(origin.as_str(), batch_id), bytes);
+        Ok(())
+    }
+
+    /// Writes a migration.
+    pub fn put_migration(&mut self, m: &Migration) -> StoreResult<()> {
+        let bytes = encode(TreeId::Migrations, m)?;
+        self.put_raw(TreeId::Migrations, m.uuid.to_string().into_bytes(), bytes);
         Ok(())
     }
 
@@ -606,6 +614,11 @@ impl Store {
         }
         t.apply_batch(b)?;
         Ok(n)
+    }
+
+    /// A migration.
+    pub fn migration(&self, uuid: &ObjectUuid) -> StoreResult<Option<Migration>> {
+        self.get_json(TreeId::Migrations, uuid.to_string().as_bytes())
     }
 
     /// A validated remote token.

@@ -202,13 +202,13 @@ impl MigrationGrant {
 
     /// Checks a grant received by `me` from `issuer` (the pending migration's target, whose signature
     /// the caller verified), with `token` (the salted token that came with it) and the pending
-    /// migration's nonce: names match, the user and token are the issuer's, the nonce matches (compared in
+    /// migration's nonce (the token is optional: scripts may send the grant alone): names match, the user and token are the issuer's, the nonce matches (compared in
     /// constant time), not expired. Single use of the nonce is the caller's to enforce.
     pub fn check(
         &self,
         issuer: &ClusterId,
         me: &ClusterId,
-        token: &Token,
+        token: Option<&Token>,
         expected_nonce: &str,
         now: i64,
     ) -> Result<(), ProtoError> {
@@ -217,7 +217,7 @@ impl MigrationGrant {
         self.user.check_home(issuer)?;
         check_kind(&self.token_uuid, ObjectKind::Token, "token_uuid")?;
         check_same("token_uuid", issuer, self.token_uuid.cluster())?;
-        if &self.token_uuid != token.uuid() {
+        if token.is_some_and(|t| &self.token_uuid != t.uuid()) {
             return Err(ProtoError::Refused("grant is about another token".into()));
         }
         let nonce_ok: bool = self.migration_nonce.as_bytes().ct_eq(expected_nonce.as_bytes()).into();
@@ -345,12 +345,16 @@ mod tests {
         // B verifies against its pending migration.
         let back: Signed<MigrationGrant> = serde_json::from_str(&text).unwrap();
         let g = back.verify(&a, &trusted()).unwrap();
-        assert!(g.check(&a, &b, &salted, &request.nonce, NOW + 5).is_ok());
-        assert_eq!(g.check(&a, &b, &salted, "nonce-0123456789abcdeF", NOW).unwrap_err().code(), "refused");
-        assert_eq!(g.check(&a, &b, &salted, &request.nonce, NOW + 600).unwrap_err().code(), "expired");
-        assert_eq!(g.check(&a, &cid("ccccc"), &salted, &request.nonce, NOW).unwrap_err().code(), "cluster_mismatch");
-        assert_eq!(g.check(&b, &b, &salted, &request.nonce, NOW).unwrap_err().code(), "cluster_mismatch");
-        assert_eq!(g.check(&a, &b, &token_of("bbbbb"), &request.nonce, NOW).unwrap_err().code(), "refused");
+        assert!(g.check(&a, &b, Some(&salted), &request.nonce, NOW + 5).is_ok());
+        assert_eq!(g.check(&a, &b, Some(&salted), "nonce-0123456789abcdeF", NOW).unwrap_err().code(), "refused");
+        assert_eq!(g.check(&a, &b, Some(&salted), &request.nonce, NOW + 600).unwrap_err().code(), "expired");
+        assert_eq!(
+            g.check(&a, &cid("ccccc"), Some(&salted), &request.nonce, NOW).unwrap_err().code(),
+            "cluster_mismatch"
+        );
+        assert_eq!(g.check(&b, &b, Some(&salted), &request.nonce, NOW).unwrap_err().code(), "cluster_mismatch");
+        assert_eq!(g.check(&a, &b, Some(&token_of("bbbbb")), &request.nonce, NOW).unwrap_err().code(), "refused");
+        assert!(g.check(&a, &b, None, &request.nonce, NOW).is_ok(), "the token is optional");
         // B's own key cannot forge A's grant.
         let forged = Signed::sign(g, &a, &key(2)).unwrap();
         assert_eq!(forged.verify(&a, &trusted()).unwrap_err().code(), "unknown_key");

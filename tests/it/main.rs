@@ -3,8 +3,10 @@
 
 mod api;
 mod crash;
+mod federation;
 #[allow(dead_code)] // Helpers serve many test modules; not every build uses each one.
 mod harness;
 mod merge;
+mod migration;
 mod sdk;
 mod tidy;

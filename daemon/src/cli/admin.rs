@@ -37,6 +37,40 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Peer status: reachable, queue depth, last success, next retry.
+    Peers {
+        /// The cluster.
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signing keys.
+    Keys {
+        /// The command.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `admin keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Rotate the cluster's signing key: peers adopt the new key from its key document, which the
+    /// old key signs; requests signed with the old key are refused from then on.
+    Rotate {
+        /// The cluster.
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn when(v: &Value) -> String {
+    match v.as_i64() {
+        Some(t) => time::OffsetDateTime::from_unix_timestamp(t).map(crate::clock::format_time).unwrap_or_default(),
+        None => "-".into(),
+    }
 }
 
 /// `admin user …`.
@@ -83,6 +117,39 @@ pub enum UserCommand {
 /// Runs an admin command.
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Peers { target, json } => {
+            let v = target.client()?.get("/hearth/v1/admin/peers").await?.ok()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!(
+                "{:<7} {:<10} {:>6} {:<32} {:<32} last error",
+                "peer", "reachable", "queue", "last success", "next retry"
+            );
+            for p in v["items"].as_array().cloned().unwrap_or_default() {
+                let reachable = match p["reachable"].as_bool() {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "unknown",
+                };
+                println!(
+                    "{:<7} {:<10} {:>6} {:<32} {:<32} {}",
+                    p["cluster_id"].as_str().unwrap_or(""),
+                    reachable,
+                    p["queue_depth"].as_u64().unwrap_or(0),
+                    when(&p["last_success"]),
+                    when(&p["next_retry"]),
+                    p["last_error"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Keys { command: KeysCommand::Rotate { target } } => {
+            let v = target.client()?.post("/hearth/v1/admin/keys/rotate", &json!({})).await?.ok()?;
+            println!("{}", v["public_key"].as_str().unwrap_or(""));
+            Ok(())
+        }
         AdminCommand::User { command } => match command {
             UserCommand::Create { target, username, email, verified, password, admin, first_name, last_name } => {
                 let c = target.client()?;

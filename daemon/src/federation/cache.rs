@@ -25,7 +25,12 @@ use std::sync::Arc;
 impl Federation {
     /// Writes (into `b`) the cached copy of a remote user from its home's record, if the record is
     /// newer than what we hold. Returns whether it was newer.
-    fn upsert_remote_user(&self, accounts: &Accounts, b: &mut WriteBatch, rec: &UserRecord) -> Result<bool, Error> {
+    pub(crate) fn upsert_remote_user(
+        &self,
+        accounts: &Accounts,
+        b: &mut WriteBatch,
+        rec: &UserRecord,
+    ) -> Result<bool, Error> {
         let old = self.store.user(&rec.uuid)?;
         if let Some(o) = &old
             && (o.home_seq >= rec.home_seq || !o.cached_from_home)
@@ -239,8 +244,16 @@ impl Federation {
                 format!("cluster {issuer} answered a malformed assertion: {e}"),
             )
         })?;
-        let lookup = self.lookup();
-        let assertion = signed.verify(issuer, &lookup).map_err(|e| {
+        let assertion = match signed.verify(issuer, &self.lookup()) {
+            // Signed with a key we do not know yet: the issuer may have rotated its key since we last
+            // heard from it. Fetch its key document (adopted only if a key we trust signed it), retry.
+            Err(federation_proto::ProtoError::UnknownKey { .. }) => {
+                self.refresh_peer_keys(issuer).await;
+                signed.verify(issuer, &self.lookup())
+            }
+            other => other,
+        };
+        let assertion = assertion.map_err(|e| {
             fed_err(ErrorKind::Unauthorized, "bad_assertion", format!("assertion from {issuer} refused: {e}"))
         })?;
         let now = self.clock.unix();

@@ -31,7 +31,8 @@ pub fn parse_remote(raw: Option<String>) -> ApiResult<Option<ClusterId>> {
     }
 }
 
-/// `POST /hearth/v1/login` `{"login", "password", "remote"?}` → `{"api_token", "user"}`.
+/// `POST /hearth/v1/login` `{"login", "password", "remote"?, "migration_request"?}` →
+/// `{"api_token", "user", "migration_grant"?}`.
 pub async fn api_login(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -45,11 +46,32 @@ pub async fn api_login(
         .get_str("password")?
         .ok_or_else(|| ApiError(Error::unprocessable("missing_password", "password is required")))?;
     let remote = parse_remote(p.get_str("remote")?)?;
+    let migration_request = match p.body().get("migration_request") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(crate::migration::decode_param(s)?),
+        Some(v) => Some(v.clone()),
+    };
+    // The request is checked before the password, so that a bad request costs no login.
+    if let Some(req) = &migration_request {
+        let r = remote
+            .as_ref()
+            .ok_or_else(|| ApiError(Error::unprocessable("missing_remote", "a migration_request needs remote")))?;
+        let checked: federation_proto::assertion::MigrationRequest = app.federation.verify_from(r, req.clone())?;
+        checked.check(r, app.accounts.cluster(), app.accounts.clock().unix()).map_err(|e| {
+            ApiError(Error::forbidden("migration_request_refused", format!("migration request refused: {e}")))
+        })?;
+    }
     let app2 = app.clone();
     let source = peer.ip().to_string();
+    let remote2 = remote.clone();
     let out =
-        blocking(move || app2.accounts.login(&login, &password, &source, remote.as_ref(), TokenKind::Api)).await?;
-    Ok(Json(json!({"api_token": out.token.to_string(), "user": views::user(&out.user)})))
+        blocking(move || app2.accounts.login(&login, &password, &source, remote2.as_ref(), TokenKind::Api)).await?;
+    let mut body = json!({"api_token": out.token.to_string(), "user": views::user(&out.user)});
+    if let (Some(req), Some(r)) = (migration_request, remote) {
+        let grant = crate::migration::grant_for_login(&app.accounts, &app.federation, &r, req, &out.user, &out.token)?;
+        body["migration_grant"] = grant;
+    }
+    Ok(Json(body))
 }
 
 /// `POST /hearth/v1/users/<uuid>/password` `{"password"}`.

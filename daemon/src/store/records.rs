@@ -239,3 +239,38 @@ pub struct RemoteTokenRow {
     #[serde(with = "arv_time")]
     pub refreshes_at: OffsetDateTime,
 }
+
+/// Where a cross-cluster migration stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationState {
+    /// Waiting for the grant from the target cluster.
+    Pending,
+    /// Merged: the old account now redirects to the new one.
+    Done,
+}
+
+/// A migration of a local account into an account at another cluster (DESIGN §4.4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Migration {
+    /// `<cluster>-m1gr8-…`.
+    pub uuid: ObjectUuid,
+    /// The local account that goes away.
+    pub old_user_uuid: ObjectUuid,
+    /// The cluster whose account stays.
+    pub target_cluster: ClusterId,
+    /// Single-use nonce the grant must carry.
+    pub nonce: String,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// After this the migration can no longer be confirmed.
+    #[serde(with = "arv_time")]
+    pub expires_at: OffsetDateTime,
+    /// Pending or done.
+    pub state: MigrationState,
+    /// The account merged into (once done).
+    pub new_user_uuid: Option<ObjectUuid>,
+    /// The project the objects moved into (once done).
+    pub new_owner_uuid: Option<ObjectUuid>,
+}
