@@ -12,6 +12,7 @@
 //!    by the new account is created, everything the old account owns moves into it, the old
 //!    account redirects to the new one, the migration is marked done (so the grant cannot be used
 //!    again) and a `user_redirected` notice is queued for every peer.
+//!
 //! The reverse direction is the same flow started on the other cluster: the merge always runs
 //! where the old account lives.
 
