@@ -142,6 +142,10 @@ pub struct LoginSettings {
     /// The throttling window in seconds.
     #[serde(default = "default_failure_window")]
     pub failure_window_secs: u64,
+    /// When an unknown login's verified email is cached from a peer, send the person there at once
+    /// (true) instead of offering "continue at <cluster>" (false).
+    #[serde(default)]
+    pub redirect_to_home: bool,
 }
 
 impl Default for LoginSettings {
@@ -151,6 +155,7 @@ impl Default for LoginSettings {
             token_lifetime_secs: default_token_lifetime(),
             max_failures: default_max_failures(),
             failure_window_secs: default_failure_window(),
+            redirect_to_home: false,
         }
     }
 }

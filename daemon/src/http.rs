@@ -133,6 +133,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/login/federated", get(pages::login_federated))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))
         .route("/", get(pages::root))

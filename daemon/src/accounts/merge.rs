@@ -226,8 +226,8 @@ impl Accounts {
         let now = self.clock().now();
         let mut counts = MergeCounts::default();
         let mut touched_links = std::collections::BTreeMap::<ObjectUuid, (Link, Link)>::new();
-        let tt = std::time::Instant::now();
 
+        let mut owned_keys = Vec::new();
         for uuid in store.owned_by(&old.uuid)? {
             match uuid.kind() {
                 ObjectKind::Group => {
@@ -256,6 +256,7 @@ impl Accounts {
                     }
                 }
                 // Keys are handled below with the keys that authorize the old user.
+                ObjectKind::AuthorizedKey => owned_keys.push(uuid),
                 _ => {}
             }
         }
@@ -269,22 +270,18 @@ impl Accounts {
                 entry.1.head_uuid = new.uuid.clone();
             }
         }
-        eprintln!("TIMING reads objects+links {:?}", tt.elapsed());
         for (old_link, mut new_link) in touched_links.into_values() {
             new_link.modified_at = now;
             b.put_object(Some(&old_link), &new_link)?;
             counts.links += 1;
         }
 
-        eprintln!("TIMING links batched {:?}", tt.elapsed());
         let mut keys: std::collections::BTreeMap<ObjectUuid, AuthorizedKey> = std::collections::BTreeMap::new();
         for k in store.keys_of(&old.uuid)? {
             keys.insert(k.uuid.clone(), k);
         }
-        for uuid in store.owned_by(&old.uuid)? {
-            if uuid.kind() == ObjectKind::AuthorizedKey
-                && let Some(k) = store.object::<AuthorizedKey>(&uuid)?
-            {
+        for uuid in owned_keys {
+            if let Some(k) = store.object::<AuthorizedKey>(&uuid)? {
                 keys.insert(uuid, k);
             }
         }
@@ -346,9 +343,7 @@ impl Accounts {
                 "moved": counts,
             }),
         ))?;
-        eprintln!("TIMING batch built {:?} ops {}", tt.elapsed(), b.len());
         self.commit_and_signal(b)?;
-        eprintln!("TIMING committed {:?}", tt.elapsed());
         Ok((old_after, counts))
     }
 }

@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "hearth_session";
+/// Name of the cookie remembering the person's home cluster.
+pub const HOME_COOKIE: &str = "hearth_home";
 /// Name of the CSRF cookie.
 pub const CSRF_COOKIE: &str = "hearth_csrf";
 
@@ -27,6 +29,8 @@ pub const CSRF_COOKIE: &str = "hearth_csrf";
 struct LoginPage<'a> {
     cluster: &'a str,
     error: Option<String>,
+    notice: Option<String>,
+    migration_request: &'a str,
     csrf: &'a str,
     return_to: &'a str,
     remote: &'a str,
@@ -104,7 +108,8 @@ pub fn message(
     html(status, page.render())
 }
 
-/// Checks a `return_to`: a local path, our own origin or a trusted origin, never with user info.
+/// Checks a `return_to`: a local path, our own origin, a configured trusted origin or a peer's
+/// origin (peers receive their users back after a login here), never with user info.
 pub fn check_return_to(app: &App, raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Ok(String::new());
@@ -118,15 +123,21 @@ pub fn check_return_to(app: &App, raw: &str) -> Result<String, String> {
     }
     let origin = crate::config::origin_of(raw).ok_or_else(|| "return_to must be an http(s) URL".to_string())?;
     let ours = app.settings.public_origin();
-    let trusted =
-        origin == ours || app.settings.login.trusted_origins.iter().any(|t| t.trim_end_matches('/') == origin);
+    let trusted = origin == ours
+        || app.settings.login.trusted_origins.iter().any(|t| t.trim_end_matches('/') == origin)
+        || app.settings.federation.peers.iter().any(|p| crate::config::origin_of(&p.url).as_deref() == Some(&origin));
     if trusted { Ok(raw.to_string()) } else { Err(format!("return_to origin {origin} is not trusted by this cluster")) }
 }
 
 /// `url` with `api_token=<token>` added to its query.
 pub fn with_token(url: &str, token: &str) -> String {
+    with_params(url, &[("api_token", token)])
+}
+
+/// `url` with query parameters added.
+pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
-    let enc = serde_urlencoded::to_string([("api_token", token)]).unwrap_or_default();
+    let enc = serde_urlencoded::to_string(params).unwrap_or_default();
     format!("{url}{sep}{enc}")
 }
 
@@ -141,6 +152,18 @@ pub struct LoginQuery {
     return_to: String,
     #[serde(default)]
     remote: String,
+    /// Log in at this peer instead (the person's home cluster).
+    #[serde(default)]
+    home: String,
+    /// Log in here even if the `hearth_home` cookie names another cluster.
+    #[serde(default)]
+    local: String,
+    /// A signed migration request from `remote` (base64url JSON).
+    #[serde(default)]
+    migration_request: String,
+    /// The account at `remote` that was merged into one here (to say why the person is here).
+    #[serde(default)]
+    moved_from: String,
 }
 
 fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
@@ -152,18 +175,35 @@ fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
     }
 }
 
+/// What the login form carries through.
+#[derive(Default)]
+struct FormState<'a> {
+    return_to: &'a str,
+    remote: &'a str,
+    login: &'a str,
+    migration_request: &'a str,
+    notice: Option<String>,
+}
+
 fn login_form(
     app: &App,
     status: StatusCode,
     headers: &HeaderMap,
     error: Option<String>,
-    return_to: &str,
-    remote: &str,
-    login: &str,
+    st: FormState<'_>,
 ) -> Response {
     let existing = cookies(headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32);
     let csrf = existing.clone().unwrap_or_else(random_secret);
-    let page = LoginPage { cluster: app.settings.cluster.id.as_str(), error, csrf: &csrf, return_to, remote, login };
+    let page = LoginPage {
+        cluster: app.settings.cluster.id.as_str(),
+        error,
+        notice: st.notice,
+        csrf: &csrf,
+        return_to: st.return_to,
+        remote: st.remote,
+        login: st.login,
+        migration_request: st.migration_request,
+    };
     let mut resp = html(status, page.render());
     if existing.is_none() {
         resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
@@ -171,7 +211,17 @@ fn login_form(
     resp
 }
 
-/// `GET /login`.
+/// The login URL at peer `home` that brings the person back here through `/login/federated`.
+pub fn home_login_url(app: &App, home: &ClusterId, return_to: &str, extra: &[(&str, &str)]) -> Option<String> {
+    let peer = app.settings.peer(home)?;
+    let back = with_params(&format!("{}/login/federated", app.settings.public_origin()), &[("return_to", return_to)]);
+    let mut params = vec![("remote", app.settings.cluster.id.as_str()), ("return_to", back.as_str())];
+    params.extend_from_slice(extra);
+    Some(with_params(&format!("{}/login", peer.url.trim_end_matches('/')), &params))
+}
+
+/// `GET /login`: the form, or a redirect to the person's home cluster (`home=X` or the
+/// `hearth_home` cookie).
 pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
     if let Err(e) = check_return_to(&app, &q.return_to) {
         return bad_request(&app, &e);
@@ -179,7 +229,39 @@ pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q
     if let Err(e) = check_remote(&app, &q.remote) {
         return bad_request(&app, &e);
     }
-    login_form(&app, StatusCode::OK, &headers, None, &q.return_to, &q.remote, "")
+    let home = if !q.home.is_empty() {
+        match check_remote(&app, &q.home) {
+            Ok(h) => h,
+            Err(e) => return bad_request(&app, &format!("home: {e}")),
+        }
+    } else if q.remote.is_empty() && q.local.is_empty() {
+        cookies(&headers)
+            .get(HOME_COOKIE)
+            .and_then(|c| c.parse::<ClusterId>().ok())
+            .filter(|c| app.settings.peer(c).is_some())
+    } else {
+        None
+    };
+    if let Some(h) = home
+        && q.remote.is_empty()
+        && let Some(url) = home_login_url(&app, &h, &q.return_to, &[])
+    {
+        return Redirect::to(&url).into_response();
+    }
+    let notice = (!q.moved_from.is_empty()).then(|| {
+        format!(
+            "Your account {} at cluster {} was merged into an account here. Log in with this cluster's account.",
+            q.moved_from, q.remote
+        )
+    });
+    let st = FormState {
+        return_to: &q.return_to,
+        remote: &q.remote,
+        login: "",
+        migration_request: &q.migration_request,
+        notice,
+    };
+    login_form(&app, StatusCode::OK, &headers, None, st)
 }
 
 /// Form of `POST /login`.
@@ -194,15 +276,64 @@ pub struct LoginForm {
     #[serde(default)]
     remote: String,
     #[serde(default)]
+    migration_request: String,
+    #[serde(default)]
     csrf: String,
 }
 
-fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
+/// Whether a form's CSRF field equals the CSRF cookie.
+pub fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
     use subtle::ConstantTimeEq;
     match cookies(headers).get(CSRF_COOKIE) {
         Some(c) if c.len() >= 32 => c.as_bytes().ct_eq(field.as_bytes()).into(),
         _ => false,
     }
+}
+
+/// Where a login that failed should go instead: the new account's home for a merged-away account,
+/// or an offer to continue at the peer whose cached verified email matches an unknown login.
+fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: &str, code: &str) -> Option<Response> {
+    let me = app.accounts.cluster().clone();
+    if code == "account_moved" {
+        let old = app.accounts.find_login_account(login).ok().flatten()?;
+        let new = app.accounts.follow_redirects(old.clone()).ok()?;
+        let home = new.uuid.cluster().clone();
+        if home == me {
+            return None;
+        }
+        let url = home_login_url(app, &home, return_to, &[("moved_from", &old.uuid.to_string())])?;
+        return Some(Redirect::to(&url).into_response());
+    }
+    if code == "invalid_login" && login.contains('@') {
+        let email = login.trim().to_lowercase();
+        let users = app.accounts.store().users_by_email(&email).ok()?;
+        let local_exists = users.iter().any(|u| u.uuid.cluster() == &me && !u.cached_from_home);
+        if local_exists {
+            return None;
+        }
+        let at = users.iter().find(|u| {
+            u.cached_from_home
+                && u.email_verified
+                && u.redirect_to_user_uuid.is_none()
+                && app.settings.peer(u.uuid.cluster()).is_some()
+        })?;
+        let home = at.uuid.cluster().clone();
+        let url = home_login_url(app, &home, return_to, &[])?;
+        if app.settings.login.redirect_to_home {
+            return Some(Redirect::to(&url).into_response());
+        }
+        return Some(message(
+            app,
+            StatusCode::OK,
+            "Your account is at another cluster",
+            &format!(
+                "There is no account for {email} here, but cluster {home} has one. Log in there to use this cluster."
+            ),
+            Some(&url),
+            &format!("Continue at {home}"),
+        ));
+    }
+    None
 }
 
 /// `POST /login`.
@@ -230,30 +361,60 @@ pub async fn login_submit(
         Ok(r) => r,
         Err(e) => return bad_request(&app, &e),
     };
+    let migration_request = if f.migration_request.is_empty() {
+        None
+    } else {
+        let Some(r) = &remote else { return bad_request(&app, "a migration request needs remote") };
+        let checked = crate::migration::decode_param(&f.migration_request).and_then(|v| {
+            let req: federation_proto::assertion::MigrationRequest = app.federation.verify_from(r, v.clone())?;
+            req.check(r, app.accounts.cluster(), app.accounts.clock().unix())
+                .map_err(|e| crate::accounts::Error::forbidden("migration_request_refused", e.to_string()))?;
+            Ok(v)
+        });
+        match checked {
+            Ok(v) => Some(v),
+            Err(e) => return message(&app, StatusCode::FORBIDDEN, "Migration refused", &e.message, None, ""),
+        }
+    };
     let app2 = app.clone();
     let (login, password, source) = (f.login.clone(), f.password.clone(), peer.ip().to_string());
     let outcome = blocking(move || app2.accounts.login(&login, &password, &source, None, TokenKind::Session)).await;
     let out = match outcome {
         Ok(o) => o,
         Err(e) => {
+            if let Some(resp) = redirect_elsewhere(&app, &f.login, &f.return_to, e.0.code) {
+                return resp;
+            }
             let status = super::error::status_of(e.0.kind);
             let text = if e.0.kind == ErrorKind::Internal {
                 "Something went wrong; please try again.".into()
             } else {
                 e.0.message
             };
-            return login_form(&app, status, &headers, Some(text), &f.return_to, &f.remote, &f.login);
+            let st = FormState {
+                return_to: &f.return_to,
+                remote: &f.remote,
+                login: &f.login,
+                migration_request: &f.migration_request,
+                notice: None,
+            };
+            return login_form(&app, status, &headers, Some(text), st);
         }
     };
     let session = out.token.to_string();
     let target = if return_to.is_empty() {
         "/account".to_string()
     } else {
-        let handed = match &remote {
-            Some(r) => out.token.salt_for(r).map(|t| t.to_string()).unwrap_or_default(),
-            None => session.clone(),
-        };
-        with_token(&return_to, &handed)
+        match &remote {
+            Some(r) => match handoff_params(&app, r, &out, migration_request) {
+                Ok(params) => {
+                    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    with_params(&return_to, &refs)
+                }
+                Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
+            },
+            None => with_token(&return_to, &session),
+        }
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -261,11 +422,91 @@ pub async fn login_submit(
     resp
 }
 
-/// The caller behind the session cookie, if any.
+/// What a login here for peer `remote` hands back: a token salted for it, a signed login
+/// assertion, and the migration grant when the login carried a migration request.
+fn handoff_params(
+    app: &App,
+    remote: &ClusterId,
+    out: &crate::accounts::users::LoginOutcome,
+    migration_request: Option<serde_json::Value>,
+) -> Result<Vec<(&'static str, String)>, crate::accounts::Error> {
+    let internal = |e: String| crate::accounts::Error::new(ErrorKind::Internal, "salt", e);
+    let salted = out.token.salt_for(remote).map_err(|e| internal(e.to_string()))?;
+    let now = app.accounts.clock().unix();
+    let assertion = federation_proto::assertion::LoginAssertion {
+        issuer: app.accounts.cluster().clone(),
+        audience: remote.clone(),
+        token_uuid: salted.uuid().clone(),
+        user: crate::accounts::user_record(&out.user),
+        issued_at: now,
+        expires_at: now + 300,
+    };
+    let signed = app.federation.sign(assertion)?.to_value();
+    let mut params =
+        vec![("api_token", salted.to_string()), ("login_assertion", crate::migration::encode_param(&signed))];
+    if let Some(req) = migration_request {
+        let grant = crate::migration::grant_for_login(&app.accounts, &app.federation, remote, req, &out.user, &salted)?;
+        params.push(("migration_grant", crate::migration::encode_param(&grant)));
+    }
+    Ok(params)
+}
+
+/// Query of `GET /login/federated` (the way back from a login at the home cluster).
+#[derive(Debug, Deserialize)]
+pub struct FederatedQuery {
+    #[serde(default)]
+    return_to: String,
+    #[serde(default)]
+    api_token: String,
+    #[serde(default)]
+    login_assertion: String,
+}
+
+/// `GET /login/federated`: checks the home cluster's signed login assertion and token, starts a
+/// session here, remembers the home in the `hearth_home` cookie and goes on to `return_to`.
+pub async fn login_federated(State(app): State<Arc<App>>, Query(q): Query<FederatedQuery>) -> Response {
+    let return_to = match check_return_to(&app, &q.return_to) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&app, &e),
+    };
+    let refused = |text: String| {
+        message(&app, StatusCode::FORBIDDEN, "Login refused", &text, Some("/login?local=1"), "Log in here")
+    };
+    let Ok(token) = q.api_token.parse::<federation_proto::Token>() else {
+        return refused("the home cluster did not send a valid token".into());
+    };
+    let home = token.uuid().cluster().clone();
+    let assertion = crate::migration::decode_param(&q.login_assertion).and_then(|v| {
+        let a: federation_proto::assertion::LoginAssertion = app.federation.verify_from(&home, v)?;
+        a.check(&token, app.accounts.cluster(), app.accounts.clock().unix())
+            .map_err(|e| crate::accounts::Error::forbidden("login_assertion_refused", e.to_string()))?;
+        Ok(a)
+    });
+    if let Err(e) = assertion {
+        return refused(format!("the login assertion was refused: {}", e.message));
+    }
+    // The token is validated (and cached) the usual way, so revocation at home applies here too.
+    if let Err(e) = app.remote_caller(&token, &home).await {
+        return refused(format!("the token was refused: {}", e.message));
+    }
+    let target = if return_to.is_empty() { "/account".to_string() } else { with_token(&return_to, &q.api_token) };
+    let mut resp = Redirect::to(&target).into_response();
+    let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &q.api_token, Some(max_age)));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(HOME_COOKIE, home.as_str(), Some(365 * 24 * 3600)));
+    resp
+}
+
+/// The caller behind the session cookie, if any (a local token, or a peer's token salted for us).
 pub async fn session_caller(app: &Arc<App>, headers: &HeaderMap) -> Option<Caller> {
     let raw = cookies(headers).get(SESSION_COOKIE)?.clone();
-    let token = raw.parse().ok()?;
-    app.accounts.authenticate_local(&token).ok()
+    let token: federation_proto::Token = raw.parse().ok()?;
+    let issuer = token.uuid().cluster().clone();
+    if &issuer == app.accounts.cluster() {
+        app.accounts.authenticate_local(&token).ok()
+    } else {
+        app.remote_caller(&token, &issuer).await.ok()
+    }
 }
 
 /// `GET /account`.
