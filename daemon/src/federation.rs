@@ -36,6 +36,9 @@ pub struct Federation {
     trusted: RwLock<TrustedKeys>,
     key_fetches: Mutex<HashMap<ClusterId, i64>>,
     validations: tokio::sync::Mutex<HashMap<ObjectUuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Remote tokens revoked by a notice lately (when): a validation that was in flight when the
+    /// notice arrived must not cache its (older) answer.
+    revoked: Mutex<HashMap<ObjectUuid, std::time::Instant>>,
     stats: Mutex<BTreeMap<ClusterId, outbox::PeerStats>>,
     refresh_secs: i64,
     backoff_cap_secs: u64,
@@ -77,6 +80,7 @@ impl Federation {
             trusted: RwLock::new(trusted),
             key_fetches: Mutex::new(HashMap::new()),
             validations: tokio::sync::Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
             stats: Mutex::new(BTreeMap::new()),
             refresh_secs: i64::try_from(settings.federation.remote_token_refresh_secs).unwrap_or(300),
             backoff_cap_secs: settings.federation.retry_backoff_cap_secs,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod federation;
 pub mod login;
 pub mod migration;
+pub mod migration_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
@@ -126,6 +127,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/federation/v1/notices", post(federation::notices))
         .route("/federation/v1/tokens/validate", post(federation::validate_token))
         .route("/hearth/v1/admin/peers", get(federation::admin_peers))
+        .route("/federation/v1/users/lookup", post(federation::users_lookup))
+        .route("/hearth/v1/admin/federation_report", get(federation::admin_report))
+        .route("/hearth/v1/admin/migrate/plan", post(federation::admin_migrate_plan))
+        .route("/hearth/v1/admin/migrate/merge", post(federation::admin_migrate_merge))
         .route("/hearth/v1/admin/keys/rotate", post(federation::admin_rotate_key))
         .route("/hearth/v1/migration_candidates", get(migration::candidates))
         .route("/hearth/v1/migrations", post(migration::start))
@@ -136,6 +141,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/login/federated", get(pages::login_federated))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))
+        .route("/migrations", post(migration_pages::start_submit))
+        .route("/migrations/start", get(migration_pages::start_page))
+        .route("/migrations/home", post(migration_pages::make_home_submit))
+        .route("/migrations/dismiss", post(migration_pages::dismiss_submit))
+        .route("/migrations/{uuid}/return", get(migration_pages::return_page))
+        .route("/migrations/{uuid}/confirm", post(migration_pages::confirm_submit))
         .route("/", get(pages::root))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

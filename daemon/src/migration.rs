@@ -16,6 +16,8 @@
 //! The reverse direction is the same flow started on the other cluster: the merge always runs
 //! where the old account lives.
 
+pub mod batch;
+
 use crate::accounts::merge::MergePlan;
 use crate::accounts::{Accounts, Caller, Error, ErrorKind, random_secret, views};
 use crate::federation::Federation;
@@ -282,53 +284,61 @@ pub fn confirm(
     let mut m = load_pending(accounts, caller, uuid)?;
     let g = checked_grant(accounts, fed, &m, grant, token)?;
     let old = check_old_account(accounts, caller)?;
+    m.state = MigrationState::Done;
     let mut b = WriteBatch::new();
-    fed.upsert_remote_user(accounts, &mut b, &g.user)?;
-    let new = match accounts.store().user(&g.user.uuid)? {
-        Some(u) if u.redirect_to_user_uuid.is_some() && g.user.redirect_to_user_uuid.is_some() => {
-            return Err(refuse(
-                ErrorKind::Unprocessable,
-                "merge_new_already_merged",
-                "cannot merge to an already merged user",
-            ));
-        }
-        _ if g.user.redirect_to_user_uuid.is_some() => {
-            return Err(refuse(
-                ErrorKind::Unprocessable,
-                "merge_new_already_merged",
-                "cannot merge to an already merged user",
-            ));
-        }
-        Some(u) => u,
-        None => User {
-            uuid: g.user.uuid.clone(),
-            owner_uuid: g.user.uuid.clone(),
-            created_at: accounts.clock().now(),
-            modified_at: accounts.clock().now(),
-            modified_by_user_uuid: None,
-            email: None,
-            email_verified: false,
-            username: None,
-            first_name: String::new(),
-            last_name: String::new(),
-            is_active: g.user.is_active,
-            is_admin: false,
-            prefs: json!({}),
-            redirect_to_user_uuid: None,
-            password_hash: None,
-            last_login_at: None,
-            home_seq: g.user.home_seq,
-            cached_from_home: true,
-        },
+    let props = json!({"migrated_from": old.uuid, "migration": m.uuid});
+    let (old_after, project, counts) = {
+        // The project's uuid is only known inside; record it on the migration afterwards in the same batch.
+        let project_uuid = accounts.new_uuid(ObjectKind::Group);
+        m.new_user_uuid = Some(g.user.uuid.clone());
+        m.new_owner_uuid = Some(project_uuid.clone());
+        b.put_migration(&m)?;
+        merge_into_remote(accounts, fed, &old, &g.user, &old.uuid, project_uuid, props, b)?
     };
+    Ok(json!({
+        "old_user": views::user(&old_after),
+        "new_user": g.user,
+        "new_owner_uuid": project,
+        "moved": counts,
+    }))
+}
+
+/// Merges local account `old` (with redirect) into the account `new` of another cluster, as its
+/// home cluster describes it: the cached record is refreshed from `new`, a fresh project
+/// "Migrated from <email> (<uuid>)" owned by `new` (uuid `project_uuid`) receives everything `old`
+/// owns, and `old` redirects to `new` — all in `b`, one transaction. The writer lock must be held.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn merge_into_remote(
+    accounts: &Accounts,
+    fed: &Federation,
+    old: &User,
+    new: &federation_proto::notice::UserRecord,
+    actor: &ObjectUuid,
+    project_uuid: ObjectUuid,
+    properties: Value,
+    mut b: WriteBatch,
+) -> Result<(User, ObjectUuid, crate::accounts::merge::MergeCounts), Error> {
+    if new.redirect_to_user_uuid.is_some()
+        || accounts.store().user(&new.uuid)?.is_some_and(|u| u.redirect_to_user_uuid.is_some())
+    {
+        return Err(refuse(
+            ErrorKind::Unprocessable,
+            "merge_new_already_merged",
+            "cannot merge to an already merged user",
+        ));
+    }
+    if old.redirect_to_user_uuid.is_some() {
+        return Err(refuse(ErrorKind::Unprocessable, "already_merged", "cannot merge an already merged user"));
+    }
+    fed.upsert_remote_user(accounts, &mut b, new)?;
     let now = accounts.clock().now();
     let project = Group {
-        uuid: accounts.new_uuid(ObjectKind::Group),
+        uuid: project_uuid,
         owner_uuid: new.uuid.clone(),
         created_at: now,
         modified_at: now,
-        modified_by_user_uuid: Some(old.uuid.clone()),
-        name: project_name(&old),
+        modified_by_user_uuid: Some(actor.clone()),
+        name: project_name(old),
         description: Some(format!(
             "Everything {} owned at {} before it moved to {}.",
             old.uuid,
@@ -336,19 +346,30 @@ pub fn confirm(
             new.uuid
         )),
         group_class: "project".into(),
-        properties: json!({"migrated_from": old.uuid, "migration": m.uuid}),
+        properties,
     };
     b.put_object(None, &project)?;
-    m.state = MigrationState::Done;
-    m.new_user_uuid = Some(new.uuid.clone());
-    m.new_owner_uuid = Some(project.uuid.clone());
-    b.put_migration(&m)?;
-    let plan = MergePlan { old: old.clone(), new: new.clone(), new_owner: project.uuid.clone(), redirect: true };
-    let (old_after, counts) = accounts.execute_merge(Some(&old.uuid), &plan, b)?;
-    Ok(json!({
-        "old_user": views::user(&old_after),
-        "new_user": g.user,
-        "new_owner_uuid": project.uuid,
-        "moved": counts,
-    }))
+    let new_user = accounts.store().user(&new.uuid)?.unwrap_or_else(|| User {
+        uuid: new.uuid.clone(),
+        owner_uuid: new.uuid.clone(),
+        created_at: now,
+        modified_at: now,
+        modified_by_user_uuid: None,
+        email: None,
+        email_verified: false,
+        username: None,
+        first_name: String::new(),
+        last_name: String::new(),
+        is_active: new.is_active,
+        is_admin: false,
+        prefs: json!({}),
+        redirect_to_user_uuid: None,
+        password_hash: None,
+        last_login_at: None,
+        home_seq: new.home_seq,
+        cached_from_home: true,
+    });
+    let plan = MergePlan { old: old.clone(), new: new_user, new_owner: project.uuid.clone(), redirect: true };
+    let (old_after, counts) = accounts.execute_merge(Some(actor), &plan, b)?;
+    Ok((old_after, project.uuid, counts))
 }

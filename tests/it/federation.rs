@@ -290,6 +290,9 @@ async fn notice_batches_apply_once_and_never_roll_a_cached_record_back() {
     let mixed = send(vec![login(record(uuid, 20, "Twenty")), login(record(uuid, 15, "Fifteen"))]).await;
     assert_eq!((mixed.body["applied"].clone(), mixed.body["ignored"].clone()), (json!(1), json!(1)), "{}", mixed.body);
     assert_eq!(first_name(user_at(b, uuid).await.ok().unwrap()), "Twenty");
+    let twice = send(vec![login(record(uuid, 30, "Thirty")), login(record(uuid, 30, "Thirty"))]).await;
+    assert_eq!((twice.body["applied"].clone(), twice.body["ignored"].clone()), (json!(1), json!(1)), "{}", twice.body);
+    assert_eq!(first_name(user_at(b, uuid).await.ok().unwrap()), "Thirty");
 }
 
 #[tokio::test]

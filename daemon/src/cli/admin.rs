@@ -46,6 +46,25 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Batch migration across the federation: `--report` lists people with accounts on several
+    /// clusters and the conflicts; `--plan FILE` merges this cluster's accounts whose home is elsewhere.
+    Migrate {
+        /// The cluster.
+        #[command(flatten)]
+        target: Target,
+        /// Report people with accounts on several clusters (grouped by email) and conflicts.
+        #[arg(long, conflicts_with = "plan")]
+        report: bool,
+        /// The plan: CSV lines `<email or username>,<home cluster>`.
+        #[arg(long, required_unless_present = "report")]
+        plan: Option<std::path::PathBuf>,
+        /// Show what would be done and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Signing keys.
     Keys {
         /// The command.
@@ -145,6 +164,16 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        AdminCommand::Migrate { target, report, plan, dry_run, json } => {
+            let c = target.client()?;
+            if report {
+                return print_report(&c, json).await;
+            }
+            let Some(path) = plan else { anyhow::bail!("--plan FILE or --report is required") };
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            run_plan(&c, &text, dry_run, json).await
+        }
         AdminCommand::Keys { command: KeysCommand::Rotate { target } } => {
             let v = target.client()?.post("/hearth/v1/admin/keys/rotate", &json!({})).await?.ok()?;
             println!("{}", v["public_key"].as_str().unwrap_or(""));
@@ -187,4 +216,144 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+async fn print_report(c: &Client, json_out: bool) -> anyhow::Result<()> {
+    let r = c.get("/hearth/v1/admin/federation_report").await?.ok()?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let people = r["people"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} people with accounts on several clusters or with conflicts ({} accounts seen)",
+        people.len(),
+        r["accounts_seen"]
+    );
+    println!(
+        "{:<32} {:<7} {:<28} {:<14} {:<8} {:<31}",
+        "email", "cluster", "account", "username", "verified", "last login"
+    );
+    for p in &people {
+        let email = p["email"].as_str().unwrap_or("");
+        for (i, a) in p["accounts"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+            println!(
+                "{:<32} {:<7} {:<28} {:<14} {:<8} {:<31}",
+                if i == 0 { email } else { "" },
+                a["cluster_id"].as_str().unwrap_or(""),
+                a["uuid"].as_str().unwrap_or(""),
+                a["username"].as_str().unwrap_or("-"),
+                if a["email_verified"].as_bool() == Some(true) { "yes" } else { "NO" },
+                a["last_login_at"].as_str().unwrap_or("never"),
+            );
+        }
+        for conflict in p["conflicts"].as_array().cloned().unwrap_or_default() {
+            println!("{:<32} ! {}", "", conflict.as_str().unwrap_or(""));
+        }
+    }
+    for u in r["unreachable"].as_array().cloned().unwrap_or_default() {
+        println!("unreachable: {} ({})", u["cluster_id"].as_str().unwrap_or(""), u["error"].as_str().unwrap_or(""));
+    }
+    Ok(())
+}
+
+async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let planned = c.post("/hearth/v1/admin/migrate/plan", &json!({"plan": text})).await?.ok()?;
+    let cluster = planned["cluster_id"].as_str().unwrap_or("").to_string();
+    let actions = planned["actions"].as_array().cloned().unwrap_or_default();
+    let merges: Vec<&Value> = actions.iter().filter(|a| a["action"] == "merge").collect();
+    let mut rows: Vec<(u64, String, String, String)> = Vec::new();
+    for a in &actions {
+        if a["action"] != "merge" {
+            rows.push((
+                a["line"].as_u64().unwrap_or(0),
+                a["key"].as_str().unwrap_or("").into(),
+                a["action"].as_str().unwrap_or("").into(),
+                a["why"].as_str().unwrap_or("").into(),
+            ));
+        }
+    }
+    if dry_run {
+        for a in &merges {
+            let what = format!(
+                "would merge {} into {}",
+                a["old_user_uuid"].as_str().unwrap_or(""),
+                a["home_user_uuid"].as_str().unwrap_or("")
+            );
+            rows.push((a["line"].as_u64().unwrap_or(0), a["key"].as_str().unwrap_or("").into(), "merge".into(), what));
+        }
+    } else {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(merges.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} merges  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+        for (i, a) in merges.iter().enumerate() {
+            let line = a["line"].as_u64().unwrap_or(0);
+            let key = a["key"].as_str().unwrap_or("").to_string();
+            let body = json!({"old_user_uuid": a["old_user_uuid"], "home_user_uuid": a["home_user_uuid"]});
+            let answer = c.post("/hearth/v1/admin/migrate/merge", &body).await?;
+            let row = if answer.status.is_success() {
+                match answer.body["action"].as_str() {
+                    Some("merged") => (
+                        line,
+                        key.clone(),
+                        "merged".into(),
+                        format!(
+                            "into {} (project {})",
+                            a["home_user_uuid"].as_str().unwrap_or(""),
+                            answer.body["new_owner_uuid"].as_str().unwrap_or("")
+                        ),
+                    ),
+                    _ => (line, key.clone(), "skip".into(), answer.body["why"].as_str().unwrap_or("").into()),
+                }
+            } else {
+                let why = answer.body["errors"][0].as_str().unwrap_or("refused").to_string();
+                (line, key.clone(), "refuse".into(), why)
+            };
+            match &bar {
+                Some(b) => {
+                    b.set_message(key.clone());
+                    b.inc(1);
+                }
+                None => eprintln!("[{}/{}] line {line} {key}: {}", i + 1, merges.len(), row.2),
+            }
+            rows.push(row);
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    if json_out {
+        let out: Vec<Value> =
+            rows.iter().map(|(l, k, a, w)| json!({"line": l, "key": k, "action": a, "detail": w})).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"cluster_id": cluster, "dry_run": dry_run, "results": out}))?
+        );
+        return Ok(());
+    }
+    let count = |a: &str| rows.iter().filter(|r| r.2 == a).count();
+    let merged = if dry_run { count("merge") } else { count("merged") };
+    println!(
+        "{} on {cluster}: {} {}, {} skipped, {} refused",
+        if dry_run { "dry run" } else { "migration" },
+        merged,
+        if dry_run { "to merge" } else { "merged" },
+        count("skip"),
+        count("refuse")
+    );
+    if merged == 0 && count("refuse") == 0 {
+        println!("nothing to do: every account in the plan is where it belongs");
+    }
+    println!("{:>5}  {:<32} {:<7} detail", "line", "person", "result");
+    for (l, k, a, w) in &rows {
+        println!("{l:>5}  {k:<32} {a:<7} {w}");
+    }
+    Ok(())
 }

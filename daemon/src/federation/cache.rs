@@ -20,6 +20,7 @@ use federation_proto::notice::{Notice, NoticeBatch, UserRecord};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash, Signed, Token};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 impl Federation {
@@ -32,10 +33,22 @@ impl Federation {
         rec: &UserRecord,
     ) -> Result<bool, Error> {
         let old = self.store.user(&rec.uuid)?;
+        Ok(self.upsert_remote_user_over(accounts, b, rec, old)?.is_some())
+    }
+
+    /// Like [`Federation::upsert_remote_user`], over `old` (what the store holds once `b` is
+    /// applied, when `b` already writes this user). Returns the record written, if newer.
+    fn upsert_remote_user_over(
+        &self,
+        accounts: &Accounts,
+        b: &mut WriteBatch,
+        rec: &UserRecord,
+        old: Option<User>,
+    ) -> Result<Option<User>, Error> {
         if let Some(o) = &old
             && (o.home_seq >= rec.home_seq || !o.cached_from_home)
         {
-            return Ok(false);
+            return Ok(None);
         }
         let now = accounts.clock().now();
         let home_root = ObjectUuid::new(rec.uuid.cluster().clone(), ObjectKind::User, "000000000000000")
@@ -62,7 +75,25 @@ impl Federation {
             cached_from_home: true,
         };
         b.put_user(old.as_ref(), &user)?;
-        Ok(true)
+        Ok(Some(user))
+    }
+
+    /// How long a revocation notice is remembered: longer than any validation round trip can take.
+    const REVOKED_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+
+    fn remember_revoked(&self, tokens: Vec<ObjectUuid>) {
+        if tokens.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.retain(|_, at| now.duration_since(*at) < Self::REVOKED_MEMORY);
+        revoked.extend(tokens.into_iter().map(|t| (t, now)));
+    }
+
+    fn was_revoked(&self, token: &ObjectUuid) -> bool {
+        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.get(token).is_some_and(|at| at.elapsed() < Self::REVOKED_MEMORY)
     }
 
     /// `POST /federation/v1/notices` from `origin` (already authenticated).
@@ -82,15 +113,33 @@ impl Federation {
         let mut b = WriteBatch::new();
         let (mut applied, mut ignored) = (0usize, 0usize);
         let mut drop_tokens_of = Vec::new();
+        let mut revoked = Vec::new();
+        // Records this batch already writes: a later notice about the same user in the same batch
+        // is compared with them, not with the store, so that order inside a batch changes nothing.
+        let mut written: HashMap<ObjectUuid, User> = HashMap::new();
         for n in &batch.notices {
-            let newer = self.upsert_remote_user(accounts, &mut b, n.user())?;
+            let uuid = &n.user().uuid;
+            let old = match written.get(uuid) {
+                Some(u) => Some(u.clone()),
+                None => self.store.user(uuid)?,
+            };
+            let newer = match self.upsert_remote_user_over(accounts, &mut b, n.user(), old)? {
+                Some(user) => {
+                    written.insert(uuid.clone(), user);
+                    true
+                }
+                None => false,
+            };
             if newer {
                 applied += 1
             } else {
                 ignored += 1
             }
             match n {
-                Notice::TokenRevoked { token_uuid, .. } => b.delete_remote_token(token_uuid),
+                Notice::TokenRevoked { token_uuid, .. } => {
+                    b.delete_remote_token(token_uuid);
+                    revoked.push(token_uuid.clone());
+                }
                 Notice::UserRedirected { user } => drop_tokens_of.push(user.uuid.clone()),
                 Notice::UserUpdated { user } | Notice::Login { user } if !user.is_active => {
                     drop_tokens_of.push(user.uuid.clone())
@@ -106,6 +155,7 @@ impl Federation {
         let answer = json!({"batch_id": batch_id, "applied": applied, "ignored": ignored});
         b.put_batch_answer(origin, &batch_id, &answer)?;
         self.store.commit(b)?;
+        self.remember_revoked(revoked);
         metrics::counter!("hearth_notices_received_total", "peer" => origin.to_string())
             .increment(batch.notices.len() as u64);
         Ok(answer)
@@ -279,6 +329,10 @@ impl Federation {
             refreshes_at,
         };
         let _w = accounts.write_lock();
+        if self.was_revoked(&row.uuid) {
+            // Revoked (notice) while we were asking: the answer is older than the revocation.
+            return Err(invalid_token());
+        }
         let mut b = WriteBatch::new();
         self.upsert_remote_user(accounts, &mut b, &assertion.user)?;
         b.put_remote_token(&row)?;

@@ -85,3 +85,48 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
     let key = app.federation.rotate_key()?;
     Ok(Json(json!({"public_key": key.to_string()})))
 }
+
+/// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup.
+pub async fn users_lookup(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    peer_origin(&app, &method, &uri, &headers, &body).await?;
+    Ok(Json(crate::migration::batch::answer_lookup(&app.accounts, &app.federation, &body)?))
+}
+
+/// `GET /hearth/v1/admin/federation_report` (admin).
+pub async fn admin_report(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<Json<Value>> {
+    Ok(Json(crate::migration::batch::report(&app.accounts, &app.federation, &c).await?))
+}
+
+/// `POST /hearth/v1/admin/migrate/plan {"plan": "<csv>"}` (admin): what a run would do here.
+pub async fn admin_migrate_plan(
+    State(app): State<Arc<App>>,
+    Authed(c): Authed,
+    p: super::params::Params,
+) -> ApiResult<Json<Value>> {
+    let plan = p.get_str("plan")?.ok_or_else(|| {
+        ApiError(crate::accounts::Error::unprocessable("missing_plan", "plan (CSV text) is required"))
+    })?;
+    let actions = crate::migration::batch::plan_actions(&app.accounts, &app.federation, &c, &plan).await?;
+    Ok(Json(json!({"cluster_id": app.federation.me(), "actions": actions})))
+}
+
+/// `POST /hearth/v1/admin/migrate/merge {"old_user_uuid", "home_user_uuid"}` (admin): one merge.
+pub async fn admin_migrate_merge(
+    State(app): State<Arc<App>>,
+    Authed(c): Authed,
+    p: super::params::Params,
+) -> ApiResult<Json<Value>> {
+    let get = |k: &str| -> ApiResult<federation_proto::ObjectUuid> {
+        p.get_str(k)?.and_then(|s| s.parse().ok()).ok_or_else(|| {
+            ApiError(crate::accounts::Error::unprocessable("invalid_uuid", format!("{k} must be a user uuid")))
+        })
+    };
+    let (old, home) = (get("old_user_uuid")?, get("home_user_uuid")?);
+    Ok(Json(crate::migration::batch::merge_one(&app.accounts, &app.federation, &c, &old, &home).await?))
+}

@@ -54,6 +54,7 @@ struct AccountPage<'a> {
     uuid: String,
     home_cluster: String,
     tokens: Vec<TokenLine>,
+    offers: Vec<super::migration_pages::Offer>,
     csrf: &'a str,
 }
 
@@ -82,13 +83,15 @@ pub fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Lax, `Path=/`.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax{age}"))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+/// A rendered page (or a 500 when the template failed).
+pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     match body {
         Ok(b) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], b).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("template error: {e}")).into_response(),
@@ -514,6 +517,10 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
     let Some(c) = session_caller(&app, &headers).await else {
         return Redirect::to("/login?return_to=/account").into_response();
     };
+    if let Some(moved) = super::migration_pages::moved_page(&app, &c, &headers) {
+        return moved;
+    }
+    let offers = super::migration_pages::offers_for(&app, &c);
     let tokens = app
         .accounts
         .store()
@@ -538,6 +545,7 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         uuid: u.uuid.to_string(),
         home_cluster: u.uuid.cluster().to_string(),
         tokens,
+        offers,
         csrf: &csrf,
     };
     let mut resp = html(StatusCode::OK, page.render());
