@@ -596,6 +596,10 @@ impl Store {
         let key = pair(origin.as_str(), nonce);
         let res =
             self.tree(TreeId::Nonces).compare_and_swap(key, None as Option<&[u8]>, Some(&now.to_be_bytes()[..]))?;
+        if res.is_ok() {
+            // Flushed before the request is acted on, so that a replay after a crash is still caught.
+            self.db.flush()?;
+        }
         Ok(res.is_ok())
     }
 
