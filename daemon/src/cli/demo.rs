@@ -13,15 +13,23 @@ use tokio::process::{Child, Command};
 /// The demo's clusters.
 pub const CLUSTERS: [&str; 3] = ["aaaaa", "bbbbb", "ccccc"];
 
-/// A free loopback port (bound, read, released).
+/// A free port on loopback address `ip` (bound, read, released).
+pub fn free_port_on(ip: &str) -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+/// A free port on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port_on("127.0.0.1")
 }
 
 /// One planned cluster of a local federation.
 pub struct PlannedCluster {
     /// Cluster id.
     pub id: String,
+    /// Loopback address: each cluster gets its own (127.0.0.1, 127.0.0.2, …), because browsers keep
+    /// cookies per host, not per port, and clusters sharing a host would share their sessions.
+    pub ip: String,
     /// Port.
     pub port: u16,
     /// Data dir.
@@ -35,9 +43,9 @@ pub struct PlannedCluster {
 }
 
 impl PlannedCluster {
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<ip>:<port>`.
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.ip, self.port)
     }
 }
 
@@ -49,15 +57,17 @@ pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::R
     std::fs::create_dir_all(root)?;
     std::fs::write(&ca_path, ca.cert_pem())?;
     let mut plan = Vec::new();
-    for id in ids {
+    for (i, id) in ids.iter().enumerate() {
         let dir = root.join(id);
-        let (_, cert, key) = ca.write_leaf(&dir.join("tls"), &["127.0.0.1", "localhost"])?;
+        let ip = format!("127.0.0.{}", (i % 250) + 1);
+        let (_, cert, key) = ca.write_leaf(&dir.join("tls"), &[ip.as_str(), "127.0.0.1", "localhost"])?;
         let signing = crate::federation::signing_key::generate();
         crate::federation::signing_key::write(&dir.join("signing.key"), &signing)?;
         let _ = (cert, key);
         plan.push(PlannedCluster {
             id: id.to_string(),
-            port: free_port()?,
+            port: free_port_on(&ip)?,
+            ip,
             config: dir.join("hearth.toml"),
             root_token: crate::accounts::random_secret(),
             public_key: signing.public().to_string(),
@@ -76,9 +86,10 @@ pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::R
             ));
         }
         let toml = format!(
-            "[cluster]\nid = \"{id}\"\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\ndata_dir = \"{dir}\"\nsystem_root_token = \"{root}\"\n\n\
+            "[cluster]\nid = \"{id}\"\nlisten = \"{ip}:{port}\"\npublic_url = \"{url}\"\ndata_dir = \"{dir}\"\nsystem_root_token = \"{root}\"\n\n\
              [tls]\ncert = \"{dir}/tls/cert.pem\"\nkey = \"{dir}/tls/key.pem\"\n\n[federation]\nsigning_key = \"{dir}/signing.key\"\n{peers}\n{extra_toml}\n",
             id = c.id,
+            ip = c.ip,
             port = c.port,
             url = c.url(),
             dir = c.dir.display(),
@@ -155,7 +166,7 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
     }
     federation_story(&plan, &ca_pem).await?;
     println!(
-        "\nCA certificate: {}\nLogs: <cluster dir>/hearth.log. Web login: https://127.0.0.1:<port>/login",
+        "\nCA certificate: {}\nLogs: <cluster dir>/hearth.log. Web login: <cluster URL>/login (each cluster has its own loopback address, so browser sessions stay apart)",
         ca_path.display()
     );
     if once {

@@ -1,0 +1,590 @@
+//! Benchmark (not a timed test) of the federation, with real `hearth serve` processes (the release
+//! binary) on loopback, one CA, pinned keys. Three parts, each printing its figures:
+//!
+//! - `fanout`: a home cluster and P peers (a full mesh: every cluster lists every other), U users
+//!   at the home log in L times in all (each user L/U times, round robin); measured: the login rate
+//!   at the home, the time until every peer's cache holds every user's latest record (cheap poll
+//!   of each peer's `hearth_notices_received_total{peer="<home>"}`, then a check of every user's
+//!   `last_login_at` at every peer against the home's), and the notices applied per second at one
+//!   receiver (its counter sampled every 250 ms).
+//! - `remote`: at a peer B, `GET /arvados/v1/users/current` with a home token (validated once,
+//!   then cached) vs with a token of B's own, same concurrency; and the latency of first uses of
+//!   fresh home tokens (validation round trip to the home) vs their second uses (cached).
+//! - `migrate`: three clusters; M people with an account at aaaaa (home) and at bbbbb (same
+//!   verified email), each bbbbb account owning one collection; `hearth admin migrate --plan` (the
+//!   release binary) against bbbbb with M lines `<email>,aaaaa`, then the re-run.
+//!
+//! `cargo bench -p hearth --bench federation`. Environment: `HEARTH_BENCH_PARTS`
+//! (`fanout,remote,migrate`), `HEARTH_BENCH_PEERS` (20), `HEARTH_BENCH_USERS` (500),
+//! `HEARTH_BENCH_LOGINS` (10000), `HEARTH_BENCH_LOGIN_CONCURRENCY` (4), `HEARTH_BENCH_CONCURRENCY`
+//! (32), `HEARTH_BENCH_SECS` (10), `HEARTH_BENCH_FIRST_USES` (50), `HEARTH_BENCH_MIGRATE_USERS`
+//! (500), `HEARTH_BENCH_TIMEOUT_SECS` (480, the bound on any one wait).
+
+// A benchmark is neither a test nor daemon code: a failed set-up step should stop it loudly with
+// the reason, which is what unwrap/expect/panic do here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hearth::cli::demo::{PlannedCluster, plan_federation};
+use hearth::client::Client;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The release binary under measurement.
+const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A running daemon; killed (and reaped) when dropped.
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A local federation of running daemons (dropped: all killed, files removed).
+struct Fed {
+    plan: Vec<PlannedCluster>,
+    ca_pem: Vec<u8>,
+    ca_path: PathBuf,
+    _daemons: Vec<Daemon>,
+    dir: tempfile::TempDir,
+}
+
+impl Fed {
+    async fn start(ids: &[&str]) -> Fed {
+        let dir = tempfile::tempdir().unwrap();
+        let (plan, ca_path) = plan_federation(dir.path(), ids, "").unwrap();
+        let ca_pem = std::fs::read(&ca_path).unwrap();
+        let mut daemons = Vec::new();
+        for c in &plan {
+            let log = std::fs::File::create(c.dir.join("hearth.log")).unwrap();
+            let child = Command::new(HEARTH)
+                .arg("serve")
+                .arg("--config")
+                .arg(&c.config)
+                .env("RUST_LOG", "warn,hearth=info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn hearth serve");
+            daemons.push(Daemon { child });
+        }
+        let fed = Fed { plan, ca_pem, ca_path, _daemons: daemons, dir };
+        for i in 0..fed.plan.len() {
+            fed.anon(i).wait_healthy(90).await.unwrap();
+        }
+        fed
+    }
+
+    fn anon(&self, i: usize) -> Client {
+        Client::new(&self.plan[i].url(), Some(&self.ca_pem)).unwrap()
+    }
+
+    fn root(&self, i: usize) -> Client {
+        self.anon(i).with_token(&self.plan[i].root_token)
+    }
+
+    /// WARN/ERROR lines of every daemon's log: (cluster, count, first few).
+    fn log_problems(&self) -> Vec<(String, usize, Vec<String>)> {
+        self.plan
+            .iter()
+            .map(|c| {
+                let log = std::fs::read_to_string(c.dir.join("hearth.log")).unwrap_or_default();
+                let bad: Vec<String> =
+                    log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).map(str::to_string).collect();
+                (c.id.clone(), bad.len(), bad.into_iter().take(3).collect())
+            })
+            .filter(|(_, n, _)| *n > 0)
+            .collect()
+    }
+
+    fn print_log_problems(&self) {
+        let p = self.log_problems();
+        if p.is_empty() {
+            println!("  daemon logs: no WARN/ERROR lines");
+        }
+        for (id, n, first) in p {
+            println!("  daemon log {id}: {n} WARN/ERROR lines; first: {first:?}");
+        }
+    }
+}
+
+/// Runs `f(i)` for i in 0..n on `conc` tasks; returns the number of errors (first printed).
+async fn pool<F, Fut>(n: usize, conc: usize, f: F) -> usize
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc.max(1) {
+        let (f, next) = (f.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                if let Err(e) = f(i).await {
+                    if errors == 0 {
+                        eprintln!("  error at item {i}: {e:#}");
+                    }
+                    errors += 1;
+                }
+            }
+            errors
+        }));
+    }
+    let mut errors = 0;
+    for t in tasks {
+        errors += t.await.unwrap();
+    }
+    errors
+}
+
+/// `hearth_notices_received_total{peer="<from>"}` in a Prometheus text body.
+fn received_from(metrics: &str, from: &str) -> u64 {
+    let label = format!("peer=\"{from}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hearth_notices_received_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .map(|v| v as u64)
+        .sum()
+}
+
+async fn received(c: &Client, from: &str) -> u64 {
+    match c.http().get(format!("{}/metrics", c.base())).send().await {
+        Ok(r) => received_from(&r.text().await.unwrap_or_default(), from),
+        Err(_) => 0,
+    }
+}
+
+/// Total outbox depth at `c` over all its peers.
+async fn queue_depth(c: &Client) -> u64 {
+    let v = c.get("/hearth/v1/admin/peers").await.unwrap().ok().unwrap();
+    v["items"].as_array().unwrap().iter().map(|p| p["queue_depth"].as_u64().unwrap_or(0)).sum()
+}
+
+/// uuid → last_login_at of the users whose username starts with `prefix`, as `c` lists them.
+async fn last_logins(c: &Client, prefix: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let filters = json!([["username", "like", format!("{prefix}%")]]).to_string();
+    for page in 0..1000usize {
+        let q = serde_urlencoded::to_string([
+            ("filters", filters.as_str()),
+            ("select", r#"["uuid","last_login_at"]"#),
+            ("order", r#"["uuid"]"#),
+            ("limit", "1000"),
+            ("offset", &(page * 1000).to_string()),
+        ])?;
+        let v = c.get(&format!("/arvados/v1/users?{q}")).await?.ok()?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        for it in &items {
+            out.insert(
+                it["uuid"].as_str().unwrap_or("").to_string(),
+                it["last_login_at"].as_str().unwrap_or("").to_string(),
+            );
+        }
+        if items.len() < 1000 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+async fn fanout(timeout: Duration) {
+    let peers = env_num("HEARTH_BENCH_PEERS", 20) as usize;
+    let users = env_num("HEARTH_BENCH_USERS", 500).max(1) as usize;
+    let logins = env_num("HEARTH_BENCH_LOGINS", 10_000) as usize;
+    let conc = env_num("HEARTH_BENCH_LOGIN_CONCURRENCY", 4) as usize;
+    println!(
+        "\n== fanout: home aaaaa + {peers} peers (full mesh), {users} users, {logins} logins ({conc} at a time) =="
+    );
+    let mut ids = vec!["aaaaa".to_string()];
+    ids.extend((1..=peers).map(|i| format!("p{i:04}")));
+    let idrefs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    let fed = Fed::start(&idrefs).await;
+    println!("  started {} daemons in {:.1} s (load {})", fed.plan.len(), secs(t.elapsed()), load());
+
+    let home = fed.root(0);
+    let t = Instant::now();
+    let h = home.clone();
+    let errors = pool(users, conc, move |i| {
+        let h = h.clone();
+        async move {
+            h.create_user(
+                json!({"username": format!("fan{i}"), "email": format!("fan{i}@example.org"), "email_verified": true}),
+                Some(&format!("pw-fan{i}-secret")),
+            )
+            .await
+            .map(|_| ())
+        }
+    })
+    .await;
+    assert_eq!(errors, 0, "creating users failed");
+    println!("  created {users} users with passwords at the home in {:.1} s", secs(t.elapsed()));
+    // Quiet before measuring: the home's outboxes drained.
+    let t = Instant::now();
+    while queue_depth(&home).await > 0 && t.elapsed() < timeout {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let peer_clients: Vec<Client> = (1..fed.plan.len()).map(|i| fed.anon(i)).collect();
+    let mut baseline = Vec::new();
+    for c in &peer_clients {
+        baseline.push(received(c, "aaaaa").await);
+    }
+    let target: Vec<u64> = baseline.iter().map(|b| b + logins as u64).collect();
+
+    // The monitor: every 250 ms, every peer's counter; the first peer's samples kept for its rate.
+    let t0 = Instant::now();
+    let monitor = {
+        let (peer_clients, target) = (peer_clients.clone(), target.clone());
+        tokio::spawn(async move {
+            let mut reached: Vec<Option<Duration>> = vec![None; peer_clients.len()];
+            let mut samples: Vec<(f64, u64)> = Vec::new();
+            while t0.elapsed() < timeout {
+                let mut tasks = Vec::new();
+                for c in peer_clients.iter().cloned() {
+                    tasks.push(tokio::spawn(async move { received(&c, "aaaaa").await }));
+                }
+                let at = t0.elapsed();
+                for (i, task) in tasks.into_iter().enumerate() {
+                    let v = task.await.unwrap_or(0);
+                    if i == 0 {
+                        samples.push((secs(at), v));
+                    }
+                    if reached[i].is_none() && v >= target[i] {
+                        reached[i] = Some(at);
+                    }
+                }
+                if reached.iter().all(Option::is_some) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            (reached, samples)
+        })
+    };
+
+    let anon = fed.anon(0);
+    let failed = pool(logins, conc, move |i| {
+        let a = anon.clone();
+        async move {
+            let u = i % users;
+            a.login(&format!("fan{u}"), &format!("pw-fan{u}-secret"), None).await.map(|_| ())
+        }
+    })
+    .await;
+    let logins_done = t0.elapsed();
+    let load_logins = load();
+    let (reached, samples) = monitor.await.unwrap();
+    let all_counted =
+        reached.iter().copied().collect::<Option<Vec<_>>>().map(|v| v.into_iter().max().unwrap_or_default());
+
+    // The check that matters: every peer holds every user's latest last_login_at.
+    let want = last_logins(&home, "fan").await.unwrap();
+    let mut verified = None;
+    let mut mismatched = 0usize;
+    while t0.elapsed() < timeout {
+        mismatched = 0;
+        for i in 1..fed.plan.len() {
+            let got = last_logins(&fed.root(i), "fan").await.unwrap_or_default();
+            mismatched += want.iter().filter(|(u, t)| got.get(*u) != Some(*t)).count();
+        }
+        if mismatched == 0 {
+            verified = Some(t0.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    println!(
+        "  logins at the home: {} in {:.1} s = {:.0} logins/s ({failed} failed; load at end {load_logins})",
+        logins,
+        secs(logins_done),
+        logins as f64 / secs(logins_done)
+    );
+    match all_counted {
+        Some(d) => println!(
+            "  all {peers} peers counted all {logins} login notices at t = {:.1} s ({:.1} s after the last login; counters polled every 250 ms)",
+            secs(d),
+            secs(d.saturating_sub(logins_done))
+        ),
+        None => println!("  NOT every peer counted all notices within {} s", timeout.as_secs()),
+    }
+    match verified {
+        Some(d) => println!(
+            "  converged: every peer's cache holds every user's latest last_login_at ({} users x {peers} peers compared with the home) at t = {:.1} s, {:.1} s after the last login",
+            want.len(),
+            secs(d),
+            secs(d.saturating_sub(logins_done))
+        ),
+        None => println!("  NOT converged within {} s: {mismatched} (user, peer) records stale", timeout.as_secs()),
+    }
+    // One receiver's rate: the mean from its first increase to its last, and the best 1 s window.
+    let first = samples.iter().position(|(_, v)| *v > baseline[0]);
+    let last = samples.iter().position(|(_, v)| *v >= target[0]);
+    if let (Some(f), Some(l)) = (first, last) {
+        let (tf, vf) = samples[f.saturating_sub(1)];
+        let (tl, vl) = samples[l];
+        let mut best = 0.0f64;
+        for i in 0..samples.len() {
+            if let Some(j) = (i..samples.len()).find(|&j| samples[j].0 - samples[i].0 >= 1.0) {
+                best = best.max((samples[j].1 - samples[i].1) as f64 / (samples[j].0 - samples[i].0));
+            }
+        }
+        println!(
+            "  receiver {}: {} notices applied over {:.1} s = {:.0} notices/s mean, {:.0}/s best 1 s window (its /metrics counter, sampled every 250 ms)",
+            fed.plan[1].id,
+            vl - vf,
+            tl - tf,
+            (vl - vf) as f64 / (tl - tf).max(1e-9),
+            best
+        );
+    }
+    println!("  load now {}", load());
+    fed.print_log_problems();
+}
+
+struct Outcome {
+    count: usize,
+    bad: usize,
+    lat_us: Vec<u64>,
+    secs: f64,
+}
+
+fn pct_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// `conc` tasks send GET `url` with `token` back to back for 1 s (not counted) then `dur`.
+async fn hammer(http: &reqwest::Client, url: &str, token: &str, conc: usize, dur: Duration) -> Outcome {
+    let record_from = Instant::now() + Duration::from_secs(1);
+    let stop = record_from + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (http, url, token) = (http.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut bad) = (Vec::new(), 0usize);
+            for _ in 0..2_000_000usize {
+                let t = Instant::now();
+                if t >= stop {
+                    break;
+                }
+                let ok = match http.get(&url).bearer_auth(&token).timeout(Duration::from_secs(30)).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                let done = Instant::now();
+                if t >= record_from && done <= stop {
+                    lat.push(done.duration_since(t).as_micros() as u64);
+                    bad += usize::from(!ok);
+                }
+            }
+            (lat, bad)
+        }));
+    }
+    let (mut lat_us, mut bad) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, b) = t.await.unwrap();
+        lat_us.extend(l);
+        bad += b;
+    }
+    lat_us.sort_unstable();
+    Outcome { count: lat_us.len(), bad, lat_us, secs: secs(dur) }
+}
+
+async fn remote() {
+    let conc = env_num("HEARTH_BENCH_CONCURRENCY", 32) as usize;
+    let dur = Duration::from_secs(env_num("HEARTH_BENCH_SECS", 10));
+    let first_uses = env_num("HEARTH_BENCH_FIRST_USES", 50) as usize;
+    println!("\n== remote tokens: aaaaa's tokens used at bbbbb ==");
+    let fed = Fed::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.root(0), fed.root(1));
+    a.create_user(
+        json!({"username": "ann", "email": "ann@example.org", "email_verified": true}),
+        Some("ann-password-1"),
+    )
+    .await
+    .unwrap();
+    b.create_user(
+        json!({"username": "bob", "email": "bob@example.org", "email_verified": true}),
+        Some("bob-password-1"),
+    )
+    .await
+    .unwrap();
+    let (token_a, _) = fed.anon(0).login("ann", "ann-password-1", None).await.unwrap();
+    let (token_b, _) = fed.anon(1).login("bob", "bob-password-1", None).await.unwrap();
+    let at_b = fed.anon(1);
+    // Fill the cache once (the validation round trip), then hammer.
+    at_b.with_token(&token_a).get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&fed.ca_pem).unwrap()])
+        .http1_only()
+        .pool_max_idle_per_host(conc)
+        .build()
+        .unwrap();
+    let url = format!("{}/arvados/v1/users/current", fed.plan[1].url());
+    for (name, token) in [("aaaaa token at bbbbb (cached)", &token_a), ("bbbbb's own token at bbbbb", &token_b)] {
+        let l = load();
+        let o = hammer(&http, &url, token, conc, dur).await;
+        println!(
+            "  {name:<32} {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} requests, {} not 200; load {l} -> {})",
+            o.count as f64 / o.secs,
+            pct_ms(&o.lat_us, 0.5),
+            pct_ms(&o.lat_us, 0.99),
+            o.count,
+            o.bad,
+            load()
+        );
+    }
+    println!(
+        "    ({conc} tasks, HTTP/1.1 keep-alive, 1 s warm-up then {} s counted, GET /arvados/v1/users/current; client on the same machine)",
+        dur.as_secs()
+    );
+    // First use vs second use of fresh tokens, one at a time on a warm connection.
+    let ann_a = fed.anon(0).with_token(&token_a);
+    let mut tokens = Vec::new();
+    for _ in 0..first_uses {
+        let v = ann_a.post("/arvados/v1/api_client_authorizations", &json!({})).await.unwrap().ok().unwrap();
+        tokens.push(v["api_token"].as_str().unwrap().to_string());
+    }
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let l = load();
+    for tok in &tokens {
+        let c = at_b.with_token(tok);
+        let t = Instant::now();
+        c.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+        first.push(t.elapsed().as_micros() as u64);
+        let t = Instant::now();
+        c.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+        second.push(t.elapsed().as_micros() as u64);
+    }
+    first.sort_unstable();
+    second.sort_unstable();
+    println!(
+        "  {} fresh aaaaa tokens at bbbbb, one at a time: first use (validation at aaaaa) p50 {:.2} ms / p90 {:.2} ms; second use (cached) p50 {:.2} ms / p90 {:.2} ms (load {l})",
+        tokens.len(),
+        pct_ms(&first, 0.5),
+        pct_ms(&first, 0.9),
+        pct_ms(&second, 0.5),
+        pct_ms(&second, 0.9)
+    );
+    fed.print_log_problems();
+}
+
+async fn migrate() {
+    let n = env_num("HEARTH_BENCH_MIGRATE_USERS", 500) as usize;
+    println!("\n== batch migration: {n} people at aaaaa (home) and bbbbb, one collection each at bbbbb ==");
+    let fed = Fed::start(&["aaaaa", "bbbbb", "ccccc"]).await;
+    let (a, b) = (fed.root(0), fed.root(1));
+    let t = Instant::now();
+    let errors = pool(n, 4, move |i| {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            let attrs =
+                json!({"username": format!("mig{i}"), "email": format!("mig{i}@example.org"), "email_verified": true});
+            a.create_user(attrs.clone(), None).await?;
+            let ub = b.create_user(attrs, None).await?;
+            b.post(
+                "/arvados/v1/collections",
+                &json!({"collection": {"name": format!("data of mig{i}"), "owner_uuid": ub["uuid"]}}),
+            )
+            .await?
+            .ok()?;
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(errors, 0, "set-up failed");
+    println!("  set up in {:.1} s", secs(t.elapsed()));
+    let plan_path = fed.dir.path().join("plan.csv");
+    let plan: String = (0..n).map(|i| format!("mig{i}@example.org,aaaaa\n")).collect();
+    std::fs::write(&plan_path, plan).unwrap();
+    let run = |label: &str| {
+        let l = load();
+        let t = Instant::now();
+        let out = Command::new(HEARTH)
+            .args(["admin", "migrate", "--plan"])
+            .arg(&plan_path)
+            .env("HEARTH_URL", fed.plan[1].url())
+            .env("HEARTH_TOKEN", &fed.plan[1].root_token)
+            .env("HEARTH_CA_CERT", &fed.ca_path)
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = stdout.lines().next().unwrap_or("").to_string();
+        println!(
+            "  {label}: {:.2} s  exit {}  \"{summary}\"  (load {l} -> {})",
+            secs(took),
+            out.status.code().unwrap_or(-1),
+            load()
+        );
+        if !out.status.success() {
+            println!("    stderr: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        }
+    };
+    run("hearth admin migrate --plan (first run)");
+    run("hearth admin migrate --plan (re-run)  ");
+    println!(
+        "    (wall time of the release binary's `admin migrate --plan plan.csv` against bbbbb: one plan request, then one merge request per line)"
+    );
+    fed.print_log_problems();
+}
+
+#[tokio::main]
+async fn main() {
+    hearth::install_crypto_provider();
+    let parts = std::env::var("HEARTH_BENCH_PARTS").unwrap_or_else(|_| "fanout,remote,migrate".into());
+    let timeout = Duration::from_secs(env_num("HEARTH_BENCH_TIMEOUT_SECS", 480));
+    let started = Instant::now();
+    println!(
+        "federation bench: {} cores, load {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        load()
+    );
+    for part in parts.split(',').map(str::trim) {
+        match part {
+            "fanout" => fanout(timeout).await,
+            "remote" => remote().await,
+            "migrate" => migrate().await,
+            "" => {}
+            other => println!("unknown part {other:?} (fanout, remote, migrate)"),
+        }
+    }
+    println!("\nfederation bench done in {:.0} s", secs(started.elapsed()));
+}
