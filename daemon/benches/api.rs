@@ -39,6 +39,10 @@ impl Daemon {
             .arg("serve")
             .arg("--config")
             .arg(&c.config)
+            // `hearth serve` reads every HEARTH_* variable as a setting and refuses unknown ones:
+            // the bench's own knobs must not reach it.
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| !k.starts_with("HEARTH_")))
             .env("RUST_LOG", "warn,hearth=info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -266,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     report("GET users/current (valid token)", &how("GET /arvados/v1/users/current with a valid token"), &o, &l);
+    println!("    hearth serve VmRSS now: {} KiB", rss_kib(daemon.pid()));
 
     let l = load();
     let o = hammer(
@@ -277,6 +282,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     report("GET users/current (invalid, 401)", &how("the same GET with a wrong secret"), &o, &l);
+    println!("    hearth serve VmRSS now: {} KiB", rss_kib(daemon.pid()));
 
     let l = load();
     let o = hammer(
@@ -297,6 +303,8 @@ async fn main() -> anyhow::Result<()> {
 
     let after = rss_kib(daemon.pid());
     println!("hearth serve VmRSS after the load runs: {after} KiB (load {})", load());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("hearth serve VmRSS 5 s later, idle: {} KiB", rss_kib(daemon.pid()));
     let log = std::fs::read_to_string(c.dir.join("hearth.log")).unwrap_or_default();
     let noisy: Vec<&str> = log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(5).collect();
     println!(

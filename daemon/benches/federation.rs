@@ -26,7 +26,7 @@
 
 use hearth::cli::demo::{PlannedCluster, plan_federation};
 use hearth::client::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,7 +67,7 @@ struct Fed {
     plan: Vec<PlannedCluster>,
     ca_pem: Vec<u8>,
     ca_path: PathBuf,
-    _daemons: Vec<Daemon>,
+    daemons: Vec<Daemon>,
     dir: tempfile::TempDir,
 }
 
@@ -83,18 +83,33 @@ impl Fed {
                 .arg("serve")
                 .arg("--config")
                 .arg(&c.config)
+                // `hearth serve` reads every HEARTH_* variable as a setting and refuses unknown ones:
+                // the bench's own knobs must not reach it.
+                .env_clear()
+                .envs(std::env::vars().filter(|(k, _)| !k.starts_with("HEARTH_")))
                 .env("RUST_LOG", "warn,hearth=info")
+                // Short notice-sender backoff, so that a paused peer is retried soon after it resumes.
+                .env("HEARTH_FEDERATION__RETRY_BACKOFF_CAP_SECS", "2")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .expect("spawn hearth serve");
             daemons.push(Daemon { child });
         }
-        let fed = Fed { plan, ca_pem, ca_path, _daemons: daemons, dir };
+        let fed = Fed { plan, ca_pem, ca_path, daemons, dir };
         for i in 0..fed.plan.len() {
-            fed.anon(i).wait_healthy(90).await.unwrap();
+            if let Err(e) = fed.anon(i).wait_healthy(90).await {
+                let log = std::fs::read_to_string(fed.plan[i].dir.join("hearth.log")).unwrap_or_default();
+                panic!("{e}\n--- log of {} ---\n{log}", fed.plan[i].id);
+            }
         }
         fed
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to daemon `i`.
+    fn signal(&self, i: usize, signal: &str) {
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.daemons[i].child.id().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 
     fn anon(&self, i: usize) -> Client {
@@ -216,6 +231,66 @@ async fn last_logins(c: &Client, prefix: &str) -> anyhow::Result<BTreeMap<String
     Ok(out)
 }
 
+/// Polls each client's received counter every 250 ms until each reaches its target (or `timeout`
+/// since `t0`): when each reached it, and the first client's samples (seconds since `t0`, value).
+async fn watch(
+    clients: Vec<Client>,
+    target: Vec<u64>,
+    t0: Instant,
+    timeout: Duration,
+) -> (Vec<Option<Duration>>, Vec<(f64, u64)>) {
+    let mut reached: Vec<Option<Duration>> = vec![None; clients.len()];
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    while t0.elapsed() < timeout {
+        let mut tasks = Vec::new();
+        for c in &clients {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move { received(&c, "aaaaa").await }));
+        }
+        let at = t0.elapsed();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let v = task.await.unwrap_or(0);
+            if i == 0 {
+                samples.push((secs(at), v));
+            }
+            if reached[i].is_none() && v >= target[i] {
+                reached[i] = Some(at);
+            }
+        }
+        if reached.iter().all(Option::is_some) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    (reached, samples)
+}
+
+/// Prints a receiver's rate from its counter samples: the mean from the sample before its first
+/// increase to the one that reached `target`, and the best window of at least 1 s.
+fn rate(name: &str, samples: &[(f64, u64)], baseline: u64, target: u64) {
+    let first = samples.iter().position(|(_, v)| *v > baseline);
+    let last = samples.iter().position(|(_, v)| *v >= target);
+    let (Some(f), Some(l)) = (first, last) else {
+        println!("  {name}: no complete rate (samples: {})", samples.len());
+        return;
+    };
+    let (tf, vf) = samples[f.saturating_sub(1)];
+    let (tl, vl) = samples[l];
+    let mut best = 0.0f64;
+    for i in 0..samples.len() {
+        if let Some(j) = (i..samples.len()).find(|&j| samples[j].0 - samples[i].0 >= 1.0) {
+            best = best.max(samples[j].1.saturating_sub(samples[i].1) as f64 / (samples[j].0 - samples[i].0));
+        }
+    }
+    println!(
+        "  {name}: {} notices applied over {:.1} s = {:.0} notices/s mean, {:.0}/s best 1 s window (its /metrics counter, sampled every 250 ms)",
+        vl - vf,
+        tl - tf,
+        (vl - vf) as f64 / (tl - tf).max(1e-9),
+        best
+    );
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -264,35 +339,18 @@ async fn fanout(timeout: Duration) {
     }
     let target: Vec<u64> = baseline.iter().map(|b| b + logins as u64).collect();
 
-    // The monitor: every 250 ms, every peer's counter; the first peer's samples kept for its rate.
+    // One peer (p0001) is paused (SIGSTOP) while the logins run, so that a backlog of every login
+    // notice waits for it; after the logins it resumes and its drain rate is the receiver's capacity.
+    let pause = env_num("HEARTH_BENCH_PAUSE_ONE", 1) == 1 && peers >= 2;
+    let live_from = usize::from(pause);
+    if pause {
+        fed.signal(1, "STOP");
+    }
+    // The monitor: every 250 ms, every live peer's counter; the first live peer's samples kept.
     let t0 = Instant::now();
     let monitor = {
-        let (peer_clients, target) = (peer_clients.clone(), target.clone());
-        tokio::spawn(async move {
-            let mut reached: Vec<Option<Duration>> = vec![None; peer_clients.len()];
-            let mut samples: Vec<(f64, u64)> = Vec::new();
-            while t0.elapsed() < timeout {
-                let mut tasks = Vec::new();
-                for c in peer_clients.iter().cloned() {
-                    tasks.push(tokio::spawn(async move { received(&c, "aaaaa").await }));
-                }
-                let at = t0.elapsed();
-                for (i, task) in tasks.into_iter().enumerate() {
-                    let v = task.await.unwrap_or(0);
-                    if i == 0 {
-                        samples.push((secs(at), v));
-                    }
-                    if reached[i].is_none() && v >= target[i] {
-                        reached[i] = Some(at);
-                    }
-                }
-                if reached.iter().all(Option::is_some) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            (reached, samples)
-        })
+        let (clients, target) = (peer_clients[live_from..].to_vec(), target[live_from..].to_vec());
+        tokio::spawn(async move { watch(clients, target, t0, timeout).await })
     };
 
     let anon = fed.anon(0);
@@ -306,9 +364,17 @@ async fn fanout(timeout: Duration) {
     .await;
     let logins_done = t0.elapsed();
     let load_logins = load();
-    let (reached, samples) = monitor.await.unwrap();
+    let (reached, live_samples) = monitor.await.unwrap();
     let all_counted =
         reached.iter().copied().collect::<Option<Vec<_>>>().map(|v| v.into_iter().max().unwrap_or_default());
+    let mut drain = None;
+    if pause {
+        let l = load();
+        let resumed = t0.elapsed();
+        fed.signal(1, "CONT");
+        let (reached, samples) = watch(vec![peer_clients[0].clone()], vec![target[0]], t0, timeout).await;
+        drain = Some((resumed, reached[0], samples, l));
+    }
 
     // The check that matters: every peer holds every user's latest last_login_at.
     let want = last_logins(&home, "fan").await.unwrap();
@@ -333,13 +399,32 @@ async fn fanout(timeout: Duration) {
         secs(logins_done),
         logins as f64 / secs(logins_done)
     );
+    let live = peers - live_from;
     match all_counted {
         Some(d) => println!(
-            "  all {peers} peers counted all {logins} login notices at t = {:.1} s ({:.1} s after the last login; counters polled every 250 ms)",
+            "  all {live} live peers counted all {logins} login notices at t = {:.1} s ({:.1} s after the last login; counters polled every 250 ms)",
             secs(d),
             secs(d.saturating_sub(logins_done))
         ),
-        None => println!("  NOT every peer counted all notices within {} s", timeout.as_secs()),
+        None => println!("  NOT every live peer counted all notices within {} s", timeout.as_secs()),
+    }
+    rate(
+        &format!("live receiver {}", fed.plan[1 + live_from].id),
+        &live_samples,
+        baseline[live_from],
+        target[live_from],
+    );
+    if let Some((resumed, reached, samples, l)) = drain {
+        match reached {
+            Some(d) => println!(
+                "  paused receiver {}: resumed at t = {:.1} s (load {l}) with {logins} notices queued; all counted {:.1} s later",
+                fed.plan[1].id,
+                secs(resumed),
+                secs(d.saturating_sub(resumed))
+            ),
+            None => println!("  paused receiver {} did NOT catch up within {} s", fed.plan[1].id, timeout.as_secs()),
+        }
+        rate(&format!("paused receiver {} draining", fed.plan[1].id), &samples, baseline[0], target[0]);
     }
     match verified {
         Some(d) => println!(
@@ -349,27 +434,6 @@ async fn fanout(timeout: Duration) {
             secs(d.saturating_sub(logins_done))
         ),
         None => println!("  NOT converged within {} s: {mismatched} (user, peer) records stale", timeout.as_secs()),
-    }
-    // One receiver's rate: the mean from its first increase to its last, and the best 1 s window.
-    let first = samples.iter().position(|(_, v)| *v > baseline[0]);
-    let last = samples.iter().position(|(_, v)| *v >= target[0]);
-    if let (Some(f), Some(l)) = (first, last) {
-        let (tf, vf) = samples[f.saturating_sub(1)];
-        let (tl, vl) = samples[l];
-        let mut best = 0.0f64;
-        for i in 0..samples.len() {
-            if let Some(j) = (i..samples.len()).find(|&j| samples[j].0 - samples[i].0 >= 1.0) {
-                best = best.max((samples[j].1 - samples[i].1) as f64 / (samples[j].0 - samples[i].0));
-            }
-        }
-        println!(
-            "  receiver {}: {} notices applied over {:.1} s = {:.0} notices/s mean, {:.0}/s best 1 s window (its /metrics counter, sampled every 250 ms)",
-            fed.plan[1].id,
-            vl - vf,
-            tl - tf,
-            (vl - vf) as f64 / (tl - tf).max(1e-9),
-            best
-        );
     }
     println!("  load now {}", load());
     fed.print_log_problems();
@@ -534,12 +598,13 @@ async fn migrate() {
     let plan_path = fed.dir.path().join("plan.csv");
     let plan: String = (0..n).map(|i| format!("mig{i}@example.org,aaaaa\n")).collect();
     std::fs::write(&plan_path, plan).unwrap();
-    let run = |label: &str| {
+    let run = |label: &str, extra: &[&str]| {
         let l = load();
         let t = Instant::now();
         let out = Command::new(HEARTH)
             .args(["admin", "migrate", "--plan"])
             .arg(&plan_path)
+            .args(extra)
             .env("HEARTH_URL", fed.plan[1].url())
             .env("HEARTH_TOKEN", &fed.plan[1].root_token)
             .env("HEARTH_CA_CERT", &fed.ca_path)
@@ -549,7 +614,7 @@ async fn migrate() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let summary = stdout.lines().next().unwrap_or("").to_string();
         println!(
-            "  {label}: {:.2} s  exit {}  \"{summary}\"  (load {l} -> {})",
+            "  {label}: {:.3} s  exit {}  \"{summary}\"  (load {l} -> {})",
             secs(took),
             out.status.code().unwrap_or(-1),
             load()
@@ -558,8 +623,9 @@ async fn migrate() {
             println!("    stderr: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
         }
     };
-    run("hearth admin migrate --plan (first run)");
-    run("hearth admin migrate --plan (re-run)  ");
+    run("hearth admin migrate --plan --dry-run ", &["--dry-run"]);
+    run("hearth admin migrate --plan (first run)", &[]);
+    run("hearth admin migrate --plan (re-run)  ", &[]);
     println!(
         "    (wall time of the release binary's `admin migrate --plan plan.csv` against bbbbb: one plan request, then one merge request per line)"
     );

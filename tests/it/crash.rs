@@ -7,8 +7,10 @@
 //! takes, measured first). After each kill the store is opened and must show either no change at
 //! all or the whole merge, never a mix; then the daemon is restarted and the API must agree.
 //!
-//! `HEARTH_CRASH_TRIALS` (default 20) and `HEARTH_CRASH_OBJECTS` (default 20000 objects and as
-//! many links) raise the size for the long run (100 trials × 100k).
+//! `HEARTHTEST_CRASH_TRIALS` (default 20) and `HEARTHTEST_CRASH_OBJECTS` (default 20000 objects
+//! and as many links) raise the size for the long run (100 trials × 100k). They are deliberately
+//! not `HEARTH_*`: the daemon, which inherits the test's environment, reads every `HEARTH_*`
+//! variable as configuration and refuses unknown keys.
 
 use crate::harness::{Cluster, single};
 use hearth::accounts::{AccountSettings, Accounts};
@@ -114,8 +116,8 @@ async fn check_api(c: &Cluster, big: &BigUser, outcome: Outcome, trial: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
-    let trials = env_usize("HEARTH_CRASH_TRIALS", 20);
-    let n = env_usize("HEARTH_CRASH_OBJECTS", 20_000);
+    let trials = env_usize("HEARTHTEST_CRASH_TRIALS", 20);
+    let n = env_usize("HEARTHTEST_CRASH_OBJECTS", 20_000);
     let started = Instant::now();
     let mut fed = single().await;
     let pristine = fed.dir.path().join("pristine-store");
