@@ -60,6 +60,7 @@ pub struct Accounts {
     throttle: passwords::Throttle,
     system_user: ObjectUuid,
     outbox_signal: Arc<tokio::sync::Notify>,
+    pub(crate) hash_gate: passwords::HashGate,
 }
 
 /// The federation's view of a user (what notices and assertions carry).
@@ -106,6 +107,7 @@ impl Accounts {
             throttle,
             system_user,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            hash_gate: passwords::HashGate::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         };
         accounts.bootstrap()?;
         Ok(accounts)

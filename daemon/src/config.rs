@@ -233,7 +233,11 @@ impl Settings {
         let built = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
-                config::Environment::with_prefix("HEARTH").prefix_separator("_").separator("__").try_parsing(true),
+                config::Environment::with_prefix("HEARTH")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(setting_overrides(std::env::vars()))),
             )
             .build()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
@@ -325,6 +329,14 @@ impl Settings {
     pub fn peer(&self, id: &ClusterId) -> Option<&PeerSettings> {
         self.federation.peers.iter().find(|p| &p.id == id)
     }
+}
+
+/// The environment variables that override settings: `HEARTH_<SECTION>__<KEY>` only. Other
+/// `HEARTH_…` variables (the admin CLI's `HEARTH_URL`, `HEARTH_TOKEN`, test and bench knobs) are not
+/// settings and must not stop a daemon from starting.
+pub fn setting_overrides(vars: impl Iterator<Item = (String, String)>) -> config::Map<String, String> {
+    vars.filter(|(k, _)| k.strip_prefix("HEARTH_").is_some_and(|rest| rest.contains("__") && !rest.starts_with('_')))
+        .collect()
 }
 
 /// The origin (`scheme://host[:port]`) of a URL, or `None` when it is not an absolute http(s) URL.

@@ -270,20 +270,27 @@ impl WriteBatch {
     /// Writes an owned record and keeps the owner index (and the record's own indexes) in step with `old`.
     pub fn put_object<T: OwnedRecord>(&mut self, old: Option<&T>, new: &T) -> StoreResult<()> {
         let uuid = new.uuid().to_string();
+        // Index entries that stay the same are not written again (a big merge touches many rows).
+        let old_keys = old.map(|o| o.extra_index_keys()).unwrap_or_default();
+        let new_keys = new.extra_index_keys();
+        let owner_changed = old.is_none_or(|o| o.owner_uuid() != new.owner_uuid());
         if let Some(old) = old {
-            if old.owner_uuid() != new.owner_uuid() {
+            if owner_changed {
                 self.del_raw(TreeId::OwnerObjects, pair(&old.owner_uuid().to_string(), &uuid));
             }
-            let new_keys = new.extra_index_keys();
-            for (tree, key) in old.extra_index_keys() {
-                if !new_keys.iter().any(|(t, k)| *t == tree && *k == key) {
-                    self.del_raw(tree, key);
+            for (tree, key) in &old_keys {
+                if !new_keys.iter().any(|(t, k)| t == tree && k == key) {
+                    self.del_raw(*tree, key.clone());
                 }
             }
         }
-        self.put_raw(TreeId::OwnerObjects, pair(&new.owner_uuid().to_string(), &uuid), Vec::new());
-        for (tree, key) in new.extra_index_keys() {
-            self.put_raw(tree, key, Vec::new());
+        if owner_changed {
+            self.put_raw(TreeId::OwnerObjects, pair(&new.owner_uuid().to_string(), &uuid), Vec::new());
+        }
+        for (tree, key) in new_keys {
+            if !old_keys.iter().any(|(t, k)| *t == tree && *k == key) {
+                self.put_raw(tree, key, Vec::new());
+            }
         }
         let bytes = encode(T::TREE, new)?;
         self.put_raw(T::TREE, uuid.into_bytes(), bytes);

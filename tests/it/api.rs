@@ -510,6 +510,22 @@ async fn bad_config_stops_the_start_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.listen"));
+    // Variables that are not settings (the admin CLI's, for one) do not stop a start.
+    let mut child = Command::new(HEARTH)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env("HEARTH_URL", "https://example.org")
+        .env("HEARTH_TOKEN", "x")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("hearth listening on"), "{line:?}");
 }
 
 #[test]
