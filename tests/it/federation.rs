@@ -217,6 +217,11 @@ async fn logins_reach_a_peer_that_was_down_and_survive_a_home_killed_right_after
         if v["reachable"] == false && v["queue_depth"].as_u64().unwrap() >= 1 && v["next_retry"].is_i64() {
             assert!(v["last_error"].is_string(), "{v}");
             assert!(v["failures"].as_u64().unwrap() >= 1, "{v}");
+            // The same facts as metrics.
+            assert_eq!(counter(a, "hearth_peer_reachable", "bbbbb").await, 0.0);
+            assert!(counter(a, "hearth_peer_queue_depth", "bbbbb").await >= 1.0);
+            assert!(counter(a, "hearth_peer_next_retry_timestamp", "bbbbb").await > 0.0);
+            assert!(counter(a, "hearth_peer_last_success_timestamp", "bbbbb").await > 0.0);
             break;
         }
         poll.tick(&v).await;

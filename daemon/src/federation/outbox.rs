@@ -64,6 +64,8 @@ impl Federation {
             metrics::gauge!("hearth_peer_last_success_timestamp", &labels).set(t as f64);
         }
         metrics::gauge!("hearth_peer_failures", &labels).set(f64::from(s.failures));
+        // 0 while nothing is waiting for a retry.
+        metrics::gauge!("hearth_peer_next_retry_timestamp", &labels).set(s.next_retry.unwrap_or(0) as f64);
     }
 
     /// Sends one batch to `peer` if any is queued; Ok(number sent).
