@@ -1,7 +1,7 @@
 //! The foundation, end to end over HTTPS: tokens and their refusals, users, permissions, lists,
 //! logins and throttling, config validation, keys, pages, operations endpoints.
 
-use crate::harness::{Federation, HEARTH, single};
+use crate::harness::{Federation, HEARTH, set_cookie_line, single};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -552,14 +552,7 @@ async fn login_page_sets_a_session_and_returns_with_a_token() {
     let alice = c.user("alice").await;
     let page = c.anon.http().get(format!("{}/login?return_to=/account", c.url)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csrf_cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hearth_csrf="))
-        .unwrap()
-        .to_string();
+    let csrf_cookie = set_cookie_line(&page, "hearth_csrf").unwrap();
     assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("Secure") && csrf_cookie.contains("SameSite=Lax"));
     let csrf = csrf_cookie.trim_start_matches("hearth_csrf=").split(';').next().unwrap().to_string();
     let html = page.text().await.unwrap();
@@ -599,14 +592,7 @@ async fn login_page_sets_a_session_and_returns_with_a_token() {
     assert!(r.status().is_redirection(), "{}", r.status());
     let loc = r.headers().get("location").unwrap().to_str().unwrap().to_string();
     assert!(loc.starts_with(&format!("{}/somewhere?x=1&api_token=v2%2F", c.url)), "{loc}");
-    let session = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hearth_session="))
-        .unwrap()
-        .to_string();
+    let session = set_cookie_line(&r, "hearth_session").unwrap();
     assert!(session.contains("HttpOnly") && session.contains("Secure") && session.contains("SameSite=Lax"));
     let token = loc.split("api_token=").nth(1).unwrap().replace("%2F", "/");
     let me = c.client(&token).get("/arvados/v1/users/current").await.unwrap().ok().unwrap();

@@ -198,3 +198,20 @@ impl Federation {
 pub async fn single() -> Federation {
     Federation::start(&["zzzzz"]).await
 }
+
+/// The value of cookie `name` that a response sets (the part before the first `;`).
+pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookie_line(resp, name)
+        .map(|l| l.split(';').next().unwrap_or("").trim_start_matches(&format!("{name}=")).to_string())
+}
+
+/// The whole `Set-Cookie` line for cookie `name` (to check its attributes).
+pub fn set_cookie_line(resp: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&prefix))
+        .map(str::to_string)
+}

@@ -2,7 +2,7 @@
 //! verified email, the signed request, the grant from a login at the target, the confirmation and
 //! its effects, and the refusals.
 
-use crate::harness::{Cluster, Federation, TestUser};
+use crate::harness::{Cluster, Federation, TestUser, set_cookie_value};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -319,18 +319,7 @@ async fn login_routing_by_parameter_and_cookie() {
     }
     // Log in at A for B through the form (the browser's path), then come back to B.
     let page = a.anon.http().get(&loc).send().await.unwrap();
-    let csrf = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hearth_csrf="))
-        .unwrap()
-        .trim_start_matches("hearth_csrf=")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = set_cookie_value(&page, "hearth_csrf").unwrap();
     let html = page.text().await.unwrap();
     let return_to = html
         .split("name=\"return_to\" value=\"")
@@ -432,18 +421,7 @@ async fn a_merged_away_account_is_sent_home_and_unknown_logins_are_offered_their
     assert_eq!(r.code(), "account_moved");
     // The form login sends the person to A's login with a note.
     let page = b.anon.http().get(format!("{}/login", b.url)).send().await.unwrap();
-    let csrf = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("hearth_csrf="))
-        .unwrap()
-        .trim_start_matches("hearth_csrf=")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf = set_cookie_value(&page, "hearth_csrf").unwrap();
     let post = |login: &str, pw: &str| {
         b.anon
             .http()
