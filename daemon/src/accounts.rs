@@ -22,7 +22,7 @@ use error::Result;
 use federation_proto::notice::{Notice, UserRecord};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash};
 use rand::RngExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use auth::Caller;
@@ -120,24 +120,11 @@ impl Accounts {
         }
         let now = self.clock.now();
         let root = User {
-            uuid: self.system_user.clone(),
-            owner_uuid: self.system_user.clone(),
-            created_at: now,
-            modified_at: now,
-            modified_by_user_uuid: None,
-            email: None,
-            email_verified: false,
             username: Some("root".into()),
             first_name: "root".into(),
-            last_name: String::new(),
             is_active: true,
             is_admin: true,
-            prefs: json!({}),
-            redirect_to_user_uuid: None,
-            password_hash: None,
-            last_login_at: None,
-            home_seq: 0,
-            cached_from_home: false,
+            ..User::new(self.system_user.clone(), self.system_user.clone(), now)
         };
         let mut b = WriteBatch::new();
         b.put_user(None, &root)?;

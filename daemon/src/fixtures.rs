@@ -44,24 +44,14 @@ pub struct BigUser {
 fn user(accounts: &Accounts, username: &str) -> User {
     let now = accounts.clock().now();
     User {
-        uuid: accounts.new_uuid(ObjectKind::User),
-        owner_uuid: accounts.system_user().clone(),
-        created_at: now,
-        modified_at: now,
-        modified_by_user_uuid: None,
         email: Some(format!("{username}@example.org")),
         email_verified: true,
         username: Some(username.to_string()),
         first_name: username.to_string(),
         last_name: "Fixture".into(),
         is_active: true,
-        is_admin: false,
-        prefs: json!({}),
-        redirect_to_user_uuid: None,
-        password_hash: None,
-        last_login_at: None,
         home_seq: 1,
-        cached_from_home: false,
+        ..User::new(accounts.new_uuid(ObjectKind::User), accounts.system_user().clone(), now)
     }
 }
 

@@ -46,6 +46,17 @@ impl App {
     }
 }
 
+/// Runs blocking work (argon2, big merges, notice batches) off the async runtime. The one place a
+/// handler hands work to the blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> error::ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| {
+            error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "background task failed"))
+        })?
+        .map_err(error::ApiError)
+}
+
 async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();

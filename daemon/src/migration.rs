@@ -330,7 +330,12 @@ pub(crate) fn merge_into_remote(
     if old.redirect_to_user_uuid.is_some() {
         return Err(refuse(ErrorKind::Unprocessable, "already_merged", "cannot merge an already merged user"));
     }
-    fed.upsert_remote_user(accounts, &mut b, new)?;
+    // The cached record as it stands once `b` is applied: the one written now, or the newer one held.
+    let held = accounts.store().user(&new.uuid)?;
+    let new_user = match fed.upsert_remote_user_over(accounts, &mut b, new, held.clone())? {
+        Some(written) => written,
+        None => held.ok_or_else(|| refuse(ErrorKind::Internal, "cache", "remote user missing from the cache"))?,
+    };
     let now = accounts.clock().now();
     let project = Group {
         uuid: project_uuid,
@@ -349,26 +354,6 @@ pub(crate) fn merge_into_remote(
         properties,
     };
     b.put_object(None, &project)?;
-    let new_user = accounts.store().user(&new.uuid)?.unwrap_or_else(|| User {
-        uuid: new.uuid.clone(),
-        owner_uuid: new.uuid.clone(),
-        created_at: now,
-        modified_at: now,
-        modified_by_user_uuid: None,
-        email: None,
-        email_verified: false,
-        username: None,
-        first_name: String::new(),
-        last_name: String::new(),
-        is_active: new.is_active,
-        is_admin: false,
-        prefs: json!({}),
-        redirect_to_user_uuid: None,
-        password_hash: None,
-        last_login_at: None,
-        home_seq: new.home_seq,
-        cached_from_home: true,
-    });
     let plan = MergePlan { old: old.clone(), new: new_user, new_owner: project.uuid.clone(), redirect: true };
     let (old_after, counts) = accounts.execute_merge(Some(actor), &plan, b)?;
     Ok((old_after, project.uuid, counts))

@@ -313,7 +313,6 @@ impl Accounts {
             }
             counts.tokens += 1;
         }
-
         let mut old_after = old.clone();
         if plan.redirect {
             old_after.redirect_to_user_uuid = Some(new.uuid.clone());

@@ -120,24 +120,10 @@ impl Accounts {
         let _w = self.write_lock();
         let now = self.clock().now();
         let mut user = User {
-            uuid: self.new_uuid(ObjectKind::User),
-            owner_uuid: self.system_user().clone(),
-            created_at: now,
-            modified_at: now,
             modified_by_user_uuid: Some(caller.uuid().clone()),
-            email: None,
-            email_verified: false,
-            username: None,
-            first_name: String::new(),
-            last_name: String::new(),
             is_active: self.settings().new_users_active,
-            is_admin: false,
-            prefs: json!({}),
-            redirect_to_user_uuid: None,
-            password_hash: None,
-            last_login_at: None,
             home_seq: 1,
-            cached_from_home: false,
+            ..User::new(self.new_uuid(ObjectKind::User), self.system_user().clone(), now)
         };
         self.apply_user_attrs(&mut user, attrs, true)?;
         if attrs.contains_key("uuid") {

@@ -38,7 +38,7 @@ impl Federation {
 
     /// Like [`Federation::upsert_remote_user`], over `old` (what the store holds once `b` is
     /// applied, when `b` already writes this user). Returns the record written, if newer.
-    fn upsert_remote_user_over(
+    pub(crate) fn upsert_remote_user_over(
         &self,
         accounts: &Accounts,
         b: &mut WriteBatch,
@@ -55,24 +55,19 @@ impl Federation {
             .map_err(|e| fed_err(ErrorKind::Internal, "uuid", e.to_string()))?;
         let email = Some(rec.email.trim().to_lowercase()).filter(|e| !e.is_empty());
         let user = User {
-            uuid: rec.uuid.clone(),
-            owner_uuid: home_root,
             created_at: old.as_ref().map_or(now, |o| o.created_at),
-            modified_at: now,
-            modified_by_user_uuid: None,
             email,
             email_verified: rec.email_verified,
             username: rec.username.clone(),
             first_name: rec.first_name.clone(),
             last_name: rec.last_name.clone(),
             is_active: rec.is_active,
-            is_admin: false,
             prefs: old.as_ref().map_or_else(|| json!({}), |o| o.prefs.clone()),
             redirect_to_user_uuid: rec.redirect_to_user_uuid.clone(),
-            password_hash: None,
             last_login_at: rec.last_login_at.as_deref().and_then(parse_time),
             home_seq: rec.home_seq,
             cached_from_home: true,
+            ..User::new(rec.uuid.clone(), home_root, now)
         };
         b.put_user(old.as_ref(), &user)?;
         Ok(Some(user))

@@ -90,9 +90,7 @@ pub async fn users_merge(State(app): AppState, Authed(c): Authed, p: Params) -> 
         }
     };
     let app2 = app.clone();
-    let out = tokio::task::spawn_blocking(move || app2.accounts.merge(&c, &params, new_user))
-        .await
-        .map_err(|_| ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "merge task failed")))??;
+    let out = super::blocking(move || app2.accounts.merge(&c, &params, new_user)).await?;
     Ok(Json(out))
 }
 

@@ -6,24 +6,34 @@ use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::header;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| uri.path().to_string())
+/// A request from a peer whose signature, origin, key, destination, time and nonce have been
+/// checked (by `Federation::authenticate_request`). Handlers of the federation API take this
+/// extractor, so none of them can read a peer's body without the check.
+pub struct PeerRequest {
+    /// The authenticated origin.
+    pub origin: federation_proto::ClusterId,
+    /// The raw body the signature covers.
+    pub body: Bytes,
 }
 
-async fn peer_origin(
-    app: &App,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<federation_proto::ClusterId> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(app.federation.authenticate_request(method.as_str(), &path_and_query(uri), auth, body).await?)
+impl FromRequest<Arc<App>> for PeerRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let method = req.method().as_str().to_string();
+        let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| req.uri().path().into());
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = Bytes::from_request(req, app)
+            .await
+            .map_err(|e| ApiError::bad_request("body_unreadable", format!("could not read the request body: {e}")))?;
+        let origin = app.federation.authenticate_request(&method, &uri, auth.as_deref(), &body).await?;
+        Ok(PeerRequest { origin, body })
+    }
 }
 
 /// `GET /federation/v1/keys`: our key document (public, signed).
@@ -32,33 +42,14 @@ pub async fn keys(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
 }
 
 /// `POST /federation/v1/notices` (signed).
-pub async fn notices(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let origin = peer_origin(&app, &method, &uri, &headers, &body).await?;
+pub async fn notices(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<Json<Value>> {
     let app2 = app.clone();
-    let answer = tokio::task::spawn_blocking(move || app2.federation.receive_notices(&app2.accounts, &origin, &body))
-        .await
-        .map_err(|_| {
-            ApiError(crate::accounts::Error::new(crate::accounts::ErrorKind::Internal, "join", "task failed"))
-        })??;
-    Ok(Json(answer))
+    Ok(Json(super::blocking(move || app2.federation.receive_notices(&app2.accounts, &peer.origin, &peer.body)).await?))
 }
 
 /// `POST /federation/v1/tokens/validate` (signed).
-pub async fn validate_token(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let origin = peer_origin(&app, &method, &uri, &headers, &body).await?;
-    Ok(Json(app.federation.validate_for_peer(&app.accounts, &origin, &body)?))
+pub async fn validate_token(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<Json<Value>> {
+    Ok(Json(app.federation.validate_for_peer(&app.accounts, &peer.origin, &peer.body)?))
 }
 
 /// `GET /hearth/v1/admin/peers` (admin): per peer, reachable, queue depth, last success, next retry.
@@ -87,15 +78,8 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
 }
 
 /// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup.
-pub async fn users_lookup(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    peer_origin(&app, &method, &uri, &headers, &body).await?;
-    Ok(Json(crate::migration::batch::answer_lookup(&app.accounts, &app.federation, &body)?))
+pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<Json<Value>> {
+    Ok(Json(crate::migration::batch::answer_lookup(&app.accounts, &app.federation, &peer.body)?))
 }
 
 /// `GET /hearth/v1/admin/federation_report` (admin).

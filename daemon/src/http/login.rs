@@ -1,10 +1,10 @@
 //! Login for scripts (`POST /hearth/v1/login`) and setting passwords.
 
-use super::App;
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
-use crate::accounts::{Error, ErrorKind, views};
+use super::{App, blocking};
+use crate::accounts::{Error, views};
 use crate::store::records::TokenKind;
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -12,14 +12,6 @@ use federation_proto::{ClusterId, ObjectUuid};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Runs blocking work (argon2, big merges) off the async runtime.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError(Error::new(ErrorKind::Internal, "join", "background task failed")))?
-        .map_err(ApiError)
-}
 
 /// Parses an optional `remote` cluster id (400 when malformed).
 pub fn parse_remote(raw: Option<String>) -> ApiResult<Option<ClusterId>> {

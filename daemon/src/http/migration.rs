@@ -54,10 +54,8 @@ pub async fn confirm(
         None => None,
     };
     let app2 = app.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        migration::confirm(&app2.accounts, &app2.federation, &c, &uuid, grant, token.as_ref())
-    })
-    .await
-    .map_err(|_| ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "task failed")))??;
+    let out =
+        super::blocking(move || migration::confirm(&app2.accounts, &app2.federation, &c, &uuid, grant, token.as_ref()))
+            .await?;
     Ok(Json(out))
 }

@@ -6,8 +6,8 @@
 //! (`hearth_csrf` cookie = hidden `csrf` field); the service layer is [`crate::migration`].
 
 use super::App;
+use super::blocking;
 use super::error::status_of;
-use super::login::blocking;
 use super::pages::{
     CSRF_COOKIE, HOME_COOKIE, SESSION_COOKIE, cookies, csrf_ok, home_login_url, html, message, session_caller,
     set_cookie, with_params,

@@ -3,7 +3,8 @@
 //! (double-submit); cookies are HttpOnly, Secure, SameSite=Lax.
 
 use super::App;
-use super::login::{blocking, parse_remote};
+use super::blocking;
+use super::login::parse_remote;
 use crate::accounts::{Caller, ErrorKind, random_secret};
 use crate::store::records::TokenKind;
 use askama::Template;

@@ -56,6 +56,33 @@ pub struct User {
     pub cached_from_home: bool,
 }
 
+impl User {
+    /// A user with nothing set yet: inactive, not admin, no email, name, username or password, empty
+    /// prefs, sequence 0, local. Callers fill in what they know with struct-update syntax.
+    pub fn new(uuid: ObjectUuid, owner_uuid: ObjectUuid, now: OffsetDateTime) -> User {
+        User {
+            uuid,
+            owner_uuid,
+            created_at: now,
+            modified_at: now,
+            modified_by_user_uuid: None,
+            email: None,
+            email_verified: false,
+            username: None,
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: false,
+            is_admin: false,
+            prefs: serde_json::json!({}),
+            redirect_to_user_uuid: None,
+            password_hash: None,
+            last_login_at: None,
+            home_seq: 0,
+            cached_from_home: false,
+        }
+    }
+}
+
 /// What kind of token a row is.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
