@@ -1100,3 +1100,42 @@ async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output
     .await;
     out.into_iter().map(|o| o.unwrap()).collect()
 }
+
+/// DESIGN §4.5: a remote old user's credentials are deleted, never moved — its home's token must
+/// not start acting as the local account it was merged into.
+#[tokio::test]
+async fn a_remote_old_users_credentials_are_never_moved() {
+    let fed = crate::harness::Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let alice = a.user("alice").await;
+    let me = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!(me["uuid"], alice.uuid.as_str(), "alice's token works at bbbbb before the merge");
+    let bob = b.user("bob").await;
+    let coll = b
+        .root
+        .post("/arvados/v1/collections", &json!({"collection": {"name": "alice's", "owner_uuid": alice.uuid}}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let q = serde_urlencoded::to_string([
+        ("old_user_uuid", alice.uuid.as_str()),
+        ("new_user_uuid", bob.uuid.as_str()),
+        ("new_owner_uuid", bob.uuid.as_str()),
+        ("redirect_to_new_user", "true"),
+    ])
+    .unwrap();
+    let r = b.root.call(reqwest::Method::POST, &format!("/arvados/v1/users/merge?{q}"), None).await.unwrap();
+    assert_eq!(r.status, reqwest::StatusCode::OK, "{}", r.body);
+    let moved =
+        b.root.get(&format!("/arvados/v1/collections/{}", coll["uuid"].as_str().unwrap())).await.unwrap().ok().unwrap();
+    assert_eq!(moved["owner_uuid"], bob.uuid.as_str(), "the remote user's objects moved");
+    // alice's home token does not become bob here.
+    let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!(r.status, reqwest::StatusCode::UNAUTHORIZED, "{}", r.body);
+    // bob is unaffected, and alice is still herself at home.
+    let me = bob.client.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!(me["uuid"], bob.uuid.as_str());
+    let me = alice.client.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!(me["uuid"], alice.uuid.as_str());
+}

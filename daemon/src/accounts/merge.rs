@@ -313,6 +313,14 @@ impl Accounts {
             }
             counts.tokens += 1;
         }
+        if old.uuid.cluster() != self.cluster() {
+            // A remote old user's validated tokens are dropped too, never moved.
+            for t in store.remote_tokens_of(&old.uuid)? {
+                b.delete_remote_token(&t.uuid);
+                counts.tokens += 1;
+            }
+        }
+
         let mut old_after = old.clone();
         if plan.redirect {
             old_after.redirect_to_user_uuid = Some(new.uuid.clone());

@@ -195,7 +195,12 @@ impl Federation {
 
     fn caller_from_cache(&self, accounts: &Accounts, row: &RemoteTokenRow) -> Result<Caller, Error> {
         let user = self.store.user(&row.user_uuid)?.ok_or_else(invalid_token)?;
-        let user = accounts.follow_redirects(user)?;
+        // The home cluster's assertion already names the effective account (a merge at home is
+        // resolved there). A redirect on the cached copy was made here, by a local merge of the
+        // remote user, and remote credentials never carry over to the account it went into.
+        if user.redirect_to_user_uuid.is_some() {
+            return Err(invalid_token());
+        }
         let now = accounts.clock().now();
         let token = TokenRow {
             uuid: row.uuid.clone(),
