@@ -46,17 +46,42 @@ impl Clock {
 
 /// Formats a time the way Arvados does: RFC 3339, UTC, nanoseconds.
 pub fn format_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond()
-    )
+    ArvTime(t).to_string()
+}
+
+/// A time displayed the way Arvados writes it (see [`format_time`]).
+struct ArvTime(OffsetDateTime);
+
+impl std::fmt::Display for ArvTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond()
+        )
+    }
+}
+
+/// Reads an RFC 3339 string without copying it first.
+struct TimeVisitor;
+
+impl serde::de::Visitor<'_> for TimeVisitor {
+    type Value = OffsetDateTime;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an RFC 3339 time")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OffsetDateTime, E> {
+        parse_time(v).ok_or_else(|| E::custom("bad timestamp"))
+    }
 }
 
 /// Parses an RFC 3339 time as clients send it.
@@ -66,42 +91,53 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 
 /// Serde adapter storing times in the Arvados text form.
 pub mod arv_time {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use super::{ArvTime, TimeVisitor};
+    use serde::{Deserializer, Serializer};
     use time::OffsetDateTime;
 
     /// Serializes a time as RFC 3339 with nanoseconds.
     pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_time(*t))
+        s.collect_str(&ArvTime(*t))
     }
 
     /// Deserializes an RFC 3339 time.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse_time(&s).ok_or_else(|| serde::de::Error::custom("bad timestamp"))
+        d.deserialize_str(TimeVisitor)
     }
 
     /// The same for optional times.
     pub mod option {
-        use serde::{Deserialize, Deserializer, Serializer};
+        use super::super::{ArvTime, TimeVisitor};
+        use serde::{Deserializer, Serializer};
         use time::OffsetDateTime;
 
         /// Serializes an optional time (null when absent).
         pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
             match t {
-                Some(t) => s.serialize_str(&super::super::format_time(*t)),
+                Some(t) => s.collect_str(&ArvTime(*t)),
                 None => s.serialize_none(),
             }
         }
 
         /// Deserializes an optional RFC 3339 time.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
-            let s: Option<String> = Option::deserialize(d)?;
-            match s {
-                None => Ok(None),
-                Some(s) => {
-                    super::super::parse_time(&s).map(Some).ok_or_else(|| serde::de::Error::custom("bad timestamp"))
+            struct Opt;
+            impl<'de> serde::de::Visitor<'de> for Opt {
+                type Value = Option<OffsetDateTime>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an RFC 3339 time or null")
+                }
+                fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(None)
+                }
+                fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(None)
+                }
+                fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                    d.deserialize_str(TimeVisitor).map(Some)
                 }
             }
+            d.deserialize_option(Opt)
         }
     }
 }

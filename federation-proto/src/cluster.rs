@@ -7,8 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::ParseError;
 
 /// Length of a cluster id, in ASCII characters.
@@ -16,10 +14,12 @@ pub const CLUSTER_ID_LEN: usize = 5;
 
 /// A validated cluster id: exactly five characters from `[a-z0-9]`.
 ///
-/// Serializes as a plain JSON string; deserializing validates.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ClusterId(String);
+/// Serializes as a plain JSON string; deserializing validates. Held inline (no allocation), so
+/// that copying one — every object uuid holds one — is cheap.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterId([u8; CLUSTER_ID_LEN]);
+
+crate::text_serde::text_serde!(ClusterId, "a cluster id");
 
 /// True when `b` is in `[a-z0-9]`, the alphabet of cluster ids and uuid parts.
 pub(crate) fn is_lower_alnum(b: u8) -> bool {
@@ -29,7 +29,14 @@ pub(crate) fn is_lower_alnum(b: u8) -> bool {
 impl ClusterId {
     /// The id as a string slice (always 5 characters of `[a-z0-9]`).
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ever built from five ASCII characters.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for ClusterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -43,7 +50,9 @@ impl FromStr for ClusterId {
         if !s.bytes().all(is_lower_alnum) {
             return Err(ParseError::new("cluster id", "must match [a-z0-9]{5}"));
         }
-        Ok(Self(s.to_owned()))
+        let mut id = [0; CLUSTER_ID_LEN];
+        id.copy_from_slice(s.as_bytes());
+        Ok(Self(id))
     }
 }
 
@@ -57,19 +66,19 @@ impl TryFrom<String> for ClusterId {
 
 impl From<ClusterId> for String {
     fn from(c: ClusterId) -> Self {
-        c.0
+        c.as_str().to_owned()
     }
 }
 
 impl AsRef<str> for ClusterId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for ClusterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -20,6 +20,7 @@ pub mod notice;
 pub mod request;
 pub mod scope;
 pub mod signed;
+mod text_serde;
 pub mod token;
 pub mod uuid;
 

@@ -8,8 +8,6 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::cluster::{ClusterId, is_lower_alnum};
 use crate::error::ParseError;
 
@@ -106,13 +104,14 @@ impl fmt::Display for ObjectKind {
 ///
 /// Serializes as the plain uuid string; deserializing validates. Ordering is the ordering of the string
 /// form.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ObjectUuid {
     cluster: ClusterId,
     kind: ObjectKind,
-    id: String,
+    id: [u8; UUID_ID_LEN],
 }
+
+crate::text_serde::text_serde!(ObjectUuid, "an object uuid");
 
 fn check_id(id: &str) -> Result<(), ParseError> {
     if id.len() != UUID_ID_LEN || !id.bytes().all(is_lower_alnum) {
@@ -125,7 +124,9 @@ impl ObjectUuid {
     /// Builds a uuid from its parts; `id` must be 15 characters of `[a-z0-9]`.
     pub fn new(cluster: ClusterId, kind: ObjectKind, id: &str) -> Result<Self, ParseError> {
         check_id(id)?;
-        Ok(Self { cluster, kind, id: id.to_owned() })
+        let mut bytes = [0; UUID_ID_LEN];
+        bytes.copy_from_slice(id.as_bytes());
+        Ok(Self { cluster, kind, id: bytes })
     }
 
     /// Parses `s` and also requires its kind to be `kind`.
@@ -157,7 +158,8 @@ impl ObjectUuid {
 
     /// The 15-character id part.
     pub fn id(&self) -> &str {
-        &self.id
+        // Only ever built from 15 ASCII characters.
+        std::str::from_utf8(&self.id).unwrap_or_default()
     }
 }
 
@@ -194,9 +196,15 @@ impl From<ObjectUuid> for String {
     }
 }
 
+impl fmt::Debug for ObjectUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 impl fmt::Display for ObjectUuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}-{}", self.cluster, self.kind.infix(), self.id)
+        write!(f, "{}-{}-{}", self.cluster, self.kind.infix(), self.id())
     }
 }
 
