@@ -110,6 +110,7 @@ impl Accounts {
             hash_gate: passwords::HashGate::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         };
         accounts.bootstrap()?;
+        accounts.finish_pending_merges()?;
         Ok(accounts)
     }
 

@@ -6,12 +6,29 @@
 //! into. [`merge_state`] then reads back where those records are, so that a caller can tell "no
 //! change" from "the whole merge" (and catch any mix of the two) after a crash.
 
-use crate::accounts::Accounts;
 use crate::accounts::error::Result;
+use crate::accounts::{AccountSettings, Accounts};
 use crate::store::WriteBatch;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link, TokenKind, User};
 use federation_proto::{ObjectKind, ObjectUuid, Scopes};
 use serde_json::json;
+use std::str::FromStr;
+
+/// Settings of a lone cluster `zzzzz` (no peers, no root token) for a store opened straight
+/// through the library.
+pub fn lone_cluster_settings() -> AccountSettings {
+    AccountSettings {
+        cluster: federation_proto::ClusterId::from_str("zzzzz").unwrap_or_else(|_| unreachable!("a valid id")),
+        peers: Vec::new(),
+        system_root_token: None,
+        login_token_lifetime_secs: 3600,
+        max_token_lifetime_secs: 0,
+        max_login_failures: 10,
+        login_failure_window_secs: 60,
+        new_users_active: true,
+        max_list_limit: 1000,
+    }
+}
 
 /// Records written per commit while seeding.
 const CHUNK: usize = 5_000;

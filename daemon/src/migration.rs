@@ -306,7 +306,8 @@ pub fn confirm(
 /// Merges local account `old` (with redirect) into the account `new` of another cluster, as its
 /// home cluster describes it: the cached record is refreshed from `new`, a fresh project
 /// "Migrated from <email> (<uuid>)" owned by `new` (uuid `project_uuid`) receives everything `old`
-/// owns, and `old` redirects to `new` — all in `b`, one transaction. The writer lock must be held.
+/// owns, and `old` redirects to `new` — the account changes in `b`, one transaction, and the moved
+/// rows after it under a merge intent (see `accounts::merge`). The writer lock must be held.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn merge_into_remote(
     accounts: &Accounts,

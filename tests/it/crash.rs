@@ -6,6 +6,8 @@
 //! SIGKILL after a random delay covering the whole merge window (0 to 1.2 × the time one merge
 //! takes, measured first). After each kill the store is opened and must show either no change at
 //! all or the whole merge, never a mix; then the daemon is restarted and the API must agree.
+//! Opening the store finishes a merge that was killed after its first transaction (the merge
+//! intent is rolled forward); the test counts how often that happened.
 //!
 //! `HEARTHTEST_CRASH_TRIALS` (default 20) and `HEARTHTEST_CRASH_OBJECTS` (default 20000 objects
 //! and as many links) raise the size for the long run (100 trials × 100k). They are deliberately
@@ -13,10 +15,10 @@
 //! variable as configuration and refuses unknown keys.
 
 use crate::harness::{Cluster, single};
-use hearth::accounts::{AccountSettings, Accounts};
+use hearth::accounts::Accounts;
 use hearth::client::Client;
 use hearth::clock::Clock;
-use hearth::fixtures::{BigUser, MergeState, merge_state, seed_big_user};
+use hearth::fixtures::{BigUser, MergeState, lone_cluster_settings, merge_state, seed_big_user};
 use hearth::store::Store;
 use rand::RngExt;
 use reqwest::StatusCode;
@@ -26,20 +28,6 @@ use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn settings() -> AccountSettings {
-    AccountSettings {
-        cluster: "zzzzz".parse().unwrap(),
-        peers: Vec::new(),
-        system_root_token: None,
-        login_token_lifetime_secs: 3600,
-        max_token_lifetime_secs: 0,
-        max_login_failures: 10,
-        login_failure_window_secs: 60,
-        new_users_active: true,
-        max_list_limit: 1000,
-    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -65,9 +53,17 @@ fn restore(pristine: &Path, store: &Path) {
 
 /// Opens the store of a stopped daemon and reads where the big user's records are.
 async fn read_state(store: PathBuf, big: BigUser) -> MergeState {
+    read_state_counting(store, big).await.0
+}
+
+/// The same, and whether opening found a merge to roll forward.
+async fn read_state_counting(store: PathBuf, big: BigUser) -> (MergeState, bool) {
     tokio::task::spawn_blocking(move || {
-        let accounts = Accounts::new(Store::open(&store).unwrap(), settings(), Clock::System).unwrap();
-        merge_state(&accounts, &big).unwrap()
+        let store = Store::open(&store).unwrap();
+        let pending = !store.merge_intents().unwrap().is_empty();
+        let accounts = Accounts::new(store, lone_cluster_settings(), Clock::System).unwrap();
+        assert!(accounts.store().merge_intents().unwrap().is_empty(), "opening left a merge unfinished");
+        (merge_state(&accounts, &big).unwrap(), pending)
     })
     .await
     .unwrap()
@@ -129,7 +125,7 @@ async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
     let big = {
         let dir = store_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let accounts = Accounts::new(Store::open(&dir).unwrap(), settings(), Clock::System).unwrap();
+            let accounts = Accounts::new(Store::open(&dir).unwrap(), lone_cluster_settings(), Clock::System).unwrap();
             let big = seed_big_user(&accounts, "crash", n, n).unwrap();
             accounts.store().flush().unwrap();
             big
@@ -157,6 +153,7 @@ async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
     let mut nothing = 0;
     let mut whole = 0;
     let mut answered = 0;
+    let mut rolled_forward = 0;
     for trial in 0..trials {
         restore(&pristine, &store_dir);
         c.restart().await;
@@ -165,7 +162,8 @@ async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
         tokio::time::sleep(delay).await;
         c.kill9();
         let answer = req.await.unwrap();
-        let state = read_state(store_dir.clone(), big.clone()).await;
+        let (state, pending) = read_state_counting(store_dir.clone(), big.clone()).await;
+        rolled_forward += usize::from(pending);
         let outcome = if state == before {
             Outcome::Nothing
         } else if state == after {
@@ -188,10 +186,13 @@ async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
         c.restart().await;
         check_api(c, &big, outcome, trial).await;
         c.kill9();
-        eprintln!("crash: trial {trial}: killed after {delay:.2?}: {outcome:?}");
+        eprintln!(
+            "crash: trial {trial}: killed after {delay:.2?}: {outcome:?}{}",
+            if pending { " (rolled forward at open)" } else { "" }
+        );
     }
     eprintln!(
-        "crash: {trials} trials ({n} objects + {n} links): {nothing} left nothing, {whole} the whole merge ({answered} answered 200 before the kill); {:.1?} in all",
+        "crash: {trials} trials ({n} objects + {n} links): {nothing} left nothing, {whole} the whole merge ({rolled_forward} of them rolled forward at open, {answered} answered 200 before the kill); {:.1?} in all",
         started.elapsed()
     );
     assert_eq!(nothing + whole, trials);

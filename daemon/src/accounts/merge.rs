@@ -1,18 +1,50 @@
 //! `users.merge`: move everything an old account owns to a new account, optionally redirecting
 //! the old account to the new one (DESIGN §4.5, Arvados semantics).
 //!
-//! All checks run first, in the order the design lists them, and change nothing. The effects are
-//! then collected into one [`WriteBatch`] and committed as one sled transaction, under the writer
-//! lock: after a crash at any moment either none of the merge is on disk or all of it is, and two
-//! merges of one user are serialized (the second finds the first's result and is refused).
+//! All checks run first, in the order the design lists them, and change nothing. The merge then
+//! runs under the writer lock (two merges of one user are serialized: the second finds the first's
+//! result and is refused) in three steps:
+//!
+//! 1. The rows to move are read. Everything else — the old user's redirect and freed username,
+//!    tokens, SSH keys, the audit entry, the notices to peers, index aliases (see
+//!    [`crate::store::AliasedIndex`]) — and a [`MergeIntent`] go into one sled transaction.
+//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches, outside any
+//!    transaction, and flushed.
+//! 3. The intent is deleted.
+//!
+//! After a crash before step 1 is on disk nothing changed. After it, opening the store finds the
+//! intent and rolls the merge forward before anything is served ([`Accounts::finish_pending_merges`]):
+//! the rows still owned by the old user (or still pointing at it) are exactly the ones left to
+//! move, so rolling forward twice does no harm. Either way nothing or the whole merge is seen.
+//! Big merges are several times cheaper this way than as one transaction (which reads every key
+//! before writing it and holds sled's global write lock throughout), and requests are still
+//! answered between the batches of step 2.
 
 use super::error::{Error, Result};
 use super::permissions::Level;
 use super::{Accounts, Caller, views};
-use crate::store::WriteBatch;
-use crate::store::records::{AuthorizedKey, Collection, Group, Link, User};
+use crate::store::StoreResult;
+use crate::store::records::{AuthorizedKey, Collection, Group, Link, MergeIntent, User};
+use crate::store::{AliasedIndex, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+/// Rows per batch in step 2: each batch holds sled's global write lock only briefly.
+const MOVE_BATCH: usize = 10_000;
+
+/// The rows a merge rewrites, as they will be afterwards.
+#[derive(Debug, Default)]
+struct RowMoves {
+    groups: Vec<Group>,
+    collections: Vec<Collection>,
+    links: Vec<Link>,
+    /// Whether some link changed owner, tail, head (which aliases the merge needs).
+    link_owner: bool,
+    link_tail: bool,
+    link_head: bool,
+}
 
 /// The merge request's parameters, as received (strings, so that each check can name its problem).
 #[derive(Debug, Clone, Default)]
@@ -61,6 +93,64 @@ pub struct MergePlan {
     pub new_owner: ObjectUuid,
     /// Whether the old account redirects to the new one.
     pub redirect: bool,
+}
+
+/// The old user after step 1, the counts, and the rows step 2 must still move (none when nothing moves).
+type BegunMerge = (User, MergeCounts, Option<(MergeIntent, RowMoves)>);
+
+/// Encodes the moved rows into batches of [`MOVE_BATCH`] and hands them to `tx`, in order. Stops
+/// when the receiver is gone (it failed to apply one).
+fn encode_moves(moves: &RowMoves, tx: &SyncSender<StoreResult<WriteBatch>>) {
+    let mut b = WriteBatch::new();
+    let mut encode = || -> StoreResult<()> {
+        for g in &moves.groups {
+            b.put_moved_row(g)?;
+            if !hand_over(&mut b, tx, MOVE_BATCH) {
+                return Ok(());
+            }
+        }
+        for c in &moves.collections {
+            b.put_moved_row(c)?;
+            if !hand_over(&mut b, tx, MOVE_BATCH) {
+                return Ok(());
+            }
+        }
+        for l in &moves.links {
+            b.put_moved_row(l)?;
+            if !hand_over(&mut b, tx, MOVE_BATCH) {
+                return Ok(());
+            }
+        }
+        hand_over(&mut b, tx, 1);
+        Ok(())
+    };
+    if let Err(e) = encode() {
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// Sends `b` once it holds `at_least` writes; false when the receiver is gone.
+fn hand_over(b: &mut WriteBatch, tx: &SyncSender<StoreResult<WriteBatch>>, at_least: usize) -> bool {
+    b.len() < at_least || tx.send(Ok(std::mem::take(b))).is_ok()
+}
+
+impl RowMoves {
+    fn note_end_moved(&mut self, index: AliasedIndex) {
+        match index {
+            AliasedIndex::LinkHead => self.link_head = true,
+            _ => self.link_tail = true,
+        }
+    }
+}
+
+/// Points the link's tail (or head) at the new user if it pointed at the old one; says whether it did.
+fn move_end(l: &mut Link, index: AliasedIndex, m: &MergeIntent) -> bool {
+    let end = if index == AliasedIndex::LinkHead { &mut l.head_uuid } else { &mut l.tail_uuid };
+    if *end != m.old_user_uuid {
+        return false;
+    }
+    *end = m.new_user_uuid.clone();
+    true
 }
 
 fn parse_bool(s: &str) -> Option<bool> {
@@ -212,78 +302,160 @@ impl Accounts {
         Ok(views::user(&old_after))
     }
 
-    /// Carries out a checked plan in one atomic batch (which may already hold other writes, e.g. a
-    /// federation notice). The writer lock must be held. Returns the old user afterwards and the counts.
+    /// Reads the rows `m` moves, changed as the merge changes them. Rows moved already (by an
+    /// attempt a crash cut short) no longer match and are not read. Also returns the SSH keys the
+    /// old user owns, which step 1 handles.
+    fn collect_moves(&self, m: &MergeIntent) -> Result<(RowMoves, Vec<AuthorizedKey>)> {
+        let store = self.store();
+        let mut moves = RowMoves::default();
+        let mut owned_keys = Vec::new();
+        let mut links = HashMap::<ObjectUuid, Link>::new();
+        for row in store.owned_rows(&m.old_user_uuid)? {
+            match row {
+                OwnedRow::Group(mut g) => {
+                    g.owner_uuid = m.new_owner_uuid.clone();
+                    g.modified_at = m.at;
+                    moves.groups.push(g);
+                }
+                OwnedRow::Collection(mut c) => {
+                    c.owner_uuid = m.new_owner_uuid.clone();
+                    c.modified_at = m.at;
+                    moves.collections.push(c);
+                }
+                OwnedRow::Link(mut l) => {
+                    l.owner_uuid = m.new_user_uuid.clone();
+                    moves.link_owner = true;
+                    links.insert(l.uuid.clone(), l);
+                }
+                OwnedRow::Key(k) => owned_keys.push(k),
+            }
+        }
+        // Links read above are not read again: their ends are still as stored.
+        for (index, wanted) in [(AliasedIndex::LinkTail, true), (AliasedIndex::LinkHead, m.move_heads)] {
+            if !wanted {
+                continue;
+            }
+            for uuid in store.index_candidates(index, &m.old_user_uuid)? {
+                if let Some(l) = links.get_mut(&uuid) {
+                    if move_end(l, index, m) {
+                        moves.note_end_moved(index);
+                    }
+                } else if let Some(mut l) = store.object::<Link>(&uuid)?
+                    && move_end(&mut l, index, m)
+                {
+                    moves.note_end_moved(index);
+                    links.insert(uuid, l);
+                }
+            }
+        }
+        moves.links = links
+            .into_values()
+            .map(|mut l| {
+                l.modified_at = m.at;
+                l
+            })
+            .collect();
+        // In key order, as sled likes its batches.
+        moves.links.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
+        Ok((moves, owned_keys))
+    }
+
+    /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
+    /// thread while the one before is being applied.
+    fn apply_moves(&self, moves: &RowMoves) -> Result<()> {
+        let store = self.store();
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = sync_channel(2);
+            s.spawn(move || encode_moves(moves, &tx));
+            for b in rx {
+                store.apply_per_tree(b?)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Steps 2 and 3: rewrites the moved rows, flushes, deletes the intent.
+    fn finish_merge(&self, m: &MergeIntent, moves: RowMoves) -> Result<()> {
+        self.apply_moves(&moves)?;
+        let store = self.store();
+        // The rows are on disk before the intent goes.
+        store.flush()?;
+        let mut b = WriteBatch::new();
+        b.delete_merge_intent(&m.old_user_uuid);
+        store.commit(b)?;
+        Ok(())
+    }
+
+    /// Rolls forward the merges a crash cut short. Runs when the store is opened, before anything
+    /// is served. Returns how many there were.
+    pub(crate) fn finish_pending_merges(&self) -> Result<usize> {
+        let _w = self.write_lock();
+        let intents = self.store().merge_intents()?;
+        for m in &intents {
+            // The old user's keys were handled in step 1, in the same transaction as the intent.
+            let (moves, _) = self.collect_moves(m)?;
+            tracing::warn!(
+                old = %m.old_user_uuid,
+                new = %m.new_user_uuid,
+                rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
+                "finishing a merge interrupted by a crash"
+            );
+            self.finish_merge(m, moves)?;
+        }
+        Ok(intents.len())
+    }
+
+    /// Carries out a checked plan (see the module documentation for its steps). `b` may already
+    /// hold other writes (e.g. a federation notice), which go into step 1's transaction. The writer
+    /// lock must be held. Returns the old user afterwards and the counts.
     pub(crate) fn execute_merge(
         &self,
         actor: Option<&ObjectUuid>,
         plan: &MergePlan,
-        mut b: WriteBatch,
+        b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
+        let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
+        if let Some((intent, moves)) = rest {
+            self.finish_merge(&intent, moves)?;
+        }
+        Ok((old_after, counts))
+    }
+
+    /// Step 1 (reading the rows to move, then one transaction). Returns what step 2 must still do.
+    fn begin_merge(&self, actor: Option<&ObjectUuid>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge> {
         let store = self.store();
         let (old, new) = (&plan.old, &plan.new);
         let keep_credentials = plan.redirect && old.uuid.cluster() == self.cluster();
         let now = self.clock().now();
-        let mut counts = MergeCounts::default();
-        let mut touched_links = std::collections::BTreeMap::<ObjectUuid, (Link, Link)>::new();
-
-        let mut owned_keys = Vec::new();
-        for uuid in store.owned_by(&old.uuid)? {
-            match uuid.kind() {
-                ObjectKind::Group => {
-                    if let Some(g) = store.object::<Group>(&uuid)? {
-                        let mut n = g.clone();
-                        n.owner_uuid = plan.new_owner.clone();
-                        n.modified_at = now;
-                        b.put_object(Some(&g), &n)?;
-                        counts.objects += 1;
-                    }
-                }
-                ObjectKind::Collection => {
-                    if let Some(c) = store.object::<Collection>(&uuid)? {
-                        let mut n = c.clone();
-                        n.owner_uuid = plan.new_owner.clone();
-                        n.modified_at = now;
-                        b.put_object(Some(&c), &n)?;
-                        counts.objects += 1;
-                    }
-                }
-                ObjectKind::Link => {
-                    if let Some(l) = store.object::<Link>(&uuid)? {
-                        let mut n = l.clone();
-                        n.owner_uuid = new.uuid.clone();
-                        touched_links.insert(uuid, (l, n));
-                    }
-                }
-                // Keys are handled below with the keys that authorize the old user.
-                ObjectKind::AuthorizedKey => owned_keys.push(uuid),
-                _ => {}
-            }
+        let intent = MergeIntent {
+            old_user_uuid: old.uuid.clone(),
+            new_user_uuid: new.uuid.clone(),
+            new_owner_uuid: plan.new_owner.clone(),
+            move_heads: keep_credentials,
+            at: now,
+        };
+        let (moves, owned_keys) = self.collect_moves(&intent)?;
+        let mut counts = MergeCounts {
+            objects: moves.groups.len() + moves.collections.len(),
+            links: moves.links.len(),
+            ..MergeCounts::default()
+        };
+        if counts.objects > 0 {
+            b.put_alias(AliasedIndex::Owner, &plan.new_owner, &old.uuid);
         }
-        for l in store.links_by_tail(&old.uuid)? {
-            let entry = touched_links.entry(l.uuid.clone()).or_insert_with(|| (l.clone(), l.clone()));
-            entry.1.tail_uuid = new.uuid.clone();
+        if moves.link_owner {
+            b.put_alias(AliasedIndex::Owner, &new.uuid, &old.uuid);
         }
-        if keep_credentials {
-            for l in store.links_by_head(&old.uuid)? {
-                let entry = touched_links.entry(l.uuid.clone()).or_insert_with(|| (l.clone(), l.clone()));
-                entry.1.head_uuid = new.uuid.clone();
-            }
+        if moves.link_tail {
+            b.put_alias(AliasedIndex::LinkTail, &new.uuid, &old.uuid);
         }
-        for (old_link, mut new_link) in touched_links.into_values() {
-            new_link.modified_at = now;
-            b.put_object(Some(&old_link), &new_link)?;
-            counts.links += 1;
+        if moves.link_head {
+            b.put_alias(AliasedIndex::LinkHead, &new.uuid, &old.uuid);
         }
 
-        let mut keys: std::collections::BTreeMap<ObjectUuid, AuthorizedKey> = std::collections::BTreeMap::new();
-        for k in store.keys_of(&old.uuid)? {
+        let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
+        for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
             keys.insert(k.uuid.clone(), k);
-        }
-        for uuid in owned_keys {
-            if let Some(k) = store.object::<AuthorizedKey>(&uuid)? {
-                keys.insert(uuid, k);
-            }
         }
         for k in keys.into_values() {
             if keep_credentials {
@@ -350,7 +522,72 @@ impl Accounts {
                 "moved": counts,
             }),
         ))?;
+        let rows_to_move = counts.objects + counts.links > 0;
+        if rows_to_move {
+            b.put_merge_intent(&intent)?;
+        }
         self.commit_and_signal(b)?;
-        Ok((old_after, counts))
+        Ok((old_after, counts, rows_to_move.then_some((intent, moves))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::clock::Clock;
+    use crate::fixtures::{lone_cluster_settings, merge_state, seed_big_user};
+    use crate::store::Store;
+    use std::path::Path;
+
+    fn open(path: &Path) -> Accounts {
+        Accounts::new(Store::open(path).unwrap(), lone_cluster_settings(), Clock::System).unwrap()
+    }
+
+    /// A crash after step 1 — before any row was rewritten, in the middle of step 2, or after it
+    /// but before the intent was deleted — leaves a store that is whole once it is opened again.
+    #[test]
+    fn a_merge_cut_short_is_rolled_forward_when_the_store_is_opened() {
+        for halves_rewritten in 0..=2usize {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("store");
+            let accounts = open(&path);
+            let big = seed_big_user(&accounts, "cut", 600, 600).unwrap();
+            assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_before());
+            let plan = MergePlan {
+                old: accounts.store().user(&big.old.uuid).unwrap().unwrap(),
+                new: accounts.store().user(&big.new.uuid).unwrap().unwrap(),
+                new_owner: big.new_owner.clone(),
+                redirect: true,
+            };
+            {
+                let _w = accounts.write_lock();
+                let (_, counts, rest) = accounts.begin_merge(None, &plan, WriteBatch::new()).unwrap();
+                assert_eq!((counts.objects, counts.links), (600, 600));
+                let (_, moves) = rest.expect("rows to move");
+                let part = RowMoves {
+                    groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
+                    collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
+                    links: moves.links[..moves.links.len() * halves_rewritten / 2].to_vec(),
+                    ..RowMoves::default()
+                };
+                accounts.apply_moves(&part).unwrap();
+                accounts.store().flush().unwrap();
+            }
+            let cut = merge_state(&accounts, &big).unwrap();
+            if halves_rewritten < 2 {
+                assert_ne!(cut, big.state_after_redirect(), "the cut should leave rows to move");
+            }
+            assert_eq!(accounts.store().merge_intents().unwrap().len(), 1);
+            drop(accounts);
+
+            let accounts = open(&path);
+            assert!(accounts.store().merge_intents().unwrap().is_empty());
+            assert_eq!(
+                merge_state(&accounts, &big).unwrap(),
+                big.state_after_redirect(),
+                "{halves_rewritten} halves rewritten before the cut"
+            );
+        }
     }
 }
