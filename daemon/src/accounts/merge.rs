@@ -15,7 +15,9 @@
 //! After a crash before step 1 is on disk nothing changed. After it, opening the store finds the
 //! intent and rolls the merge forward before anything is served ([`Accounts::finish_pending_merges`]):
 //! the rows still owned by the old user (or still pointing at it) are exactly the ones left to
-//! move, so rolling forward twice does no harm. Either way nothing or the whole merge is seen.
+//! move, so rolling forward twice does no harm. Either way, after a crash and a restart there is no
+//! merge or the whole merge. (While step 2 runs, other requests may see some rows moved and others
+//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the merge.)
 //! Big merges are several times cheaper this way than as one transaction (which reads every key
 //! before writing it and holds sled's global write lock throughout), and requests are still
 //! answered between the batches of step 2.
@@ -30,6 +32,9 @@ use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{SyncSender, sync_channel};
+
+/// Exit status when a merge cannot finish (EX_IOERR): the service manager restarts the daemon.
+const FAIL_STOP_STATUS: i32 = 74;
 
 /// Rows per batch in step 2: each batch holds sled's global write lock only briefly.
 const MOVE_BATCH: usize = 10_000;
@@ -93,6 +98,22 @@ pub struct MergePlan {
     pub new_owner: ObjectUuid,
     /// Whether the old account redirects to the new one.
     pub redirect: bool,
+}
+
+/// The index aliases that make `moves` findable once rewritten (see [`AliasedIndex`]).
+fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
+    if !moves.groups.is_empty() || !moves.collections.is_empty() {
+        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, &m.old_user_uuid);
+    }
+    if moves.link_owner {
+        b.put_alias(AliasedIndex::Owner, &m.new_user_uuid, &m.old_user_uuid);
+    }
+    if moves.link_tail {
+        b.put_alias(AliasedIndex::LinkTail, &m.new_user_uuid, &m.old_user_uuid);
+    }
+    if moves.link_head {
+        b.put_alias(AliasedIndex::LinkHead, &m.new_user_uuid, &m.old_user_uuid);
+    }
 }
 
 /// The old user after step 1, the counts, and the rows step 2 must still move (none when nothing moves).
@@ -400,6 +421,11 @@ impl Accounts {
                 rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
                 "finishing a merge interrupted by a crash"
             );
+            // Step 1 wrote these; written again so that the rows found now are findable whatever
+            // happened in between.
+            let mut b = WriteBatch::new();
+            put_aliases(&mut b, m, &moves);
+            self.store().commit(b)?;
             self.finish_merge(m, moves)?;
         }
         Ok(intents.len())
@@ -415,8 +441,17 @@ impl Accounts {
         b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
         let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
-        if let Some((intent, moves)) = rest {
-            self.finish_merge(&intent, moves)?;
+        if let Some((intent, moves)) = rest
+            && let Err(e) = self.finish_merge(&intent, moves)
+        {
+            // Step 1 is committed; serving on with half the rows moved (and the writer lock free)
+            // would let other writes mix with the merge. Stop: opening the store finishes it.
+            tracing::error!(
+                error = %e,
+                old = %intent.old_user_uuid,
+                "a merge failed after its first transaction; stopping so that it is finished when the store is opened again"
+            );
+            std::process::exit(FAIL_STOP_STATUS);
         }
         Ok((old_after, counts))
     }
@@ -440,18 +475,7 @@ impl Accounts {
             links: moves.links.len(),
             ..MergeCounts::default()
         };
-        if counts.objects > 0 {
-            b.put_alias(AliasedIndex::Owner, &plan.new_owner, &old.uuid);
-        }
-        if moves.link_owner {
-            b.put_alias(AliasedIndex::Owner, &new.uuid, &old.uuid);
-        }
-        if moves.link_tail {
-            b.put_alias(AliasedIndex::LinkTail, &new.uuid, &old.uuid);
-        }
-        if moves.link_head {
-            b.put_alias(AliasedIndex::LinkHead, &new.uuid, &old.uuid);
-        }
+        put_aliases(&mut b, &intent, &moves);
 
         let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
         for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
