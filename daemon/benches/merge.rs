@@ -86,9 +86,17 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     };
     settle(store)?;
     let t = Instant::now();
+    let direct = store.owned_by(&big.old.uuid)?.len();
+    let read_direct = t.elapsed();
+
+    settle(store)?;
+    let t = Instant::now();
     let out = accounts.merge(&caller, &params, None)?;
     let merge = t.elapsed();
     anyhow::ensure!(out["redirect_to_user_uuid"] == serde_json::json!(big.new.uuid), "merge did not redirect: {out}");
+    let t = Instant::now();
+    let aliased = store.owned_by(&big.new_owner)?.len() + store.owned_by(&big.new.uuid)?.len();
+    let read_aliased = t.elapsed();
     anyhow::ensure!(store.owned_by(&big.new_owner)?.len() == big.objects, "merge did not move every object");
     anyhow::ensure!(store.owned_by(&big.old.uuid)?.is_empty(), "the old user still owns something");
     anyhow::ensure!(store.links_by_tail(&big.old.uuid)?.is_empty(), "links still point at the old user");
@@ -96,6 +104,9 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     println!("  raw sled batch write of {records} records × {size} B: {baseline:.3?}");
     println!("  merge of {} objects + {} links (redirect):   {merge:.3?}", big.objects, big.links);
     println!("  ratio {:.2}", merge.as_secs_f64() / baseline.as_secs_f64().max(1e-9));
+    println!(
+        "  reading owned rows: {direct} under the old user before {read_direct:.3?}; {aliased} under the new owner and user after, through the alias, {read_aliased:.3?}"
+    );
     drop(accounts);
     dir.close().context("removing the temporary store")?;
     Ok(Run { baseline, merge })
