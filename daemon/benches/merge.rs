@@ -94,6 +94,7 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     let out = accounts.merge(&caller, &params, None)?;
     let merge = t.elapsed();
     anyhow::ensure!(out["redirect_to_user_uuid"] == serde_json::json!(big.new.uuid), "merge did not redirect: {out}");
+    settle(store)?;
     let t = Instant::now();
     let aliased = store.owned_by(&big.new_owner)?.len() + store.owned_by(&big.new.uuid)?.len();
     let read_aliased = t.elapsed();

@@ -80,7 +80,7 @@ trees! {
     Migrations => "migrationuuid_migration": "migration uuid → Migration (pending or done)",
     Batches => "originbatch_response": "origin \\0 batch id → the answer given (idempotent receive)",
     Meta => "name_value": "store-wide settings (schema version, …)",
-    IndexAliases => "index_target_source": "index tag \\0 target uuid \\0 source uuid → (): entries under the source may be the target's",
+    IndexAliases => "index_target_source_kind": "index tag \\0 target uuid \\0 source uuid \\0 kind infix → (): entries of that kind under the source may be the target's",
     MergeIntents => "olduseruuid_mergeintent": "old user uuid → MergeIntent (a merge still being rolled forward)",
 }
 
@@ -385,10 +385,14 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Says that entries of `index` under `source` may belong to `target` (see [`AliasedIndex`]).
-    pub fn put_alias(&mut self, index: AliasedIndex, target: &ObjectUuid, source: &ObjectUuid) {
+    /// Says that entries of `index` under `source` for objects of `kind` may belong to `target`
+    /// (see [`AliasedIndex`]). One alias per kind, so that reading `target`'s index does not read
+    /// the rows of other kinds the source still lists, and so that aliases only ever add up.
+    pub fn put_alias(&mut self, index: AliasedIndex, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
         let mut key = index.alias_prefix(&target.to_string());
         key.extend_from_slice(source.to_string().as_bytes());
+        key.push(0);
+        key.extend_from_slice(kind.infix().as_bytes());
         self.put_raw(TreeId::IndexAliases, key, Vec::new());
     }
 
@@ -642,18 +646,31 @@ impl Store {
     }
 
     fn candidates(&self, index: AliasedIndex, a: &str) -> StoreResult<Vec<ObjectUuid>> {
-        let mut seen = vec![a.to_owned()];
-        let mut queue = vec![a.to_owned()];
+        // States: an index key and the one kind its entries may be of (none: any kind). An alias
+        // covers one kind, so a chain of aliases covers a kind only if every link in it does.
+        let mut seen: Vec<(String, Option<ObjectKind>)> = vec![(a.to_owned(), None)];
+        let mut queue = seen.clone();
         let mut out = Vec::new();
-        while let Some(key) = queue.pop() {
-            out.extend(self.index_scan(index.tree(), &key)?.iter().filter_map(|s| s.parse().ok()));
+        while let Some((key, kind)) = queue.pop() {
+            out.extend(
+                self.index_scan(index.tree(), &key)?
+                    .iter()
+                    .filter_map(|s| s.parse::<ObjectUuid>().ok())
+                    .filter(|u| kind.is_none_or(|k| u.kind() == k)),
+            );
             let p = index.alias_prefix(&key);
             for kv in self.tree(TreeId::IndexAliases).scan_prefix(&p) {
                 let (k, _) = kv?;
-                let source = String::from_utf8_lossy(&k[p.len()..]).into_owned();
-                if !seen.contains(&source) {
-                    seen.push(source.clone());
-                    queue.push(source);
+                let rest = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+                let Some((source, infix)) = rest.split_once('\0') else { continue };
+                let Some(alias_kind) = ObjectKind::from_infix(infix) else { continue };
+                if kind.is_some_and(|k| k != alias_kind) {
+                    continue;
+                }
+                let state = (source.to_owned(), Some(alias_kind));
+                if !seen.contains(&state) {
+                    seen.push(state.clone());
+                    queue.push(state);
                 }
             }
         }
@@ -946,10 +963,37 @@ mod tests {
             for g in &moved {
                 w.put_moved_row(g).unwrap();
             }
-            w.put_alias(AliasedIndex::Owner, &b, &a);
+            w.put_alias(AliasedIndex::Owner, &b, &a, ObjectKind::Group);
         });
         assert_eq!(owned(&store, &b), ["g1", "g2"]);
         assert!(owned(&store, &a).is_empty());
+
+        // An alias covers one kind: a link a owned, moved to b, is b's only once a link alias says so.
+        let link = Link {
+            uuid: uuid(ObjectKind::Link, "l1"),
+            owner_uuid: a.clone(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            modified_at: OffsetDateTime::UNIX_EPOCH,
+            modified_by_user_uuid: None,
+            link_class: "tag".into(),
+            name: "l1".into(),
+            head_uuid: g1.uuid.clone(),
+            tail_uuid: a.clone(),
+            properties: serde_json::json!({}),
+        };
+        commit(&store, |w| w.put_object(None, &link).unwrap());
+        let link_at_b = Link { owner_uuid: b.clone(), tail_uuid: b.clone(), ..link.clone() };
+        commit(&store, |w| w.put_moved_row(&link_at_b).unwrap());
+        assert_eq!(owned(&store, &b), ["g1", "g2"]);
+        assert!(store.links_by_tail(&b).unwrap().is_empty());
+        commit(&store, |w| {
+            w.put_alias(AliasedIndex::Owner, &b, &a, ObjectKind::Link);
+            w.put_alias(AliasedIndex::LinkTail, &b, &a, ObjectKind::Link);
+        });
+        assert_eq!(owned(&store, &b), ["g1", "g2", "l1"]);
+        assert_eq!(store.links_by_tail(&b).unwrap(), std::slice::from_ref(&link_at_b));
+        assert!(store.links_by_tail(&a).unwrap().is_empty());
+        commit(&store, |w| w.delete_object(&link_at_b));
         assert!(!store.owns_anything(&a).unwrap());
         assert!(store.owns_anything(&b).unwrap());
 
@@ -967,7 +1011,7 @@ mod tests {
         let g3 = group("g3", &a);
         commit(&store, |w| {
             w.put_object(None, &g3).unwrap();
-            w.put_alias(AliasedIndex::Owner, &a, &b);
+            w.put_alias(AliasedIndex::Owner, &a, &b, ObjectKind::Group);
         });
         assert_eq!(owned(&store, &a), ["g3"]);
         assert!(owned(&store, &b).is_empty());

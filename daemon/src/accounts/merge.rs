@@ -102,17 +102,21 @@ pub struct MergePlan {
 
 /// The index aliases that make `moves` findable once rewritten (see [`AliasedIndex`]).
 fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
-    if !moves.groups.is_empty() || !moves.collections.is_empty() {
-        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, &m.old_user_uuid);
+    let (old, new) = (&m.old_user_uuid, &m.new_user_uuid);
+    if !moves.groups.is_empty() {
+        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, old, ObjectKind::Group);
+    }
+    if !moves.collections.is_empty() {
+        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, old, ObjectKind::Collection);
     }
     if moves.link_owner {
-        b.put_alias(AliasedIndex::Owner, &m.new_user_uuid, &m.old_user_uuid);
+        b.put_alias(AliasedIndex::Owner, new, old, ObjectKind::Link);
     }
     if moves.link_tail {
-        b.put_alias(AliasedIndex::LinkTail, &m.new_user_uuid, &m.old_user_uuid);
+        b.put_alias(AliasedIndex::LinkTail, new, old, ObjectKind::Link);
     }
     if moves.link_head {
-        b.put_alias(AliasedIndex::LinkHead, &m.new_user_uuid, &m.old_user_uuid);
+        b.put_alias(AliasedIndex::LinkHead, new, old, ObjectKind::Link);
     }
 }
 
