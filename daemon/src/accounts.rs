@@ -60,6 +60,7 @@ pub struct Accounts {
     throttle: passwords::Throttle,
     system_user: ObjectUuid,
     outbox_signal: Arc<tokio::sync::Notify>,
+    tidy_signal: tokio::sync::Notify,
     pub(crate) hash_gate: passwords::HashGate,
 }
 
@@ -107,6 +108,7 @@ impl Accounts {
             throttle,
             system_user,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            tidy_signal: tokio::sync::Notify::new(),
             hash_gate: passwords::HashGate::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
         };
         accounts.bootstrap()?;
@@ -161,6 +163,11 @@ impl Accounts {
     /// Rung after a commit that queued notices; the per-peer senders wait on it.
     pub fn outbox_signal(&self) -> &Arc<tokio::sync::Notify> {
         &self.outbox_signal
+    }
+
+    /// Notified after a merge that left index entries behind (see [`Accounts::tidy_aliased_indexes`]).
+    pub fn tidy_signal(&self) -> &tokio::sync::Notify {
+        &self.tidy_signal
     }
 
     /// Adds `notice` (about one of our own users) to every peer's outbox, in the caller's batch, so

@@ -80,8 +80,9 @@ pub async fn run(
     };
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let background = federation.start_background(accounts.outbox_signal().clone());
+    let mut background = federation.start_background(accounts.outbox_signal().clone());
     let app = Arc::new(App { settings, accounts, federation, metrics });
+    background.push(tokio::spawn(tidy_indexes(app.clone())));
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
@@ -90,4 +91,18 @@ pub async fn run(
     let server = tokio::spawn(async move { server.serve(service).await });
     tracing::info!(cluster = %app.settings.cluster.id, %addr, "hearth is serving");
     Ok(DaemonHandle { addr, app, handle, server, background })
+}
+
+/// Tidies the index entries merges leave behind: once at start, then after each such merge.
+async fn tidy_indexes(app: Arc<App>) {
+    loop {
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || a.accounts.tidy_aliased_indexes()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(entries = n, "index entries left by merges moved to their owners"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "tidying index entries failed; trying again after the next merge"),
+            Err(e) => tracing::warn!(error = %e, "the index tidy stopped"),
+        }
+        app.accounts.tidy_signal().notified().await;
+    }
 }

@@ -109,13 +109,18 @@ impl AliasedIndex {
         }
     }
 
-    fn alias_prefix(self, target: &str) -> Vec<u8> {
-        let tag = match self {
+    const ALL: [AliasedIndex; 3] = [AliasedIndex::Owner, AliasedIndex::LinkTail, AliasedIndex::LinkHead];
+
+    fn tag(self) -> &'static str {
+        match self {
             AliasedIndex::Owner => "owner",
             AliasedIndex::LinkTail => "tail",
             AliasedIndex::LinkHead => "head",
-        };
-        let mut k = pair(tag, target);
+        }
+    }
+
+    fn alias_prefix(self, target: &str) -> Vec<u8> {
+        let mut k = pair(self.tag(), target);
         k.push(0);
         k
     }
@@ -679,6 +684,87 @@ impl Store {
             out.dedup();
         }
         Ok(out)
+    }
+
+    /// Where `uuid`'s row says its entry in `index` belongs (its owner, tail or head); none when
+    /// the row is gone.
+    fn indexed_under(&self, index: AliasedIndex, uuid: &ObjectUuid) -> StoreResult<Option<ObjectUuid>> {
+        Ok(match index {
+            AliasedIndex::Owner => self.owned_row(uuid)?.map(|r| r.owner_uuid().clone()),
+            AliasedIndex::LinkTail => self.object::<Link>(uuid)?.map(|l| l.tail_uuid),
+            AliasedIndex::LinkHead => self.object::<Link>(uuid)?.map(|l| l.head_uuid),
+        })
+    }
+
+    /// The uuids that aliases point from, per index (the keys whose entries may be elsewhere's).
+    pub fn alias_sources(&self) -> StoreResult<Vec<(AliasedIndex, ObjectUuid)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(TreeId::IndexAliases).iter() {
+            let (k, _) = kv?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let mut parts = key.split('\0');
+            let (Some(tag), Some(_target), Some(source)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Some(index), Ok(source)) = (AliasedIndex::ALL.into_iter().find(|i| i.tag() == tag), source.parse())
+            else {
+                continue;
+            };
+            let found = (index, source);
+            if !out.contains(&found) {
+                out.push(found);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves up to `max` entries of `index` under `source` (those after `after`) to where their
+    /// rows say they belong, drops those whose row is gone, and keeps those that are `source`'s.
+    /// The result is the index as ordinary writes keep it, so it is right at any point, and every
+    /// alias stays valid. Returns the last entry looked at (none when there were no more) and how
+    /// many entries moved or went. The caller holds the writer lock.
+    pub fn tidy_index_entries(
+        &self,
+        index: AliasedIndex,
+        source: &ObjectUuid,
+        after: Option<&ObjectUuid>,
+        max: usize,
+    ) -> StoreResult<(Option<ObjectUuid>, usize)> {
+        let source_s = source.to_string();
+        let p = prefix(&source_s);
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(pair(&source_s, &a.to_string())),
+            None => std::ops::Bound::Included(p.clone()),
+        };
+        let mut entries = Vec::new();
+        for kv in self.tree(index.tree()).range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)) {
+            let (k, _) = kv?;
+            if !k.starts_with(&p) || entries.len() >= max {
+                break;
+            }
+            entries.push(String::from_utf8_lossy(&k[p.len()..]).into_owned());
+        }
+        let mut b = WriteBatch::new();
+        let mut last = None;
+        let mut changed = 0;
+        for e in entries {
+            let Ok(uuid) = e.parse::<ObjectUuid>() else { continue };
+            match self.indexed_under(index, &uuid)? {
+                Some(at) if &at == source => {}
+                Some(at) => {
+                    b.del_raw(index.tree(), pair(&source_s, &e));
+                    b.put_raw(index.tree(), pair(&at.to_string(), &e), Vec::new());
+                    changed += 1;
+                }
+                None => {
+                    b.del_raw(index.tree(), pair(&source_s, &e));
+                    changed += 1;
+                }
+            }
+            last = Some(uuid);
+        }
+        self.commit(b)?;
+        Ok((last, changed))
     }
 
     fn owned_row(&self, uuid: &ObjectUuid) -> StoreResult<Option<OwnedRow>> {

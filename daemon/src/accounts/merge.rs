@@ -36,6 +36,9 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 /// Exit status when a merge cannot finish (EX_IOERR): the service manager restarts the daemon.
 const FAIL_STOP_STATUS: i32 = 74;
 
+/// Index entries per batch of the tidy (each batch holds the writer lock for a few milliseconds).
+const TIDY_BATCH: usize = 2_000;
+
 /// Rows per batch in step 2: each batch holds sled's global write lock only briefly.
 const MOVE_BATCH: usize = 10_000;
 
@@ -411,6 +414,30 @@ impl Accounts {
         Ok(())
     }
 
+    /// Moves the index entries that merges left under merged-away uuids to where their rows say
+    /// they belong (see [`AliasedIndex`]), so that reading a merge target's index no longer scans
+    /// them. The index is right at every point of this, so it runs in the background, in small
+    /// batches, each under the writer lock. Returns how many entries moved or went.
+    pub fn tidy_aliased_indexes(&self) -> Result<usize> {
+        let store = self.store();
+        let mut total = 0;
+        for (index, source) in store.alias_sources()? {
+            let mut after = None;
+            loop {
+                let (last, n) = {
+                    let _w = self.write_lock();
+                    store.tidy_index_entries(index, &source, after.as_ref(), TIDY_BATCH)?
+                };
+                total += n;
+                match last {
+                    Some(l) => after = Some(l),
+                    None => break,
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Rolls forward the merges a crash cut short. Runs when the store is opened, before anything
     /// is served. Returns how many there were.
     pub(crate) fn finish_pending_merges(&self) -> Result<usize> {
@@ -445,9 +472,8 @@ impl Accounts {
         b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
         let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
-        if let Some((intent, moves)) = rest
-            && let Err(e) = self.finish_merge(&intent, moves)
-        {
+        let Some((intent, moves)) = rest else { return Ok((old_after, counts)) };
+        if let Err(e) = self.finish_merge(&intent, moves) {
             // Step 1 is committed; serving on with half the rows moved (and the writer lock free)
             // would let other writes mix with the merge. Stop: opening the store finishes it.
             tracing::error!(
@@ -457,6 +483,7 @@ impl Accounts {
             );
             std::process::exit(FAIL_STOP_STATUS);
         }
+        self.tidy_signal().notify_one();
         Ok((old_after, counts))
     }
 
@@ -617,5 +644,40 @@ mod tests {
                 "{halves_rewritten} halves rewritten before the cut"
             );
         }
+    }
+
+    /// The tidy moves what a merge left under the old uuid to the new owner and user, and every
+    /// answer stays the same; a second tidy finds nothing to do.
+    #[test]
+    fn the_tidy_empties_the_old_users_index_keys_and_changes_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = open(&dir.path().join("store"));
+        let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
+        let caller = accounts.system_root_caller().unwrap();
+        let params = MergeParams {
+            new_owner_uuid: Some(big.new_owner.to_string()),
+            redirect_to_new_user: Some("true".into()),
+            old_user_uuid: Some(big.old.uuid.to_string()),
+            new_user_uuid: Some(big.new.uuid.to_string()),
+            new_user_token: None,
+        };
+        accounts.merge(&caller, &params, None).unwrap();
+        let store = accounts.store();
+        let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
+        // 500 objects and 500 links under the owner key, 250 tails and 250 heads.
+        assert_eq!(
+            (direct(AliasedIndex::Owner), direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)),
+            (1000, 250, 250)
+        );
+        let moved_links = store.links_by_tail(&big.new.uuid).unwrap();
+
+        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 1500);
+        assert_eq!(
+            (direct(AliasedIndex::Owner), direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)),
+            (0, 0, 0)
+        );
+        assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
+        assert_eq!(store.links_by_tail(&big.new.uuid).unwrap(), moved_links);
+        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
     }
 }
