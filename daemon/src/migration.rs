@@ -322,14 +322,10 @@ pub(crate) fn merge_into_remote(
     if new.redirect_to_user_uuid.is_some()
         || accounts.store().user(&new.uuid)?.is_some_and(|u| u.redirect_to_user_uuid.is_some())
     {
-        return Err(refuse(
-            ErrorKind::Unprocessable,
-            "merge_new_already_merged",
-            "cannot merge to an already merged user",
-        ));
+        return Err(Error::new_already_merged());
     }
     if old.redirect_to_user_uuid.is_some() {
-        return Err(refuse(ErrorKind::Unprocessable, "already_merged", "cannot merge an already merged user"));
+        return Err(Error::old_already_merged());
     }
     // The cached record as it stands once `b` is applied: the one written now, or the newer one held.
     let held = accounts.store().user(&new.uuid)?;

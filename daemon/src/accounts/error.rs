@@ -63,6 +63,16 @@ impl Error {
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unprocessable, code, message)
     }
+
+    /// A merge whose old user is already merged away (the local merge and a migration's merge).
+    pub fn old_already_merged() -> Self {
+        Self::unprocessable("merge_old_already_merged", "cannot merge an already merged user")
+    }
+
+    /// A merge into a user that is itself merged away.
+    pub fn new_already_merged() -> Self {
+        Self::unprocessable("merge_new_already_merged", "cannot merge to an already merged user")
+    }
 }
 
 impl From<StoreError> for Error {

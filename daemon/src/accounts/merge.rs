@@ -27,7 +27,7 @@ use super::permissions::Level;
 use super::{Accounts, Caller, views};
 use crate::store::StoreResult;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link, MergeIntent, User};
-use crate::store::{AliasedIndex, OwnedRow, WriteBatch};
+use crate::store::{AliasedIndex, OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -130,31 +130,33 @@ type BegunMerge = (User, MergeCounts, Option<(MergeIntent, RowMoves)>);
 /// when the receiver is gone (it failed to apply one).
 fn encode_moves(moves: &RowMoves, tx: &SyncSender<StoreResult<WriteBatch>>) {
     let mut b = WriteBatch::new();
-    let mut encode = || -> StoreResult<()> {
-        for g in &moves.groups {
-            b.put_moved_row(g)?;
-            if !hand_over(&mut b, tx, MOVE_BATCH) {
-                return Ok(());
-            }
+    let encoded = encode_rows(&mut b, &moves.groups, tx)
+        .and_then(|go| if go { encode_rows(&mut b, &moves.collections, tx) } else { Ok(false) })
+        .and_then(|go| if go { encode_rows(&mut b, &moves.links, tx) } else { Ok(false) });
+    match encoded {
+        Ok(true) => {
+            hand_over(&mut b, tx, 1);
         }
-        for c in &moves.collections {
-            b.put_moved_row(c)?;
-            if !hand_over(&mut b, tx, MOVE_BATCH) {
-                return Ok(());
-            }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = tx.send(Err(e));
         }
-        for l in &moves.links {
-            b.put_moved_row(l)?;
-            if !hand_over(&mut b, tx, MOVE_BATCH) {
-                return Ok(());
-            }
-        }
-        hand_over(&mut b, tx, 1);
-        Ok(())
-    };
-    if let Err(e) = encode() {
-        let _ = tx.send(Err(e));
     }
+}
+
+/// Adds `rows` to `b`, handing each full batch over; false when the receiver is gone.
+fn encode_rows<T: OwnedRecord>(
+    b: &mut WriteBatch,
+    rows: &[T],
+    tx: &SyncSender<StoreResult<WriteBatch>>,
+) -> StoreResult<bool> {
+    for r in rows {
+        b.put_moved_row(r)?;
+        if !hand_over(b, tx, MOVE_BATCH) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Sends `b` once it holds `at_least` writes; false when the receiver is gone.
@@ -275,10 +277,10 @@ impl Accounts {
             ));
         }
         if old.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable("merge_old_already_merged", "cannot merge an already merged user"));
+            return Err(Error::old_already_merged());
         }
         if new.redirect_to_user_uuid.is_some() {
-            return Err(Error::unprocessable("merge_new_already_merged", "cannot merge to an already merged user"));
+            return Err(Error::new_already_merged());
         }
         let redirect = match p.redirect_to_new_user.as_deref() {
             None => false,
