@@ -12,56 +12,16 @@
 // the reason, which is what unwrap/expect/panic do here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use hearth::cli::demo::{PlannedCluster, plan_federation};
+mod support;
+
+use hearth::cli::demo::plan_federation;
 use hearth::client::Client;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The release binary under measurement.
-const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A running daemon; killed (and reaped) when dropped.
-struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    fn spawn(c: &PlannedCluster) -> Daemon {
-        let log = std::fs::File::create(c.dir.join("hearth.log")).unwrap();
-        let child = Command::new(HEARTH)
-            .arg("serve")
-            .arg("--config")
-            .arg(&c.config)
-            // `hearth serve` reads every HEARTH_* variable as a setting and refuses unknown ones:
-            // the bench's own knobs must not reach it.
-            .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| !k.starts_with("HEARTH_")))
-            .env("RUST_LOG", "warn,hearth=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hearth serve");
-        Daemon { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Daemon, HEARTH, env_num, load, pct_ms};
 
 /// `VmRSS` of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -71,15 +31,6 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// One request kind to hammer.
@@ -99,14 +50,6 @@ struct Outcome {
     secs: f64,
     lat_us: Vec<u64>,
     version: String,
-}
-
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
 /// Runs `concurrency` tasks sending `req` for `warmup` (not recorded) then `secs` (recorded).
@@ -181,8 +124,8 @@ fn report(name: &str, how: &str, o: &Outcome, load_before: &str) {
     println!(
         "{name:<34} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests, {} wrong status, {} errors, {})   load {load_before} -> {}",
         o.count as f64 / o.secs,
-        pct(&o.lat_us, 0.50),
-        pct(&o.lat_us, 0.99),
+        pct_ms(&o.lat_us, 0.50),
+        pct_ms(&o.lat_us, 0.99),
         o.count,
         o.wrong_status,
         o.errors,
@@ -224,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     let (plan, ca_path) = plan_federation(dir.path(), &["zzzzz"], "")?;
     let ca_pem = std::fs::read(&ca_path)?;
     let c = &plan[0];
-    let daemon = Daemon::spawn(c);
+    let daemon = Daemon::spawn(c, &[]);
     let root = Client::new(&c.url(), Some(&ca_pem))?.with_token(&c.root_token);
     root.wait_healthy(60).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -24,43 +24,18 @@
 // the reason, which is what unwrap/expect/panic do here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use hearth::cli::demo::{PlannedCluster, plan_federation};
 use hearth::client::Client;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// The release binary under measurement.
-const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A running daemon; killed (and reaped) when dropped.
-struct Daemon {
-    child: Child,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Daemon, HEARTH, env_num, load, pct_ms};
 
 /// A local federation of running daemons (dropped: all killed, files removed).
 struct Fed {
@@ -78,23 +53,8 @@ impl Fed {
         let ca_pem = std::fs::read(&ca_path).unwrap();
         let mut daemons = Vec::new();
         for c in &plan {
-            let log = std::fs::File::create(c.dir.join("hearth.log")).unwrap();
-            let child = Command::new(HEARTH)
-                .arg("serve")
-                .arg("--config")
-                .arg(&c.config)
-                // `hearth serve` reads every HEARTH_* variable as a setting and refuses unknown ones:
-                // the bench's own knobs must not reach it.
-                .env_clear()
-                .envs(std::env::vars().filter(|(k, _)| !k.starts_with("HEARTH_")))
-                .env("RUST_LOG", "warn,hearth=info")
-                // Short notice-sender backoff, so that a paused peer is retried soon after it resumes.
-                .env("HEARTH_FEDERATION__RETRY_BACKOFF_CAP_SECS", "2")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn hearth serve");
-            daemons.push(Daemon { child });
+            // Short notice-sender backoff, so that a paused peer is retried soon after it resumes.
+            daemons.push(Daemon::spawn(c, &[("HEARTH_FEDERATION__RETRY_BACKOFF_CAP_SECS", "2")]));
         }
         let fed = Fed { plan, ca_pem, ca_path, daemons, dir };
         for i in 0..fed.plan.len() {
@@ -108,7 +68,7 @@ impl Fed {
 
     /// Sends `signal` (`STOP`, `CONT`) to daemon `i`.
     fn signal(&self, i: usize, signal: &str) {
-        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.daemons[i].child.id().to_string()).status();
+        let ok = Command::new("kill").arg(format!("-{signal}")).arg(self.daemons[i].pid().to_string()).status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 
@@ -446,15 +406,6 @@ struct Outcome {
     secs: f64,
 }
 
-fn pct_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
-/// `conc` tasks send GET `url` with `token` back to back for 1 s (not counted) then `dur`.
 async fn hammer(http: &reqwest::Client, url: &str, token: &str, conc: usize, dur: Duration) -> Outcome {
     let record_from = Instant::now() + Duration::from_secs(1);
     let stop = record_from + dur;

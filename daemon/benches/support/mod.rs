@@ -1,0 +1,72 @@
+//! What the benchmarks share: their knobs, the load figure they print, percentiles, and a
+//! `hearth serve` process that is killed when dropped. Each benchmark uses part of it.
+#![allow(dead_code)] // each bench binary compiles this module and uses only some of it
+
+use hearth::cli::demo::PlannedCluster;
+use std::process::{Child, Command, Stdio};
+
+/// The release binary under measurement.
+pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// A numeric knob from the environment, or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The machine's load averages (1, 5, 15 minutes), printed beside figures.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `p` percentile of sorted microsecond samples, in milliseconds.
+pub fn pct_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// A running `hearth serve`; killed (and reaped) when dropped.
+pub struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    /// Starts the daemon of `c`, logging to `hearth.log` in its directory, with `env` added.
+    pub fn spawn(c: &PlannedCluster, env: &[(&str, &str)]) -> Daemon {
+        let log = std::fs::File::create(c.dir.join("hearth.log")).expect("create hearth.log");
+        let child = Command::new(HEARTH)
+            .arg("serve")
+            .arg("--config")
+            .arg(&c.config)
+            // `hearth serve` reads every HEARTH_* variable as a setting and refuses unknown ones:
+            // the bench's own knobs must not reach it.
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| !k.starts_with("HEARTH_")))
+            .env("RUST_LOG", "warn,hearth=info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hearth serve");
+        Daemon { child }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
