@@ -285,7 +285,8 @@ impl Accounts {
             return Err(Error::forbidden("scoped_token", "cannot set a password with a scoped token"));
         }
         passwords::check_new_password(password)?;
-        let hash = self.hash_gate.run(|| passwords::hash_password(password))?;
+        let owned = password.to_owned();
+        let hash = self.hash_gate.run(move || passwords::hash_password(&owned))?;
         let _w = self.write_lock();
         let old =
             self.store().user(uuid)?.ok_or_else(|| Error::not_found("not_found", format!("user {uuid} not found")))?;
@@ -361,15 +362,16 @@ impl Accounts {
             Some(u) => u,
             None => {
                 // Spend the same time as a real check so that timing does not reveal which logins exist.
-                let _ = self.hash_gate.run(|| passwords::verify_password(password, DUMMY_HASH));
+                let owned = password.to_owned();
+                let _ = self.hash_gate.run(move || passwords::verify_password(&owned, DUMMY_HASH));
                 self.throttle.fail(&keys, now);
                 return Err(refuse());
             }
         };
-        let ok = user
-            .password_hash
-            .as_deref()
-            .is_some_and(|h| self.hash_gate.run(|| passwords::verify_password(password, h)));
+        let ok = user.password_hash.as_deref().is_some_and(|h| {
+            let (owned, h) = (password.to_owned(), h.to_owned());
+            self.hash_gate.run(move || passwords::verify_password(&owned, &h))
+        });
         if !ok {
             self.throttle.fail(&keys, now);
             return Err(refuse());
