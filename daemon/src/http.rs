@@ -12,6 +12,8 @@ pub mod migration_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod return_to;
+pub mod session;
 
 use crate::accounts::{Accounts, Caller, Error};
 use crate::config::Settings;
@@ -67,6 +69,27 @@ async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Respon
     metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("hearth_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Headers every answer carries: pages may not be framed (clickjacking), the browser keeps to
+/// HTTPS, answers that may carry a token are neither cached nor named in a `Referer`, and the
+/// pages load nothing but their own inline style.
+async fn security_headers(req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -164,6 +187,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(app.clone(), track))
+        .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(params::MAX_BODY))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)

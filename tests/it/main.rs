@@ -6,6 +6,7 @@ mod batch;
 mod browser;
 mod crash;
 mod federation;
+mod hardening;
 #[allow(dead_code)] // Helpers serve many test modules; not every build uses each one.
 mod harness;
 mod merge;

@@ -9,29 +9,29 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
 /// A fixed double-submit CSRF value (any 32+ characters equal in cookie and field pass).
-const CSRF: &str = "0123456789abcdef0123456789abcdef-test";
+pub(crate) const CSRF: &str = "0123456789abcdef0123456789abcdef-test";
 
-struct Page {
-    status: StatusCode,
-    location: String,
-    set_cookies: Vec<String>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: String,
+    pub(crate) set_cookies: Vec<String>,
+    pub(crate) body: String,
 }
 
 impl Page {
     /// The `Set-Cookie` line for `name`.
-    fn cookie(&self, name: &str) -> Option<&str> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
         self.set_cookies.iter().map(String::as_str).find(|c| c.starts_with(&format!("{name}=")))
     }
 
     /// The value the page sets for cookie `name`.
-    fn cookie_value(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie_value(&self, name: &str) -> Option<String> {
         let line = self.cookie(name)?;
         Some(line.split(';').next()?.split_once('=')?.1.to_string())
     }
 }
 
-async fn page(resp: reqwest::Response) -> Page {
+pub(crate) async fn page(resp: reqwest::Response) -> Page {
     let status = resp.status();
     let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let set_cookies =
@@ -44,7 +44,7 @@ fn url_of(at: &Cluster, path: &str) -> String {
 }
 
 /// `GET` with a `Cookie` header (no redirects are followed).
-async fn get(at: &Cluster, path: &str, cookies: &str) -> Page {
+pub(crate) async fn get(at: &Cluster, path: &str, cookies: &str) -> Page {
     let mut req = at.anon.http().get(url_of(at, path));
     if !cookies.is_empty() {
         req = req.header(COOKIE, cookies);
@@ -53,7 +53,7 @@ async fn get(at: &Cluster, path: &str, cookies: &str) -> Page {
 }
 
 /// `POST` of a form with a `Cookie` header.
-async fn post(at: &Cluster, path: &str, cookies: &str, form: &[(&str, &str)]) -> Page {
+pub(crate) async fn post(at: &Cluster, path: &str, cookies: &str, form: &[(&str, &str)]) -> Page {
     let mut req = at.anon.http().post(url_of(at, path)).form(form);
     if !cookies.is_empty() {
         req = req.header(COOKIE, cookies);
@@ -69,7 +69,7 @@ fn assert_cookie_attributes(line: &str) {
 }
 
 /// Logs in through the login form; returns the `Cookie` header of the session (with the CSRF cookie).
-async fn form_login(at: &Cluster, login: &str, password: &str) -> String {
+pub(crate) async fn form_login(at: &Cluster, login: &str, password: &str) -> String {
     let csrf_cookie = format!("hearth_csrf={CSRF}");
     let p = post(at, "/login", &csrf_cookie, &[("login", login), ("password", password), ("csrf", CSRF)]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -86,7 +86,7 @@ async fn confirm(at: &Cluster, path: &str, cookies: &str, grant: &str, api_token
 }
 
 /// The value of query parameter `name` of `url`.
-fn query_param(url: &str, name: &str) -> String {
+pub(crate) fn query_param(url: &str, name: &str) -> String {
     let q = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap();
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v).unwrap_or_else(|| panic!("no {name} in {url}"))

@@ -8,11 +8,11 @@
 use super::App;
 use super::blocking;
 use super::error::status_of;
-use super::pages::{
-    CSRF_COOKIE, HOME_COOKIE, SESSION_COOKIE, cookies, csrf_ok, home_login_url, html, message, session_caller,
-    set_cookie, with_params,
+use super::pages::{html, message, with_params};
+use super::session::{
+    HOME_COOKIE, Handoff, SESSION_COOKIE, Session, csrf_ok, csrf_token, set_cookie, with_csrf_cookie,
 };
-use crate::accounts::{Caller, Error, ErrorKind, random_secret};
+use crate::accounts::{Caller, Error, ErrorKind};
 use crate::migration;
 use crate::store::records::Group;
 use askama::Template;
@@ -86,22 +86,6 @@ struct MovedPage<'a> {
     new_cluster: &'a str,
     login_url: Option<&'a str>,
     csrf: &'a str,
-}
-
-/// The CSRF token for a page's forms: the request's `hearth_csrf` cookie, or a fresh one (then
-/// `true`: the response must set the cookie).
-pub fn csrf_token(headers: &HeaderMap) -> (String, bool) {
-    match cookies(headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32) {
-        Some(c) => (c, false),
-        None => (random_secret(), true),
-    }
-}
-
-fn with_csrf_cookie(mut resp: Response, csrf: &str, fresh: bool) -> Response {
-    if fresh {
-        resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, csrf, None));
-    }
-    resp
 }
 
 fn form_expired(app: &App) -> Response {
@@ -190,7 +174,9 @@ pub fn moved_page(app: &App, c: &Caller, headers: &HeaderMap) -> Option<Response
     let home = new.cluster().clone();
     let moved_from = old.clone().unwrap_or_default();
     let extra: Vec<(&str, &str)> = if moved_from.is_empty() { vec![] } else { vec![("moved_from", &moved_from)] };
-    let login_url = home_login_url(app, &home, "/account", &extra);
+    let account = url::Url::parse(&app.settings.cluster.public_url).ok().and_then(|u| u.join("/account").ok());
+    let handoff = Handoff::start(app, &home, account.as_ref(), &extra);
+    let login_url = handoff.as_ref().map(|h| h.url.clone());
     let (csrf, fresh) = csrf_token(headers);
     let new_text = new.to_string();
     let page = MovedPage {
@@ -201,7 +187,11 @@ pub fn moved_page(app: &App, c: &Caller, headers: &HeaderMap) -> Option<Response
         login_url: login_url.as_deref(),
         csrf: &csrf,
     };
-    Some(with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh))
+    let resp = with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh);
+    Some(match handoff {
+        Some(h) => h.attach(resp),
+        None => resp,
+    })
 }
 
 /// Form of `POST /migrations`.
@@ -216,11 +206,16 @@ pub struct StartForm {
 /// `POST /migrations` (the banner's "Move this account", the start page's button): a pending
 /// migration, then 303 to the target's login page, which sends the person back to
 /// `/migrations/<uuid>/return`.
-pub async fn start_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<StartForm>) -> Response {
+pub async fn start_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<StartForm>,
+) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
         return form_expired(&app);
     }
-    let Some(c) = session_caller(&app, &headers).await else { return not_logged_in("/account") };
+    let Some(c) = c else { return not_logged_in("/account") };
     match migration::start(&app.accounts, &app.federation, &c, &f.target_cluster, &app.settings.cluster.public_url) {
         Ok(v) => match v.get("login_url").and_then(Value::as_str) {
             Some(url) => Redirect::to(url).into_response(),
@@ -263,11 +258,16 @@ pub async fn make_home_submit(State(app): State<Arc<App>>, headers: HeaderMap, F
 }
 
 /// `POST /migrations/dismiss`: hide the banner's offer for a cluster (kept in the user's prefs).
-pub async fn dismiss_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<ClusterForm>) -> Response {
+pub async fn dismiss_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<ClusterForm>,
+) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
         return form_expired(&app);
     }
-    let Some(c) = session_caller(&app, &headers).await else { return not_logged_in("/account") };
+    let Some(c) = c else { return not_logged_in("/account") };
     let Some(peer) = parse_peer(&app, &f.cluster) else {
         return message(
             &app,
@@ -303,13 +303,18 @@ pub struct StartQuery {
 
 /// `GET /migrations/start?target=X`: for a logged-in local account here, a confirm-to-start form
 /// (moving this account into the person's account at X); otherwise a login here first.
-pub async fn start_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+pub async fn start_page(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Query(q): Query<StartQuery>,
+) -> Response {
     let Some(target) = parse_peer(&app, &q.target) else {
         return message(&app, StatusCode::BAD_REQUEST, "Bad request", "target is not a peer of this cluster", None, "");
     };
     let back = with_params("/migrations/start", &[("target", target.as_str())]);
     let me = app.accounts.cluster();
-    let c = match session_caller(&app, &headers).await {
+    let c = match c {
         Some(c) if c.user.uuid.cluster() == me => c,
         _ => return not_logged_in(&back),
     };
@@ -370,11 +375,12 @@ fn objects_text(n: usize) -> String {
 /// (as the old account here) and shows exactly what confirming will do; changes nothing.
 pub async fn return_page(
     State(app): State<Arc<App>>,
+    Session(c): Session,
     headers: HeaderMap,
     Path(raw): Path<String>,
     Query(q): Query<ReturnQuery>,
 ) -> Response {
-    let Some(c) = session_caller(&app, &headers).await else {
+    let Some(c) = c else {
         let e = Error::unauthorized(
             "not_logged_in",
             "your session here has ended: log in with the account being moved and start again",
@@ -429,6 +435,7 @@ pub struct ConfirmForm {
 /// as the home account (the token the target salted for us) with the `hearth_home` cookie.
 pub async fn confirm_submit(
     State(app): State<Arc<App>>,
+    Session(c): Session,
     headers: HeaderMap,
     Path(raw): Path<String>,
     Form(f): Form<ConfirmForm>,
@@ -436,7 +443,7 @@ pub async fn confirm_submit(
     if !csrf_ok(&headers, &f.csrf) {
         return form_expired(&app);
     }
-    let Some(c) = session_caller(&app, &headers).await else {
+    let Some(c) = c else {
         let e = Error::unauthorized(
             "not_logged_in",
             "your session here has ended: log in with the account being moved and start again",

@@ -1,11 +1,17 @@
 //! The web pages: login, account, logout. Server-rendered with askama (escaped), usable without
 //! JavaScript. Every form carries a CSRF token that must equal the `hearth_csrf` cookie
-//! (double-submit); cookies are HttpOnly, Secure, SameSite=Lax.
+//! (double-submit); cookies are HttpOnly, Secure, SameSite=Lax (see [`super::session`]). Every
+//! `return_to` passes [`super::return_to::check`].
 
 use super::App;
 use super::blocking;
 use super::login::parse_remote;
-use crate::accounts::{Caller, ErrorKind, random_secret};
+use super::return_to::{self, Audience};
+use super::session::{
+    HOME_COOKIE, Handoff, SESSION_COOKIE, Session, cookies, csrf_ok, csrf_token, end_handoff, handoff_state_ok,
+    set_cookie, with_csrf_cookie,
+};
+use crate::accounts::{Caller, ErrorKind};
 use crate::store::records::TokenKind;
 use askama::Template;
 use axum::Form;
@@ -14,16 +20,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use federation_proto::ClusterId;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "hearth_session";
-/// Name of the cookie remembering the person's home cluster.
-pub const HOME_COOKIE: &str = "hearth_home";
-/// Name of the CSRF cookie.
-pub const CSRF_COOKIE: &str = "hearth_csrf";
+use url::Url;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -69,28 +68,6 @@ struct MessagePage<'a> {
     link_text: &'a str,
 }
 
-/// Cookies of a request.
-pub fn cookies(headers: &HeaderMap) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for h in headers.get_all(header::COOKIE) {
-        if let Ok(s) = h.to_str() {
-            for part in s.split(';') {
-                if let Some((k, v)) = part.trim().split_once('=') {
-                    out.insert(k.trim().to_string(), v.trim().to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Lax, `Path=/`.
-pub fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
-    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=Lax{age}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// A rendered page (or a 500 when the template failed).
 pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     match body {
@@ -112,37 +89,19 @@ pub fn message(
     html(status, page.render())
 }
 
-/// Checks a `return_to`: a local path, our own origin, a configured trusted origin or a peer's
-/// origin (peers receive their users back after a login here), never with user info.
-pub fn check_return_to(app: &App, raw: &str) -> Result<String, String> {
-    if raw.is_empty() {
-        return Ok(String::new());
-    }
-    if raw.starts_with('/') && !raw.starts_with("//") && !raw.starts_with("/\\") {
-        return Ok(raw.to_string());
-    }
-    let url = reqwest::Url::parse(raw).map_err(|_| "return_to is not a URL".to_string())?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("return_to must not contain user info".into());
-    }
-    let origin = crate::config::origin_of(raw).ok_or_else(|| "return_to must be an http(s) URL".to_string())?;
-    let ours = app.settings.public_origin();
-    let trusted = origin == ours
-        || app.settings.login.trusted_origins.iter().any(|t| t.trim_end_matches('/') == origin)
-        || app.settings.federation.peers.iter().any(|p| crate::config::origin_of(&p.url).as_deref() == Some(&origin));
-    if trusted { Ok(raw.to_string()) } else { Err(format!("return_to origin {origin} is not trusted by this cluster")) }
-}
-
-/// `url` with `api_token=<token>` added to its query.
-pub fn with_token(url: &str, token: &str) -> String {
-    with_params(url, &[("api_token", token)])
-}
-
-/// `url` with query parameters added.
+/// `url` (a path of ours) with query parameters added.
 pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     let enc = serde_urlencoded::to_string(params).unwrap_or_default();
     format!("{url}{sep}{enc}")
+}
+
+/// The audience a `remote` gives `return_to`: that peer's own origin, or ours.
+fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
+    match remote {
+        Some(r) => Audience::Peer(r),
+        None => Audience::Local,
+    }
 }
 
 fn bad_request(app: &App, text: &str) -> Response {
@@ -196,8 +155,7 @@ fn login_form(
     error: Option<String>,
     st: FormState<'_>,
 ) -> Response {
-    let existing = cookies(headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32);
-    let csrf = existing.clone().unwrap_or_else(random_secret);
+    let (csrf, fresh) = csrf_token(headers);
     let page = LoginPage {
         cluster: app.settings.cluster.id.as_str(),
         error,
@@ -208,31 +166,33 @@ fn login_form(
         login: st.login,
         migration_request: st.migration_request,
     };
-    let mut resp = html(status, page.render());
-    if existing.is_none() {
-        resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
-    }
-    resp
+    with_csrf_cookie(html(status, page.render()), &csrf, fresh)
 }
 
-/// The login URL at peer `home` that brings the person back here through `/login/federated`.
-pub fn home_login_url(app: &App, home: &ClusterId, return_to: &str, extra: &[(&str, &str)]) -> Option<String> {
-    let peer = app.settings.peer(home)?;
-    let back = with_params(&format!("{}/login/federated", app.settings.public_origin()), &[("return_to", return_to)]);
-    let mut params = vec![("remote", app.settings.cluster.id.as_str()), ("return_to", back.as_str())];
-    params.extend_from_slice(extra);
-    Some(with_params(&format!("{}/login", peer.url.trim_end_matches('/')), &params))
+/// A redirect to a federated login at `home` (with the hand-off cookie), or `None` when `home` is
+/// not a peer.
+pub fn handoff_redirect(
+    app: &App,
+    home: &ClusterId,
+    return_to: Option<&Url>,
+    extra: &[(&str, &str)],
+) -> Option<Response> {
+    let h = Handoff::start(app, home, return_to, extra)?;
+    let resp = Redirect::to(&h.url).into_response();
+    Some(h.attach(resp))
 }
 
 /// `GET /login`: the form, or a redirect to the person's home cluster (`home=X` or the
 /// `hearth_home` cookie).
 pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
-    if let Err(e) = check_return_to(&app, &q.return_to) {
-        return bad_request(&app, &e);
-    }
-    if let Err(e) = check_remote(&app, &q.remote) {
-        return bad_request(&app, &e);
-    }
+    let remote = match check_remote(&app, &q.remote) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&app, &e),
+    };
+    let return_to = match return_to::check(&app, &q.return_to, audience(remote.as_ref())) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&app, &e.0),
+    };
     let home = if !q.home.is_empty() {
         match check_remote(&app, &q.home) {
             Ok(h) => h,
@@ -247,10 +207,10 @@ pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q
         None
     };
     if let Some(h) = home
-        && q.remote.is_empty()
-        && let Some(url) = home_login_url(&app, &h, &q.return_to, &[])
+        && remote.is_none()
+        && let Some(resp) = handoff_redirect(&app, &h, return_to.as_ref(), &[])
     {
-        return Redirect::to(&url).into_response();
+        return resp;
     }
     let notice = (!q.moved_from.is_empty()).then(|| {
         format!(
@@ -259,7 +219,7 @@ pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q
         )
     });
     let st = FormState {
-        return_to: &q.return_to,
+        return_to: return_to.as_ref().map_or("", Url::as_str),
         remote: &q.remote,
         login: "",
         migration_request: &q.migration_request,
@@ -285,18 +245,9 @@ pub struct LoginForm {
     csrf: String,
 }
 
-/// Whether a form's CSRF field equals the CSRF cookie.
-pub fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    match cookies(headers).get(CSRF_COOKIE) {
-        Some(c) if c.len() >= 32 => c.as_bytes().ct_eq(field.as_bytes()).into(),
-        _ => false,
-    }
-}
-
 /// Where a login that failed should go instead: the new account's home for a merged-away account,
 /// or an offer to continue at the peer whose cached verified email matches an unknown login.
-fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: &str, code: &str) -> Option<Response> {
+fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: Option<&Url>, code: &str) -> Option<Response> {
     let me = app.accounts.cluster().clone();
     if code == "account_moved" {
         let old = app.accounts.find_login_account(login).ok().flatten()?;
@@ -305,8 +256,7 @@ fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: &str, code: &str) 
         if home == me {
             return None;
         }
-        let url = home_login_url(app, &home, return_to, &[("moved_from", &old.uuid.to_string())])?;
-        return Some(Redirect::to(&url).into_response());
+        return handoff_redirect(app, &home, return_to, &[("moved_from", &old.uuid.to_string())]);
     }
     if code == "invalid_login" && login.contains('@') {
         let email = login.trim().to_lowercase();
@@ -322,20 +272,21 @@ fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: &str, code: &str) 
                 && app.settings.peer(u.uuid.cluster()).is_some()
         })?;
         let home = at.uuid.cluster().clone();
-        let url = home_login_url(app, &home, return_to, &[])?;
         if app.settings.login.redirect_to_home {
-            return Some(Redirect::to(&url).into_response());
+            return handoff_redirect(app, &home, return_to, &[]);
         }
-        return Some(message(
+        let h = Handoff::start(app, &home, return_to, &[])?;
+        let page = message(
             app,
             StatusCode::OK,
             "Your account is at another cluster",
             &format!(
                 "There is no account for {email} here, but cluster {home} has one. Log in there to use this cluster."
             ),
-            Some(&url),
+            Some(&h.url),
             &format!("Continue at {home}"),
-        ));
+        );
+        return Some(h.attach(page));
     }
     None
 }
@@ -357,13 +308,13 @@ pub async fn login_submit(
             "Log in",
         );
     }
-    let return_to = match check_return_to(&app, &f.return_to) {
-        Ok(r) => r,
-        Err(e) => return bad_request(&app, &e),
-    };
     let remote = match check_remote(&app, &f.remote) {
         Ok(r) => r,
         Err(e) => return bad_request(&app, &e),
+    };
+    let return_to = match return_to::check(&app, &f.return_to, audience(remote.as_ref())) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&app, &e.0),
     };
     let migration_request = if f.migration_request.is_empty() {
         None
@@ -386,7 +337,7 @@ pub async fn login_submit(
     let out = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if let Some(resp) = redirect_elsewhere(&app, &f.login, &f.return_to, e.0.code) {
+            if let Some(resp) = redirect_elsewhere(&app, &f.login, return_to.as_ref(), e.0.code) {
                 return resp;
             }
             let status = super::error::status_of(e.0.kind);
@@ -396,7 +347,7 @@ pub async fn login_submit(
                 e.0.message
             };
             let st = FormState {
-                return_to: &f.return_to,
+                return_to: return_to.as_ref().map_or("", Url::as_str),
                 remote: &f.remote,
                 login: &f.login,
                 migration_request: &f.migration_request,
@@ -406,19 +357,16 @@ pub async fn login_submit(
         }
     };
     let session = out.token.to_string();
-    let target = if return_to.is_empty() {
-        "/account".to_string()
-    } else {
-        match &remote {
-            Some(r) => match handoff_params(&app, r, &out, migration_request) {
-                Ok(params) => {
-                    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    with_params(&return_to, &refs)
-                }
-                Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
-            },
-            None => with_token(&return_to, &session),
-        }
+    let target = match (return_to, &remote) {
+        (None, _) => "/account".to_string(),
+        (Some(url), Some(r)) => match handoff_params(&app, r, &out, migration_request) {
+            Ok(params) => {
+                let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                return_to::with_params(url, &refs)
+            }
+            Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
+        },
+        (Some(url), None) => return_to::with_params(url, &[("api_token", &session)]),
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -461,21 +409,36 @@ pub struct FederatedQuery {
     #[serde(default)]
     return_to: String,
     #[serde(default)]
+    state: String,
+    #[serde(default)]
     api_token: String,
     #[serde(default)]
     login_assertion: String,
 }
 
-/// `GET /login/federated`: checks the home cluster's signed login assertion and token, starts a
-/// session here, remembers the home in the `hearth_home` cookie and goes on to `return_to`.
-pub async fn login_federated(State(app): State<Arc<App>>, Query(q): Query<FederatedQuery>) -> Response {
-    let return_to = match check_return_to(&app, &q.return_to) {
+/// `GET /login/federated`: checks that this browser began the hand-off (its `hearth_handoff`
+/// cookie matches `state`), the home cluster's signed login assertion and token, that the hand-off
+/// was not used before, then starts a session here, remembers the home in the `hearth_home` cookie
+/// and goes on to `return_to`.
+pub async fn login_federated(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<FederatedQuery>,
+) -> Response {
+    let return_to = match return_to::check(&app, &q.return_to, Audience::Local) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e),
+        Err(e) => return bad_request(&app, &e.0),
     };
     let refused = |text: String| {
-        message(&app, StatusCode::FORBIDDEN, "Login refused", &text, Some("/login?local=1"), "Log in here")
+        let page = message(&app, StatusCode::FORBIDDEN, "Login refused", &text, Some("/login?local=1"), "Log in here");
+        with_cookie(page, end_handoff())
     };
+    if !handoff_state_ok(&headers, &q.state) {
+        return refused(
+            "this sign-in was not started in this browser, or it was already used. Nothing was changed; log in again."
+                .into(),
+        );
+    }
     let Ok(token) = q.api_token.parse::<federation_proto::Token>() else {
         return refused("the home cluster did not send a valid token".into());
     };
@@ -489,33 +452,37 @@ pub async fn login_federated(State(app): State<Arc<App>>, Query(q): Query<Federa
     if let Err(e) = assertion {
         return refused(format!("the login assertion was refused: {}", e.message));
     }
+    // Each hand-off once: its token (a fresh login at home) is remembered for longer than the
+    // assertion lives.
+    let once = format!("handoff/{}", token.uuid());
+    match app.accounts.store().nonce_first_seen(&home, &once, app.accounts.clock().unix()) {
+        Ok(true) => {}
+        Ok(false) => return refused("this sign-in link was already used; log in again".into()),
+        Err(e) => return refused(format!("could not record the sign-in: {e}")),
+    }
     // The token is validated (and cached) the usual way, so revocation at home applies here too.
     if let Err(e) = app.remote_caller(&token, &home).await {
         return refused(format!("the token was refused: {}", e.message));
     }
-    let target = if return_to.is_empty() { "/account".to_string() } else { with_token(&return_to, &q.api_token) };
+    let target = match return_to {
+        None => "/account".to_string(),
+        Some(url) => return_to::with_params(url, &[("api_token", &q.api_token)]),
+    };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &q.api_token, Some(max_age)));
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(HOME_COOKIE, home.as_str(), Some(365 * 24 * 3600)));
+    with_cookie(resp, end_handoff())
+}
+
+fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
     resp
 }
 
-/// The caller behind the session cookie, if any (a local token, or a peer's token salted for us).
-pub async fn session_caller(app: &Arc<App>, headers: &HeaderMap) -> Option<Caller> {
-    let raw = cookies(headers).get(SESSION_COOKIE)?.clone();
-    let token: federation_proto::Token = raw.parse().ok()?;
-    let issuer = token.uuid().cluster().clone();
-    if &issuer == app.accounts.cluster() {
-        app.accounts.authenticate_local(&token).ok()
-    } else {
-        app.remote_caller(&token, &issuer).await.ok()
-    }
-}
-
 /// `GET /account`.
-pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some(c) = session_caller(&app, &headers).await else {
+pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, headers: HeaderMap) -> Response {
+    let Some(c) = c else {
         return Redirect::to("/login?return_to=/account").into_response();
     };
     if let Some(moved) = super::migration_pages::moved_page(&app, &c, &headers) {
@@ -534,8 +501,7 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
             expires: t.expires_at.map(crate::clock::format_time).unwrap_or_else(|| "never".into()),
         })
         .collect();
-    let existing = cookies(&headers).get(CSRF_COOKIE).cloned().filter(|c| c.len() >= 32);
-    let csrf = existing.clone().unwrap_or_else(random_secret);
+    let (csrf, fresh) = csrf_token(&headers);
     let u = &c.user;
     let page = AccountPage {
         cluster: app.settings.cluster.id.as_str(),
@@ -549,11 +515,7 @@ pub async fn account_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Re
         offers,
         csrf: &csrf,
     };
-    let mut resp = html(StatusCode::OK, page.render());
-    if existing.is_none() {
-        resp.headers_mut().append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, &csrf, None));
-    }
-    resp
+    with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)
 }
 
 /// Form of `POST /logout`.
@@ -565,23 +527,29 @@ pub struct LogoutForm {
     return_to: String,
 }
 
-async fn end_session(app: &Arc<App>, headers: &HeaderMap, return_to: &str) -> Response {
-    if let Some(c) = session_caller(app, headers).await
+async fn end_session(app: &Arc<App>, caller: Option<Caller>, return_to: &str) -> Response {
+    let target = match return_to::check(app, return_to, Audience::Local) {
+        Ok(Some(url)) => url.to_string(),
+        Ok(None) => "/login".to_string(),
+        Err(e) => return bad_request(app, &e.0),
+    };
+    if let Some(c) = caller
         && let Some(t) = &c.token
     {
         let _ = app.accounts.revoke_token(&c, &t.uuid);
     }
-    let target = match check_return_to(app, return_to) {
-        Ok(r) if !r.is_empty() => r,
-        _ => "/login".to_string(),
-    };
     let mut resp = Redirect::to(&target).into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", Some(0)));
     resp
 }
 
 /// `POST /logout` (the account page's button).
-pub async fn logout_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
+pub async fn logout_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
         return message(
             &app,
@@ -592,12 +560,12 @@ pub async fn logout_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form
             "Back",
         );
     }
-    end_session(&app, &headers, &f.return_to).await
+    end_session(&app, c, &f.return_to).await
 }
 
 /// `GET /logout?return_to=…` (Arvados clients log out this way).
-pub async fn logout_get(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
-    end_session(&app, &headers, &q.return_to).await
+pub async fn logout_get(State(app): State<Arc<App>>, Session(c): Session, Query(q): Query<LoginQuery>) -> Response {
+    end_session(&app, c, &q.return_to).await
 }
 
 /// `GET /`: to the account page.
