@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod legacy;
 pub mod listing;
 pub mod merge;
 pub mod objects;

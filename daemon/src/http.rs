@@ -6,6 +6,7 @@ pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod federation;
+pub mod legacy;
 pub mod login;
 pub mod migration;
 pub mod migration_pages;
@@ -169,6 +170,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hearth/v1/migration_candidates", get(migration::candidates))
         .route("/hearth/v1/migrations", post(migration::start))
         .route("/hearth/v1/migrations/{uuid}/confirm", post(migration::confirm))
+        .route("/hearth/v1/admin/legacy/import", post(legacy::import))
+        .route("/hearth/v1/legacy_offers", get(legacy::offers))
+        .route("/hearth/v1/legacy_offers/{legacy_id}/claim", post(legacy::claim))
+        .route("/hearth/v1/legacy_offers/{legacy_id}/dismiss", post(legacy::dismiss))
+        .route("/legacy/claim", post(legacy::claim_submit))
+        .route("/legacy/dismiss", post(legacy::dismiss_submit))
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))

@@ -18,7 +18,8 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AuthorizedKey, Collection, Group, Link, LogEntry, MergeIntent, Migration, RemoteTokenRow, TokenRow, User,
+    AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, RemoteTokenRow, TokenRow,
+    User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,6 +83,9 @@ trees! {
     Meta => "name_value": "store-wide settings (schema version, …)",
     IndexAliases => "index_target_source_kind": "index tag \\0 target uuid \\0 source uuid \\0 kind infix → (): entries of that kind under the source may be the target's",
     MergeIntents => "olduseruuid_mergeintent": "old user uuid → MergeIntent (a merge still being rolled forward)",
+    Legacy => "legacyuuid_legacyaccount": "legacy account uuid → LegacyAccount (imported from an older system)",
+    LegacyIds => "legacyid_legacyuuid": "legacy id → legacy account uuid",
+    LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -468,6 +472,25 @@ impl WriteBatch {
         Ok(())
     }
 
+    /// Writes a legacy account and keeps its id and email indexes in step with `old`.
+    pub fn put_legacy(&mut self, old: Option<&LegacyAccount>, new: &LegacyAccount) -> StoreResult<()> {
+        let uuid = new.uuid.to_string();
+        if let Some(old) = old
+            && old.email != new.email
+        {
+            self.del_raw(TreeId::LegacyEmail, pair(&old.email, &uuid));
+        }
+        if old.is_none_or(|o| o.email != new.email) {
+            self.put_raw(TreeId::LegacyEmail, pair(&new.email, &uuid), Vec::new());
+        }
+        if old.is_none() {
+            self.put_raw(TreeId::LegacyIds, new.legacy_id.as_bytes().to_vec(), uuid.as_bytes().to_vec());
+        }
+        let bytes = encode(TreeId::Legacy, new)?;
+        self.put_raw(TreeId::Legacy, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
     /// Sets a store-wide value.
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {
         self.put_raw(TreeId::Meta, name.as_bytes().to_vec(), value.to_vec());
@@ -608,6 +631,30 @@ impl Store {
         for uuid in self.index_scan(TreeId::UserEmail, email)? {
             if let Some(u) = self.get_json(TreeId::Users, uuid.as_bytes())? {
                 out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A legacy account by uuid.
+    pub fn legacy(&self, uuid: &ObjectUuid) -> StoreResult<Option<LegacyAccount>> {
+        self.get_json(TreeId::Legacy, uuid.to_string().as_bytes())
+    }
+
+    /// The legacy account imported under `legacy_id`.
+    pub fn legacy_by_id(&self, legacy_id: &str) -> StoreResult<Option<LegacyAccount>> {
+        let Some(uuid) = self.tree(TreeId::LegacyIds).get(legacy_id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.get_json(TreeId::Legacy, &uuid)
+    }
+
+    /// Legacy accounts with this (lowercased) email.
+    pub fn legacy_by_email(&self, email: &str) -> StoreResult<Vec<LegacyAccount>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::LegacyEmail, email)? {
+            if let Some(l) = self.get_json(TreeId::Legacy, uuid.as_bytes())? {
+                out.push(l);
             }
         }
         Ok(out)

@@ -39,11 +39,13 @@ pub enum ObjectKind {
     Person,
     /// A claim on a person record (Hearth, `c1a1m`).
     Claim,
+    /// An account of an older system, imported for its owner to claim (Hearth, `l3gcy`).
+    LegacyAccount,
 }
 
 impl ObjectKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ObjectKind; 10] = [
+    pub const ALL: [ObjectKind; 11] = [
         ObjectKind::User,
         ObjectKind::Token,
         ObjectKind::Group,
@@ -54,6 +56,7 @@ impl ObjectKind {
         ObjectKind::Migration,
         ObjectKind::Person,
         ObjectKind::Claim,
+        ObjectKind::LegacyAccount,
     ];
 
     /// The 5-character uuid infix of this kind, e.g. `"tpzed"` for users.
@@ -69,6 +72,7 @@ impl ObjectKind {
             ObjectKind::Migration => "m1gr8",
             ObjectKind::Person => "p3rsn",
             ObjectKind::Claim => "c1a1m",
+            ObjectKind::LegacyAccount => "l3gcy",
         }
     }
 
@@ -90,6 +94,7 @@ impl ObjectKind {
             ObjectKind::Migration => "hearth#migration",
             ObjectKind::Person => "hearth#person",
             ObjectKind::Claim => "hearth#claim",
+            ObjectKind::LegacyAccount => "hearth#legacyAccount",
         }
     }
 }

@@ -9,6 +9,7 @@ mod federation;
 mod hardening;
 #[allow(dead_code)] // Helpers serve many test modules; not every build uses each one.
 mod harness;
+mod legacy;
 mod merge;
 mod migration;
 mod pages;

@@ -65,6 +65,22 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Import accounts of an older system (one JSON object a line: `legacy_id`, `email`, `name`,
+    /// `collections`), for their owners to claim by verified email. Idempotent: the same line
+    /// again is "unchanged".
+    ImportLegacy {
+        /// The cluster.
+        #[command(flatten)]
+        target: Target,
+        /// The JSONL file.
+        file: PathBuf,
+        /// Check every line and report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON (every line's result and the totals) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Signing keys.
     Keys {
         /// The command.
@@ -173,6 +189,12 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
             run_plan(&c, &text, dry_run, json).await
+        }
+        AdminCommand::ImportLegacy { target, file, dry_run, json } => {
+            let c = target.client()?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            import_legacy(&c, &text, dry_run, json).await
         }
         AdminCommand::Keys { command: KeysCommand::Rotate { target } } => {
             let v = target.client()?.post("/hearth/v1/admin/keys/rotate", &json!({})).await?.ok()?;
@@ -354,6 +376,110 @@ async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyh
     println!("{:>5}  {:<32} {:<7} detail", "line", "person", "result");
     for (l, k, a, w) in &rows {
         println!("{l:>5}  {k:<32} {a:<7} {w}");
+    }
+    Ok(())
+}
+
+/// Lines per import request, and bytes: well inside the daemon's body limit.
+const IMPORT_CHUNK_LINES: usize = 1000;
+const IMPORT_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+async fn import_legacy(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    // Blank lines are skipped but keep their numbers, so refusals name the line an editor shows.
+    let all: Vec<(u64, &str)> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i as u64 + 1, l)).collect();
+    // A legacy_id seen on an earlier line refuses the later one before anything is sent, so that a
+    // repeat in a later request cannot update what the first line imported.
+    let mut first_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut repeats: Vec<Value> = Vec::new();
+    let mut lines: Vec<(u64, &str)> = Vec::with_capacity(all.len());
+    for (n, l) in all {
+        let id = serde_json::from_str::<Value>(l).ok().and_then(|v| match &v["legacy_id"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(x) => Some(x.to_string()),
+            _ => None,
+        });
+        match id.as_ref().and_then(|i| first_seen.get(i)) {
+            Some(first) => repeats.push(json!({"line": n, "outcome": "refused", "legacy_id": id,
+                "error": format!("legacy_id {:?} is already on line {first}", id.as_deref().unwrap_or(""))})),
+            None => {
+                if let Some(i) = id {
+                    first_seen.insert(i, n);
+                }
+                lines.push((n, l));
+            }
+        }
+    }
+    let bar = (std::io::stderr().is_terminal() && !json_out).then(|| {
+        let b = indicatif::ProgressBar::new(lines.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} lines  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut results: Vec<Value> = Vec::with_capacity(lines.len() + repeats.len());
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < lines.len()
+            && end - start < IMPORT_CHUNK_LINES
+            && (end == start || bytes + lines[end].1.len() < IMPORT_CHUNK_BYTES)
+        {
+            bytes += lines[end].1.len();
+            end += 1;
+        }
+        // One request per run of consecutive lines (the daemon numbers them from first_line).
+        let mut i = start;
+        while i < end {
+            let mut j = i + 1;
+            while j < end && lines[j].0 == lines[j - 1].0 + 1 {
+                j += 1;
+            }
+            let chunk: Vec<&str> = lines[i..j].iter().map(|l| l.1).collect();
+            let body = json!({"lines": chunk, "first_line": lines[i].0, "dry_run": dry_run});
+            let answer = c.post("/hearth/v1/admin/legacy/import", &body).await?.ok()?;
+            for r in answer["lines"].as_array().cloned().unwrap_or_default() {
+                match &bar {
+                    Some(b) => b.inc(1),
+                    None if !json_out && r["outcome"] == "refused" => {
+                        eprintln!("line {}: refused: {}", r["line"], r["error"].as_str().unwrap_or(""))
+                    }
+                    None => {}
+                }
+                results.push(r);
+            }
+            i = j;
+        }
+        if bar.is_none() && !json_out {
+            eprintln!("{end}/{} lines sent", lines.len());
+        }
+        start = end;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    results.extend(repeats);
+    results.sort_by_key(|r| r["line"].as_u64().unwrap_or(0));
+    let count = |o: &str| results.iter().filter(|r| r["outcome"] == o).count();
+    let counts = json!({"imported": count("imported"), "updated": count("updated"), "unchanged": count("unchanged"), "refused": count("refused")});
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&json!({"dry_run": dry_run, "lines": results, "counts": counts}))?);
+        return Ok(());
+    }
+    println!("{}legacy import: {} lines", if dry_run { "dry run of a " } else { "" }, results.len());
+    println!("{:<10} {:>8}", "result", "lines");
+    for o in ["imported", "updated", "unchanged", "refused"] {
+        println!("{o:<10} {:>8}", count(o));
+    }
+    let refused: Vec<&Value> = results.iter().filter(|r| r["outcome"] == "refused").collect();
+    if !refused.is_empty() {
+        println!("\n{:>5}  refused because", "line");
+        for r in refused {
+            println!("{:>5}  {}", r["line"], r["error"].as_str().unwrap_or(""));
+        }
     }
     Ok(())
 }

@@ -55,6 +55,7 @@ struct AccountPage<'a> {
     home_cluster: String,
     tokens: Vec<TokenLine>,
     offers: Vec<super::migration_pages::Offer>,
+    legacy: Vec<crate::accounts::legacy::LegacyOffer>,
     csrf: &'a str,
 }
 
@@ -489,6 +490,7 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         return moved;
     }
     let offers = super::migration_pages::offers_for(&app, &c);
+    let legacy = app.accounts.legacy_offers(&c).unwrap_or_default();
     let tokens = app
         .accounts
         .store()
@@ -513,6 +515,7 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         home_cluster: u.uuid.cluster().to_string(),
         tokens,
         offers,
+        legacy,
         csrf: &csrf,
     };
     with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)

@@ -221,6 +221,37 @@ pub struct AuthorizedKey {
     pub authorized_user_uuid: ObjectUuid,
 }
 
+/// An account of an older system (DESIGN §4.7), imported by an admin. It owns the collections
+/// imported with it until the person whose verified email matches claims them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LegacyAccount {
+    /// `<cluster>-l3gcy-…`.
+    pub uuid: ObjectUuid,
+    /// The id the older system used (unique).
+    pub legacy_id: String,
+    /// E-mail address, trimmed and lowercased.
+    pub email: String,
+    /// The person's name there.
+    pub name: String,
+    /// The imported collections, in the order of the import line.
+    pub collections: Vec<ObjectUuid>,
+    /// SHA-256 (hex) of the import line's content: the same line again changes nothing.
+    pub source_hash: String,
+    /// First import.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last import that changed it.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// The user who claimed it, once claimed.
+    pub claimed_by: Option<ObjectUuid>,
+    /// When it was claimed.
+    #[serde(with = "arv_time::option", default)]
+    pub claimed_at: Option<OffsetDateTime>,
+    /// The project the claim moved the collections into.
+    pub claimed_into: Option<ObjectUuid>,
+}
+
 /// An audit log entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LogEntry {

@@ -1,0 +1,257 @@
+//! Legacy data (issue 11, DESIGN §4.7) on real daemons: `hearth admin import-legacy` with bad
+//! lines refused by number and the rest imported, re-imports unchanged or updated, imported
+//! collections seen only by admins, offers to verified emails only (as the daemon normalises
+//! them), claims that move everything once, "Not mine", and a remote user's claim on its home's
+//! signed word.
+
+use crate::harness::{Cluster, Federation, single};
+use crate::migration::wait_cached;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::process::Command;
+
+const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
+
+fn import(c: &Cluster, text: &str, args: &[&str]) -> (bool, String, String) {
+    let file = c.plan.dir.join(format!("legacy-{}.jsonl", rand_suffix()));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(HEARTH)
+        .args(["admin", "import-legacy"])
+        .arg(&file)
+        .args(args)
+        .env("HEARTH_URL", &c.url)
+        .env("HEARTH_TOKEN", &c.plan.root_token)
+        .env("HEARTH_CA_CERT", &c.ca_path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn import_json(c: &Cluster, text: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = import(c, text, &args);
+    assert!(ok, "import failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn outcomes(report: &Value) -> Vec<(u64, String)> {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["line"].as_u64().unwrap(), l["outcome"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn line(id: &str, email: &str, name: &str, collections: &[&str]) -> String {
+    let cs: Vec<Value> =
+        collections.iter().map(|n| json!({"name": n, "description": format!("{n} from the old days")})).collect();
+    json!({"legacy_id": id, "email": email, "name": name, "collections": cs}).to_string()
+}
+
+async fn collections_named(c: &crate::harness::TestUser, name: &str) -> Vec<Value> {
+    let q = serde_urlencoded::to_string([("filters", format!(r#"[["name","=","{name}"]]"#))]).unwrap();
+    let r = c.client.get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap();
+    r["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn import_refuses_bad_lines_by_number_goes_on_and_is_idempotent() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let text = [
+        line("g-1", "bob@example.org", "Bob", &["trait-a", "trait-b"]),
+        r#"{"email":"x@example.org","name":"No id"}"#.to_string(),
+        String::new(),
+        line("g-2", "not an email", "Bad", &["x"]),
+        r#"{"legacy_id":"g-3","email":"c@example.org","name":"C","collections":[{"description":"no name"}]}"#.into(),
+        r#"{"legacy_id":"g-4","email":"d@example.org","name":["D"]}"#.into(),
+        line("g-1", "bob@example.org", "Bob again", &["other"]),
+        line("g-5", " Carol@Example.ORG ", "Carol", &[]),
+        "{not json".into(),
+    ]
+    .join("\n");
+    let r = import_json(c, &text, &[]);
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            (1, "imported".into()),
+            (2, "refused".into()),
+            (4, "refused".into()),
+            (5, "refused".into()),
+            (6, "refused".into()),
+            (7, "refused".into()),
+            (8, "imported".into()),
+            (9, "refused".into()),
+        ]
+    );
+    let errors: Vec<&str> = r["lines"].as_array().unwrap().iter().filter_map(|l| l["error"].as_str()).collect();
+    for want in [
+        "legacy_id is required",
+        "not an email address",
+        "collections[0].name is required",
+        "name must be a string",
+        "already on line 1",
+        "not JSON",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(want)), "no refusal says {want:?}: {errors:?}");
+    }
+    assert_eq!(r["counts"], json!({"imported": 2, "updated": 0, "unchanged": 0, "refused": 6}));
+    // The table a person reads.
+    let (ok, out, _) = import(c, &text, &[]);
+    assert!(ok);
+    assert!(
+        out.contains("unchanged") && out.lines().any(|l| l.starts_with("unchanged") && l.trim_end().ends_with(" 2")),
+        "{out}"
+    );
+    // The same file again: unchanged; the repeated g-1 line did not overwrite the first.
+    let again = import_json(c, &text, &[]);
+    assert_eq!(again["counts"], json!({"imported": 0, "updated": 0, "unchanged": 2, "refused": 6}));
+    // The collections exist, owned by the legacy account: admins see them, users do not.
+    let bob = c.user("bob").await;
+    let q = serde_urlencoded::to_string([("filters", r#"[["name","=","trait-a"]]"#)]).unwrap();
+    let admin_view = c.root.get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap();
+    let item = &admin_view["items"][0];
+    assert!(item["owner_uuid"].as_str().unwrap().contains("-l3gcy-"), "{admin_view}");
+    assert!(collections_named(&bob, "trait-a").await.is_empty(), "a user saw an unclaimed legacy collection");
+    let got = bob.client.get(&format!("/arvados/v1/collections/{}", item["uuid"].as_str().unwrap())).await.unwrap();
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    // A changed line updates (collections matched by name); a dry run changes nothing.
+    let changed = line("g-1", "bob@example.org", "Bob", &["trait-a", "trait-c"]);
+    let dry = import_json(c, &changed, &["--dry-run"]);
+    assert_eq!(dry["counts"]["updated"], 1);
+    let still = c.root.get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap();
+    assert_eq!(still["items"][0]["uuid"], item["uuid"]);
+    let offers = bob.client.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    let names: Vec<&str> =
+        offers["items"][0]["collections"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["trait-a", "trait-b"], "the dry run changed the account");
+    let upd = import_json(c, &changed, &[]);
+    assert_eq!(upd["counts"]["updated"], 1);
+    let offers = bob.client.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    let kept: Vec<(&str, &str)> = offers["items"][0]["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["uuid"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kept.iter().map(|k| k.0).collect::<Vec<_>>(), ["trait-a", "trait-c"]);
+    assert_eq!(kept[0].1, item["uuid"].as_str().unwrap(), "a kept collection keeps its uuid");
+    // Only admins import.
+    let r = bob.client.post("/hearth/v1/admin/legacy/import", &json!({"lines": [changed]})).await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = c.root.post("/hearth/v1/admin/legacy/import", &json!({"lines": [1, 2]})).await.unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn offers_go_to_verified_emails_and_a_claim_moves_everything_once() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let text = [
+        line("old-7", "  ZOE@Example.ORG ", "Zoe Old", &["maps", "notes"]),
+        line("old-8", "zoe@example.org", "Zoe Empty", &[]),
+        line("old-9", "zoe@example.org", "Zoe Again", &["photos"]),
+    ]
+    .join("\n");
+    assert_eq!(import_json(c, &text, &[])["counts"]["imported"], 3);
+    let zoe = c.user("zoe").await;
+    // Same address, not verified: no offer, and a claim changes nothing.
+    let imposter = c.user_with("zoe2", json!({"email": "zoe@example.org", "email_verified": false})).await;
+    let none = imposter.client.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    assert_eq!(none["items"], json!([]));
+    let r = imposter.client.post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert_eq!(r.code(), "email_unverified");
+    // Another verified address: not found.
+    let other = c.user("yves").await;
+    let r = other.client.post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The owner: offers for the accounts with collections, by the normalised email.
+    let offers = zoe.client.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    let ids: Vec<&str> = offers["items"].as_array().unwrap().iter().map(|o| o["legacy_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["old-7", "old-9"], "{offers}");
+    // A scoped token cannot claim.
+    let scoped = zoe
+        .client
+        .post(
+            "/arvados/v1/api_client_authorizations",
+            &json!({"api_client_authorization": {"scopes": ["POST /hearth/v1/legacy_offers/"]}}),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let raw = scoped["api_token"].as_str().unwrap();
+    let st =
+        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", scoped["uuid"].as_str().unwrap()) };
+    let r = c.client(&st).post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(collections_named(&zoe, "maps").await.is_empty(), "a refused claim moved something");
+    // No collections: refused.
+    let r = zoe.client.post("/hearth/v1/legacy_offers/old-8/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The claim: every collection into one project of Zoe's, once.
+    let done = zoe.client.post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap().ok().unwrap();
+    assert_eq!(done["user_uuid"], zoe.uuid.as_str());
+    assert_eq!(done["moved"].as_array().unwrap().len(), 2);
+    let project = zoe
+        .client
+        .get(&format!("/arvados/v1/groups/{}", done["owner_uuid"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(project["owner_uuid"], zoe.uuid.as_str());
+    assert!(project["name"].as_str().unwrap().contains("old-7"), "{project}");
+    for name in ["maps", "notes"] {
+        let found = collections_named(&zoe, name).await;
+        assert_eq!(found.len(), 1, "{name}");
+        assert_eq!(found[0]["owner_uuid"], done["owner_uuid"]);
+    }
+    let r = zoe.client.post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "already_claimed");
+    // A changed line never touches a claimed account.
+    let later = import_json(c, &line("old-7", "zoe@example.org", "Zoe Old", &["maps"]), &[]);
+    assert_eq!(later["counts"]["refused"], 1);
+    assert!(later["lines"][0]["error"].as_str().unwrap().contains("claimed"));
+    assert_eq!(collections_named(&zoe, "notes").await.len(), 1);
+    // The audit log names the claim.
+    let q = serde_urlencoded::to_string([("filters", r#"[["event_type","=","legacy_claim"]]"#)]).unwrap();
+    let logs = c.root.get(&format!("/arvados/v1/logs?{q}")).await.unwrap().ok().unwrap();
+    assert_eq!(logs["items"].as_array().unwrap().len(), 1, "{logs}");
+    // "Not mine" hides the other offer; nothing else changes.
+    zoe.client.post("/hearth/v1/legacy_offers/old-9/dismiss", &json!({})).await.unwrap().ok().unwrap();
+    let offers = zoe.client.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    assert_eq!(offers["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_remote_user_claims_on_its_homes_signed_word() {
+    let fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let text = [line("r-1", "dora@example.org", "Dora", &["cells"]), line("r-2", "ulla@example.org", "Ulla", &["x"])]
+        .join("\n");
+    assert_eq!(import_json(b, &text, &[])["counts"]["imported"], 2);
+    let dora = a.user("dora").await;
+    let ulla = a.user_with("ulla", json!({"email_verified": false})).await;
+    wait_cached(b, &dora.uuid).await;
+    // At B, with A's token: the email and its verification come from A's signed record.
+    let at_b = b.client(&dora.token);
+    let offers = at_b.get("/hearth/v1/legacy_offers").await.unwrap().ok().unwrap();
+    assert_eq!(offers["items"][0]["legacy_id"], "r-1", "{offers}");
+    let done = at_b.post("/hearth/v1/legacy_offers/r-1/claim", &json!({})).await.unwrap().ok().unwrap();
+    assert_eq!(done["user_uuid"], dora.uuid.as_str());
+    let r = b.client(&ulla.token).post("/hearth/v1/legacy_offers/r-2/claim", &json!({})).await.unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+}
