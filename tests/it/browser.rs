@@ -116,13 +116,13 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-async fn shot(c: &Client, name: &str) {
+pub async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
     std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");
 }
 
-async fn text(c: &Client, css: &str) -> String {
+pub async fn text(c: &Client, css: &str) -> String {
     let e = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
     match e {
         Ok(e) => e.text().await.expect("text"),
@@ -134,11 +134,11 @@ async fn text(c: &Client, css: &str) -> String {
     }
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
+pub async fn fill(c: &Client, css: &str, value: &str) {
     c.find(Locator::Css(css)).await.expect(css).send_keys(value).await.expect("send keys");
 }
 
-async fn click(c: &Client, css: &str) {
+pub async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css)).await.expect(css).click().await.expect("click");
 }
 

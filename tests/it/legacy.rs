@@ -255,3 +255,35 @@ async fn a_remote_user_claims_on_its_homes_signed_word() {
     let r = b.client(&ulla.token).post("/hearth/v1/legacy_offers/r-2/claim", &json!({})).await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn a_returning_user_migrates_legacy_data_in_a_browser() {
+    use crate::browser::{browser, click, fill, shot, start_chromedriver, text};
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let text_in = [line("gn-42", "Lena@Example.org", "Lena Old", &["BXD traits", "liver study"])].join("\n");
+    assert_eq!(import_json(c, &text_in, &[])["counts"]["imported"], 1);
+    let lena = c.user("lena").await;
+    let driver = start_chromedriver();
+    let b = browser(&driver).await;
+    b.goto(&format!("{}/login", c.url)).await.unwrap();
+    fill(&b, "#login", "lena").await;
+    fill(&b, "#password", &lena.password).await;
+    click(&b, "#submit").await;
+    let offer = text(&b, "#legacy-gn-42").await;
+    assert!(offer.contains("We found 2 collections of Lena Old (lena@example.org)"), "{offer}");
+    assert!(offer.contains("BXD traits") && offer.contains("liver study"), "{offer}");
+    shot(&b, "legacy-01-offer.png").await;
+    click(&b, ".legacy-claim").await;
+    let done = text(&b, "#message").await;
+    assert!(done.contains("2 collections from the older system (legacy id gn-42) now belong to you"), "{done}");
+    shot(&b, "legacy-02-migrated.png").await;
+    for name in ["BXD traits", "liver study"] {
+        assert_eq!(collections_named(&lena, name).await.len(), 1, "{name} did not move");
+    }
+    // The offer is gone from the account page.
+    b.goto(&format!("{}/account", c.url)).await.unwrap();
+    assert_eq!(text(&b, "#user-uuid").await, lena.uuid);
+    assert!(b.find(fantoccini::Locator::Css("#legacy-gn-42")).await.is_err(), "the offer is still shown");
+    b.close().await.unwrap();
+}
