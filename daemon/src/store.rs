@@ -18,7 +18,8 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AuthorizedKey, Collection, Group, Link, LogEntry, MergeIntent, Migration, RemoteTokenRow, TokenRow, User,
+    AuthorizedKey, Collection, Group, Link, LogEntry, MergeIntent, Migration, RedirectConsent, RemoteTokenRow,
+    TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,6 +83,7 @@ trees! {
     Meta => "name_value": "store-wide settings (schema version, …)",
     IndexAliases => "index_target_source_kind": "index tag \\0 target uuid \\0 source uuid \\0 kind infix → (): entries of that kind under the source may be the target's",
     MergeIntents => "olduseruuid_mergeintent": "old user uuid → MergeIntent (a merge still being rolled forward)",
+    RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -465,6 +467,14 @@ impl WriteBatch {
     pub fn put_migration(&mut self, m: &Migration) -> StoreResult<()> {
         let bytes = encode(TreeId::Migrations, m)?;
         self.put_raw(TreeId::Migrations, m.uuid.to_string().into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Records that this cluster vouches for a remote user's redirect (see [`RedirectConsent`]).
+    pub fn put_redirect_consent(&mut self, c: &RedirectConsent) -> StoreResult<()> {
+        let bytes = encode(TreeId::RedirectConsents, c)?;
+        let key = pair(&c.old_user_uuid.to_string(), &c.new_user_uuid.to_string());
+        self.put_raw(TreeId::RedirectConsents, key, bytes);
         Ok(())
     }
 
@@ -935,6 +945,11 @@ impl Store {
     /// A migration.
     pub fn migration(&self, uuid: &ObjectUuid) -> StoreResult<Option<Migration>> {
         self.get_json(TreeId::Migrations, uuid.to_string().as_bytes())
+    }
+
+    /// This cluster's consent to the redirect of remote user `old` to `new`, if it gave one.
+    pub fn redirect_consent(&self, old: &ObjectUuid, new: &ObjectUuid) -> StoreResult<Option<RedirectConsent>> {
+        self.get_json(TreeId::RedirectConsents, &pair(&old.to_string(), &new.to_string()))
     }
 
     /// A validated remote token.
