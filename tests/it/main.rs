@@ -11,5 +11,6 @@ mod harness;
 mod merge;
 mod migration;
 mod pages;
+mod redirects;
 mod sdk;
 mod tidy;

@@ -196,8 +196,10 @@ impl Federation {
     fn caller_from_cache(&self, accounts: &Accounts, row: &RemoteTokenRow) -> Result<Caller, Error> {
         let user = self.store.user(&row.user_uuid)?.ok_or_else(invalid_token)?;
         // The home cluster's assertion already names the effective account (a merge at home is
-        // resolved there). A redirect on the cached copy was made here, by a local merge of the
-        // remote user, and remote credentials never carry over to the account it went into.
+        // resolved there, and the home answers `account_moved` for an account that left it). A
+        // redirect on the cached copy is either a local merge of the remote user, and remote
+        // credentials never carry over to the account it went into, or a claim that came after
+        // the assertion: neither is followed for a remote token (see `accounts::redirects`).
         if user.redirect_to_user_uuid.is_some() {
             return Err(invalid_token());
         }
