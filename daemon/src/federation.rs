@@ -10,6 +10,7 @@ pub mod cache;
 pub mod outbox;
 pub mod peers;
 pub mod signing_key;
+pub mod validation_limits;
 
 use crate::accounts::{Error, ErrorKind};
 use crate::clock::Clock;
