@@ -603,3 +603,27 @@ async fn a_token_salted_for_a_peer_works_there_and_on_the_remote_forms_at_home_o
     let r = current(b, "/arvados/v1/users/current").await;
     assert_eq!(r.status, StatusCode::OK, "still fine at bbbbb: {}", r.body);
 }
+
+/// Issue 10, finding 8a: a made-up secret for the uuid of a token we hold is refused here; it
+/// neither evicts the real token's cached row nor costs a round trip to the issuer.
+#[tokio::test]
+async fn a_wrong_secret_for_a_cached_token_neither_evicts_it_nor_asks_the_issuer() {
+    let fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let alice = a.user("alice").await;
+    let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+    let before = counter(b, "hearth_token_validations_total", "aaaaa").await;
+    let uuid = token_uuid(&alice.token);
+    for wrong in [
+        format!("v2/{uuid}/{}", hearth::accounts::random_secret()),
+        salted(&format!("v2/{uuid}/{}", hearth::accounts::random_secret()), "bbbbb"),
+    ] {
+        let r = b.client(&wrong).get("/arvados/v1/users/current").await.unwrap();
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_token"), "{}", r.body);
+    }
+    let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+    let after = counter(b, "hearth_token_validations_total", "aaaaa").await;
+    assert_eq!(after - before, 0.0, "validation round trips for two wrong secrets and the cached token");
+}
