@@ -9,8 +9,10 @@
 //! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
 //! assertion is cached until `refreshes_at` and dropped at once when the home cluster sends
 //! `token_revoked` (or `user_redirected`). Concurrent first uses of one token share one round trip.
-//! A token whose uuid we hold with another secret is refused without asking: a made-up secret
-//! never evicts the cached row of the real one.
+//! What the issuer refuses is remembered for a minute, a token whose uuid we hold with another
+//! secret is refused without asking, and each issuer has a validation budget (see
+//! `validation_limits`): made-up tokens cost the issuer few round trips and never evict the cached
+//! row of the real one.
 
 use super::{Federation, fed_err};
 use crate::accounts::{Accounts, Caller, Error, ErrorKind, auth::invalid_token, user_record};
@@ -257,7 +259,8 @@ impl Federation {
         if let Some(row) = self.known_answer(accounts, &salted, issuer)? {
             return self.caller_from_cache(accounts, &row);
         }
-        // One validation per token at a time: later arrivals wait, then find the cache filled.
+        // One validation per token at a time: later arrivals wait, then find the cache filled (or
+        // the refusal remembered).
         let gate = {
             let mut map = self.validations.lock().await;
             map.entry(salted.uuid().clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(()))).clone()
@@ -265,7 +268,19 @@ impl Federation {
         let _turn = gate.lock().await;
         let result = match self.known_answer(accounts, &salted, issuer) {
             Ok(Some(row)) => Ok(row),
-            Ok(None) => self.validate_at_home(accounts, &salted, issuer).await,
+            Ok(None) => match self.budget.take(issuer, accounts.clock().now().unix_timestamp_nanos()) {
+                Ok(()) => self.validate_at_home(accounts, &salted, issuer).await,
+                Err(wait) => {
+                    refused_here(issuer, "throttled");
+                    let mut e = fed_err(
+                        ErrorKind::Throttled,
+                        "validations_throttled",
+                        format!("too many new tokens of cluster {issuer} to check right now; try again shortly"),
+                    );
+                    e.retry_after = Some(wait);
+                    Err(e)
+                }
+            },
             Err(e) => Err(e),
         };
         self.validations.lock().await.remove(salted.uuid());
@@ -276,7 +291,7 @@ impl Federation {
     /// What we can say about `salted` without asking its issuer: `Some` usable cached row, `None`
     /// (ask), or a refusal: a token whose uuid we hold with another secret (a token's secret never
     /// changes, so that one is wrong, and its issuer's answer about it must not cost the right one
-    /// its cached row).
+    /// its cached row), or one the issuer refused moments ago.
     fn known_answer(
         &self,
         accounts: &Accounts,
@@ -292,6 +307,10 @@ impl Federation {
             if self.usable(accounts, &row, &hash) {
                 return Ok(Some(row));
             }
+        }
+        if self.refused.is_refused(salted.uuid(), &hash, accounts.clock().now().unix_timestamp_nanos()) {
+            refused_here(issuer, "refused_lately");
+            return Err(invalid_token());
         }
         Ok(None)
     }
@@ -309,9 +328,10 @@ impl Federation {
         if answer.status.is_client_error() {
             let code = answer.body.get("error_code").and_then(Value::as_str).unwrap_or("");
             if TOKEN_REFUSALS.contains(&code) {
-                // The issuer's word about this very token (uuid and secret): drop our cached copy
-                // only if it is of this same secret.
+                // The issuer's word about this very token (uuid and secret): remember it, and drop
+                // our cached copy only if it is of this same secret.
                 let hash = salted.secret_hash();
+                self.refused.remember(salted.uuid(), &hash, accounts.clock().now().unix_timestamp_nanos());
                 let _w = accounts.write_lock();
                 if self.store.remote_token(salted.uuid())?.is_some_and(|row| row.secret_hash.ct_eq(&hash)) {
                     let mut b = WriteBatch::new();
