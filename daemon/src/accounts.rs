@@ -1,4 +1,4 @@
-//! Account services: users, passwords, tokens, permissions, owned objects and the merge.
+//! Account services: users, passwords, tokens, permissions, owned objects, the merge and redirects.
 //!
 //! No HTTP types here. Every mutation takes the writer lock, reads, checks, collects one
 //! [`WriteBatch`](crate::store::WriteBatch) and commits it, so checks and writes are serializable and
@@ -12,6 +12,7 @@ pub mod merge;
 pub mod objects;
 pub mod passwords;
 pub mod permissions;
+pub mod redirects;
 pub mod tokens;
 pub mod users;
 pub mod views;
@@ -226,24 +227,5 @@ impl Accounts {
             event_at: now,
             created_at: now,
         }
-    }
-
-    /// Follows `redirect_to_user_uuid` from `user`, at most 15 hops.
-    pub fn follow_redirects(&self, mut user: User) -> Result<User> {
-        for _ in 0..=15 {
-            let Some(next) = user.redirect_to_user_uuid.clone() else {
-                return Ok(user);
-            };
-            user = match self.store.user(&next)? {
-                Some(u) => u,
-                None => {
-                    return Err(Error::unauthorized(
-                        "redirect_dangling",
-                        format!("user {} redirects to {next}, which does not exist", user.uuid),
-                    ));
-                }
-            };
-        }
-        Err(Error::unauthorized("redirect_loop", "user redirect chain is longer than 15 hops"))
     }
 }

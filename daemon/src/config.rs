@@ -113,6 +113,9 @@ pub struct FederationSettings {
     /// Upper bound of the notice sender's retry backoff.
     #[serde(default = "default_backoff_cap")]
     pub retry_backoff_cap_secs: u64,
+    /// `[federation.validation]`: what tokens we cannot check locally may make us ask of peers.
+    #[serde(default)]
+    pub validation: ValidationSettings,
 }
 
 impl Default for FederationSettings {
@@ -122,6 +125,29 @@ impl Default for FederationSettings {
             peers: Vec::new(),
             remote_token_refresh_secs: default_remote_token_refresh(),
             retry_backoff_cap_secs: default_backoff_cap(),
+            validation: ValidationSettings::default(),
+        }
+    }
+}
+
+/// `[federation.validation]`: a token bucket per issuing peer bounds the validation round trips
+/// we send it (new tokens and refreshes alike); a request beyond it is answered 429.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// Validations per second each peer's bucket regains.
+    #[serde(default = "default_validations_per_sec")]
+    pub per_peer_per_sec: u32,
+    /// Validations a peer's bucket holds (the largest burst).
+    #[serde(default = "default_validation_burst")]
+    pub per_peer_burst: u32,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            per_peer_per_sec: default_validations_per_sec(),
+            per_peer_burst: default_validation_burst(),
         }
     }
 }
@@ -204,6 +230,12 @@ fn default_remote_token_refresh() -> u64 {
 }
 fn default_backoff_cap() -> u64 {
     300
+}
+fn default_validations_per_sec() -> u32 {
+    50
+}
+fn default_validation_burst() -> u32 {
+    100
 }
 fn default_token_lifetime() -> u64 {
     14 * 24 * 3600
@@ -305,6 +337,12 @@ impl Settings {
         }
         if self.federation.retry_backoff_cap_secs == 0 {
             return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));
+        }
+        if self.federation.validation.per_peer_per_sec == 0 {
+            return Err(invalid("federation.validation.per_peer_per_sec", "must be at least 1"));
+        }
+        if self.federation.validation.per_peer_burst == 0 {
+            return Err(invalid("federation.validation.per_peer_burst", "must be at least 1"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));

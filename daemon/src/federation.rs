@@ -10,6 +10,7 @@ pub mod cache;
 pub mod outbox;
 pub mod peers;
 pub mod signing_key;
+pub mod validation_limits;
 
 use crate::accounts::{Error, ErrorKind};
 use crate::clock::Clock;
@@ -23,6 +24,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// Largest accepted difference between a signed request's `ts` and our clock.
 pub const MAX_SKEW_SECS: i64 = 300;
+
+/// How long a token its issuer refused is refused here without asking again.
+pub const REFUSAL_MEMORY_SECS: i64 = 60;
+
+/// Most refused tokens remembered (about 100 bytes each).
+pub const REFUSAL_MEMORY_ENTRIES: usize = 10_000;
 
 /// Federation state of one daemon.
 pub struct Federation {
@@ -39,6 +46,10 @@ pub struct Federation {
     /// Remote tokens revoked by a notice lately (when): a validation that was in flight when the
     /// notice arrived must not cache its (older) answer.
     revoked: Mutex<HashMap<ObjectUuid, std::time::Instant>>,
+    /// Tokens their issuer refused lately: asked again only once this forgets them.
+    refused: validation_limits::RefusedTokens,
+    /// Validations each issuer may still be asked for.
+    budget: validation_limits::PeerBudget,
     stats: Mutex<BTreeMap<ClusterId, outbox::PeerStats>>,
     refresh_secs: i64,
     backoff_cap_secs: u64,
@@ -81,6 +92,11 @@ impl Federation {
             key_fetches: Mutex::new(HashMap::new()),
             validations: tokio::sync::Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashMap::new()),
+            refused: validation_limits::RefusedTokens::new(REFUSAL_MEMORY_SECS, REFUSAL_MEMORY_ENTRIES),
+            budget: validation_limits::PeerBudget::new(
+                settings.federation.validation.per_peer_per_sec,
+                settings.federation.validation.per_peer_burst,
+            ),
             stats: Mutex::new(BTreeMap::new()),
             refresh_secs: i64::try_from(settings.federation.remote_token_refresh_secs).unwrap_or(300),
             backoff_cap_secs: settings.federation.retry_backoff_cap_secs,

@@ -22,7 +22,7 @@ use crate::accounts::merge::MergePlan;
 use crate::accounts::{Accounts, Caller, Error, ErrorKind, random_secret, views};
 use crate::federation::Federation;
 use crate::store::WriteBatch;
-use crate::store::records::{Group, Migration, MigrationState, User};
+use crate::store::records::{ConsentReason, Group, Migration, MigrationState, RedirectConsent, User};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use federation_proto::assertion::{MigrationGrant, MigrationRequest};
@@ -201,7 +201,10 @@ pub fn start(
     }))
 }
 
-/// At the target cluster: the grant for a login that carried `request` from `remote`.
+/// At the target cluster: the grant for a login that carried `request` from `remote`. The grant is
+/// remembered as a [`RedirectConsent`] for exactly (the request's old account, `user`), committed
+/// before the grant is handed out: it is what lets the redirect `remote` will announce for that
+/// account be followed here (see `accounts::redirects`), and nothing else is.
 pub fn grant_for_login(
     accounts: &Accounts,
     fed: &Federation,
@@ -215,7 +218,29 @@ pub fn grant_for_login(
         refuse(ErrorKind::Forbidden, "migration_request_refused", format!("migration request refused: {e}"))
     })?;
     let grant = MigrationGrant::for_request(&req, crate::accounts::user_record(user), salted, req.expires_at);
-    Ok(fed.sign(grant)?.to_value())
+    let signed = fed.sign(grant)?.to_value();
+    {
+        let _w = accounts.write_lock();
+        let mut b = WriteBatch::new();
+        b.put_redirect_consent(&RedirectConsent {
+            old_user_uuid: req.old_user_uuid.clone(),
+            new_user_uuid: user.uuid.clone(),
+            because: ConsentReason::GrantIssued {
+                requester: req.requester.clone(),
+                migration_uuid: req.migration_uuid.clone(),
+            },
+            at: accounts.clock().now(),
+        })?;
+        b.put_log(&accounts.audit(
+            Some(&user.uuid),
+            "migration_grant",
+            Some((&user.uuid, &user.owner_uuid)),
+            format!("{} granted {} at {} a migration into it", user.uuid, req.old_user_uuid, req.requester),
+            json!({"old_user_uuid": req.old_user_uuid, "requester": req.requester, "migration": req.migration_uuid}),
+        ))?;
+        accounts.store().commit(b)?;
+    }
+    Ok(signed)
 }
 
 fn load_pending(accounts: &Accounts, caller: &Caller, uuid: &ObjectUuid) -> Result<Migration, Error> {

@@ -18,8 +18,8 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, RemoteTokenRow, TokenRow,
-    User,
+    AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, RedirectConsent,
+    RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -86,6 +86,7 @@ trees! {
     Legacy => "legacyuuid_legacyaccount": "legacy account uuid → LegacyAccount (imported from an older system)",
     LegacyIds => "legacyid_legacyuuid": "legacy id → legacy account uuid",
     LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
+    RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -488,6 +489,14 @@ impl WriteBatch {
         }
         let bytes = encode(TreeId::Legacy, new)?;
         self.put_raw(TreeId::Legacy, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Records that this cluster vouches for a remote user's redirect (see [`RedirectConsent`]).
+    pub fn put_redirect_consent(&mut self, c: &RedirectConsent) -> StoreResult<()> {
+        let bytes = encode(TreeId::RedirectConsents, c)?;
+        let key = pair(&c.old_user_uuid.to_string(), &c.new_user_uuid.to_string());
+        self.put_raw(TreeId::RedirectConsents, key, bytes);
         Ok(())
     }
 
@@ -982,6 +991,11 @@ impl Store {
     /// A migration.
     pub fn migration(&self, uuid: &ObjectUuid) -> StoreResult<Option<Migration>> {
         self.get_json(TreeId::Migrations, uuid.to_string().as_bytes())
+    }
+
+    /// This cluster's consent to the redirect of remote user `old` to `new`, if it gave one.
+    pub fn redirect_consent(&self, old: &ObjectUuid, new: &ObjectUuid) -> StoreResult<Option<RedirectConsent>> {
+        self.get_json(TreeId::RedirectConsents, &pair(&old.to_string(), &new.to_string()))
     }
 
     /// A validated remote token.

@@ -603,3 +603,85 @@ async fn a_token_salted_for_a_peer_works_there_and_on_the_remote_forms_at_home_o
     let r = current(b, "/arvados/v1/users/current").await;
     assert_eq!(r.status, StatusCode::OK, "still fine at bbbbb: {}", r.body);
 }
+
+/// Issue 10, finding 8a: a made-up secret for the uuid of a token we hold is refused here; it
+/// neither evicts the real token's cached row nor costs a round trip to the issuer.
+#[tokio::test]
+async fn a_wrong_secret_for_a_cached_token_neither_evicts_it_nor_asks_the_issuer() {
+    let fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let alice = a.user("alice").await;
+    let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+    let before = counter(b, "hearth_token_validations_total", "aaaaa").await;
+    let uuid = token_uuid(&alice.token);
+    for wrong in [
+        format!("v2/{uuid}/{}", hearth::accounts::random_secret()),
+        salted(&format!("v2/{uuid}/{}", hearth::accounts::random_secret()), "bbbbb"),
+    ] {
+        let r = b.client(&wrong).get("/arvados/v1/users/current").await.unwrap();
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_token"), "{}", r.body);
+    }
+    let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+    let after = counter(b, "hearth_token_validations_total", "aaaaa").await;
+    assert_eq!(after - before, 0.0, "validation round trips for two wrong secrets and the cached token");
+}
+
+/// Issue 10, finding 8b: repeating a bogus token of a peer costs one round trip to it for a while,
+/// and many different bogus tokens at most the peer's validation budget (here 5, then 1 a second);
+/// beyond it the answer is 429, and real tokens get through again once the budget refills.
+#[tokio::test]
+async fn bogus_tokens_of_a_peer_cost_it_a_bounded_number_of_round_trips() {
+    let fed = Federation::start_with(
+        &["aaaaa", "bbbbb"],
+        "[federation.validation]\nper_peer_per_sec = 1\nper_peer_burst = 5\n",
+    )
+    .await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let bogus = || format!("v2/aaaaa-gj3su-{}/{}", hearth::accounts::random_id(), hearth::accounts::random_secret());
+    let validations = || counter(b, "hearth_token_validations_total", "aaaaa");
+
+    let before = validations().await;
+    let same = bogus();
+    for i in 0..20 {
+        let r = b.client(&same).get("/arvados/v1/users/current").await.unwrap();
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_token"), "use {i}: {}", r.body);
+    }
+    assert_eq!(validations().await - before, 1.0, "round trips for one bogus token used 20 times");
+
+    tokio::time::sleep(Duration::from_secs(5)).await; // the budget refills to its burst
+    let before = validations().await;
+    let started = Instant::now();
+    let mut uses = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let client = b.client(&bogus());
+        uses.spawn(async move { client.get("/arvados/v1/users/current").await.unwrap() });
+    }
+    let mut throttled = 0;
+    while let Some(r) = uses.join_next().await {
+        let r = r.unwrap();
+        match (r.status, r.code()) {
+            (StatusCode::UNAUTHORIZED, "invalid_token") => {}
+            (StatusCode::TOO_MANY_REQUESTS, "validations_throttled") => throttled += 1,
+            other => panic!("unexpected answer {other:?}: {}", r.body),
+        }
+    }
+    let spent = validations().await - before;
+    let bound = 5.0 + started.elapsed().as_secs_f64().ceil();
+    assert!(spent <= bound, "{spent} round trips for 20 different bogus tokens (bound {bound})");
+    assert!(throttled > 0 && spent + f64::from(throttled) == 20.0, "{spent} validated, {throttled} throttled");
+
+    // A real token of aaaaa is accepted again within a second or two.
+    let alice = a.user("alice").await;
+    let poll = Poll::new("bbbbb to accept a real token after the flood", 10);
+    loop {
+        let r = b.client(&alice.token).get("/arvados/v1/users/current").await.unwrap();
+        if r.status == StatusCode::OK {
+            assert_eq!(r.body["uuid"], alice.uuid.as_str());
+            break;
+        }
+        assert_eq!(r.code(), "validations_throttled", "{}", r.body);
+        poll.tick(&(r.status, &r.body)).await;
+    }
+}

@@ -13,5 +13,6 @@ mod legacy;
 mod merge;
 mod migration;
 mod pages;
+mod redirects;
 mod sdk;
 mod tidy;

@@ -3,7 +3,9 @@
 //! A token is accepted when its uuid names a stored row, the SHA-256 of its secret equals the
 //! stored hash (compared in constant time), it has not expired, and its user's redirect chain ends
 //! at an existing user (the caller is then that user: a merged-away account's tokens act as the
-//! account it was merged into). The system root token acts as the system user.
+//! account it was merged into). Only the hops [`Accounts::redirect_hop`] allows are followed: a
+//! peer's redirect of its user out of its own cluster is not (see `redirects`). The system root
+//! token acts as the system user.
 
 use super::Accounts;
 use super::error::{Error, Result};

@@ -26,7 +26,9 @@ use super::error::{Error, Result};
 use super::permissions::Level;
 use super::{Accounts, Caller, views};
 use crate::store::StoreResult;
-use crate::store::records::{AuthorizedKey, Collection, Group, Link, MergeIntent, User};
+use crate::store::records::{
+    AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
+};
 use crate::store::{AliasedIndex, OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
@@ -554,6 +556,16 @@ impl Accounts {
         if plan.redirect {
             old_after.redirect_to_user_uuid = Some(new.uuid.clone());
             old_after.username = None;
+            if old.uuid.cluster() != self.cluster() {
+                // The redirect of a remote user that our admin made: ours to vouch for (the cached
+                // record alone cannot say who set it; see `redirects`).
+                b.put_redirect_consent(&RedirectConsent {
+                    old_user_uuid: old.uuid.clone(),
+                    new_user_uuid: new.uuid.clone(),
+                    because: ConsentReason::MergedHere,
+                    at: now,
+                })?;
+            }
         }
         old_after.modified_at = now;
         old_after.modified_by_user_uuid = actor.cloned();

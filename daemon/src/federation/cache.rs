@@ -9,6 +9,10 @@
 //! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
 //! assertion is cached until `refreshes_at` and dropped at once when the home cluster sends
 //! `token_revoked` (or `user_redirected`). Concurrent first uses of one token share one round trip.
+//! What the issuer refuses is remembered for a minute, a token whose uuid we hold with another
+//! secret is refused without asking, and each issuer has a validation budget (see
+//! `validation_limits`): made-up tokens cost the issuer few round trips and never evict the cached
+//! row of the real one.
 
 use super::{Federation, fed_err};
 use crate::accounts::{Accounts, Caller, Error, ErrorKind, auth::invalid_token, user_record};
@@ -22,6 +26,16 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Error codes with which an issuer refuses the token itself (rather than our request): invalid or
+/// expired, its account moved away, or not the issuer's token.
+const TOKEN_REFUSALS: &[&str] = &["invalid_token", "token_expired", "account_moved", "not_our_token"];
+
+/// Counts a remote token refused without a round trip to its issuer.
+fn refused_here(issuer: &ClusterId, reason: &'static str) {
+    metrics::counter!("hearth_remote_tokens_refused_locally_total", "peer" => issuer.to_string(), "reason" => reason)
+        .increment(1);
+}
 
 impl Federation {
     /// Writes (into `b`) the cached copy of a remote user from its home's record, if the record is
@@ -196,8 +210,10 @@ impl Federation {
     fn caller_from_cache(&self, accounts: &Accounts, row: &RemoteTokenRow) -> Result<Caller, Error> {
         let user = self.store.user(&row.user_uuid)?.ok_or_else(invalid_token)?;
         // The home cluster's assertion already names the effective account (a merge at home is
-        // resolved there). A redirect on the cached copy was made here, by a local merge of the
-        // remote user, and remote credentials never carry over to the account it went into.
+        // resolved there, and the home answers `account_moved` for an account that left it). A
+        // redirect on the cached copy is either a local merge of the remote user, and remote
+        // credentials never carry over to the account it went into, or a claim that came after
+        // the assertion: neither is followed for a remote token (see `accounts::redirects`).
         if user.redirect_to_user_uuid.is_some() {
             return Err(invalid_token());
         }
@@ -240,27 +256,63 @@ impl Federation {
         } else {
             presented.salt_for(&self.me).map_err(|_| invalid_token())?
         };
-        let hash = salted.secret_hash();
-        if let Some(row) = self.store.remote_token(salted.uuid())?
-            && self.usable(accounts, &row, &hash)
-        {
+        if let Some(row) = self.known_answer(accounts, &salted, issuer)? {
             return self.caller_from_cache(accounts, &row);
         }
-        // One validation per token at a time: later arrivals wait, then find the cache filled.
+        // One validation per token at a time: later arrivals wait, then find the cache filled (or
+        // the refusal remembered).
         let gate = {
             let mut map = self.validations.lock().await;
             map.entry(salted.uuid().clone()).or_insert_with(|| Arc::new(tokio::sync::Mutex::new(()))).clone()
         };
         let _turn = gate.lock().await;
-        if let Some(row) = self.store.remote_token(salted.uuid())?
-            && self.usable(accounts, &row, &hash)
-        {
-            return self.caller_from_cache(accounts, &row);
-        }
-        let result = self.validate_at_home(accounts, &salted, issuer).await;
+        let result = match self.known_answer(accounts, &salted, issuer) {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => match self.budget.take(issuer, accounts.clock().now().unix_timestamp_nanos()) {
+                Ok(()) => self.validate_at_home(accounts, &salted, issuer).await,
+                Err(wait) => {
+                    refused_here(issuer, "throttled");
+                    let mut e = fed_err(
+                        ErrorKind::Throttled,
+                        "validations_throttled",
+                        format!("too many new tokens of cluster {issuer} to check right now; try again shortly"),
+                    );
+                    e.retry_after = Some(wait);
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
         self.validations.lock().await.remove(salted.uuid());
         let row = result?;
         self.caller_from_cache(accounts, &row)
+    }
+
+    /// What we can say about `salted` without asking its issuer: `Some` usable cached row, `None`
+    /// (ask), or a refusal: a token whose uuid we hold with another secret (a token's secret never
+    /// changes, so that one is wrong, and its issuer's answer about it must not cost the right one
+    /// its cached row), or one the issuer refused moments ago.
+    fn known_answer(
+        &self,
+        accounts: &Accounts,
+        salted: &Token,
+        issuer: &ClusterId,
+    ) -> Result<Option<RemoteTokenRow>, Error> {
+        let hash = salted.secret_hash();
+        if let Some(row) = self.store.remote_token(salted.uuid())? {
+            if !row.secret_hash.ct_eq(&hash) {
+                refused_here(issuer, "wrong_secret");
+                return Err(invalid_token());
+            }
+            if self.usable(accounts, &row, &hash) {
+                return Ok(Some(row));
+            }
+        }
+        if self.refused.is_refused(salted.uuid(), &hash, accounts.clock().now().unix_timestamp_nanos()) {
+            refused_here(issuer, "refused_lately");
+            return Err(invalid_token());
+        }
+        Ok(None)
     }
 
     async fn validate_at_home(
@@ -274,10 +326,19 @@ impl Federation {
             .map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?;
         let answer = self.send(issuer, Method::POST, "/federation/v1/tokens/validate", Some(&body)).await?;
         if answer.status.is_client_error() {
-            let _w = accounts.write_lock();
-            let mut b = WriteBatch::new();
-            b.delete_remote_token(salted.uuid());
-            self.store.commit(b)?;
+            let code = answer.body.get("error_code").and_then(Value::as_str).unwrap_or("");
+            if TOKEN_REFUSALS.contains(&code) {
+                // The issuer's word about this very token (uuid and secret): remember it, and drop
+                // our cached copy only if it is of this same secret.
+                let hash = salted.secret_hash();
+                self.refused.remember(salted.uuid(), &hash, accounts.clock().now().unix_timestamp_nanos());
+                let _w = accounts.write_lock();
+                if self.store.remote_token(salted.uuid())?.is_some_and(|row| row.secret_hash.ct_eq(&hash)) {
+                    let mut b = WriteBatch::new();
+                    b.delete_remote_token(salted.uuid());
+                    self.store.commit(b)?;
+                }
+            }
             return Err(invalid_token());
         }
         if !answer.status.is_success() {

@@ -350,3 +350,35 @@ pub struct MergeIntent {
     #[serde(with = "arv_time")]
     pub at: OffsetDateTime,
 }
+
+/// This cluster's own word that a remote user's redirect may be followed for authentication here
+/// (DESIGN §3, "Claims stay inside their cluster"). A peer may announce any redirect of its users;
+/// one that leaves the peer is followed only for the exact pair (old, new) recorded here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RedirectConsent {
+    /// The remote user that redirects.
+    pub old_user_uuid: ObjectUuid,
+    /// Where it may redirect to.
+    pub new_user_uuid: ObjectUuid,
+    /// Why this cluster vouches for it.
+    pub because: ConsentReason,
+    /// When it was recorded.
+    #[serde(with = "arv_time")]
+    pub at: OffsetDateTime,
+}
+
+/// Why this cluster vouches for a redirect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConsentReason {
+    /// We issued the migration grant: our user `new_user_uuid` logged in here with the signed
+    /// migration request of `requester` naming `old_user_uuid` (the reverse-direction migration).
+    GrantIssued {
+        /// The cluster that holds the old account and runs the merge.
+        requester: ClusterId,
+        /// Its pending migration.
+        migration_uuid: ObjectUuid,
+    },
+    /// Our own admin merged the remote user here, with redirect.
+    MergedHere,
+}
