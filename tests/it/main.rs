@@ -12,4 +12,5 @@ mod merge;
 mod migration;
 mod pages;
 mod sdk;
+mod throttle;
 mod tidy;
