@@ -87,11 +87,26 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    // A client gets `header_read_timeout_secs` for the TLS handshake, then for the first request
+    // (hyper's protocol detection included), then for each request head on HTTP/1.1 (which also
+    // closes kept-alive connections idle that long); HTTP/2 connections whose peer stops
+    // answering pings are closed.
+    let patience = Duration::from_secs(app.settings.http.header_read_timeout_secs);
+    let mut server = axum_server::from_tcp_rustls(listener, tls)?
+        .map(|tls| tls.handshake_timeout(patience))
+        .first_request_timeout(patience)
+        .handle(handle.clone());
+    server.http_builder().http1().header_read_timeout(patience);
+    server.http_builder().http2().keep_alive_interval(H2_PING_INTERVAL).keep_alive_timeout(H2_PING_TIMEOUT);
     let server = tokio::spawn(async move { server.serve(service).await });
     tracing::info!(cluster = %app.settings.cluster.id, %addr, "hearth is serving");
     Ok(DaemonHandle { addr, app, handle, server, background })
 }
+
+/// How often an HTTP/2 connection without traffic is pinged.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Tidies the index entries merges leave behind: once at start, then after each such merge.
 async fn tidy_indexes(app: Arc<App>) {

@@ -12,5 +12,6 @@ mod merge;
 mod migration;
 mod pages;
 mod sdk;
+mod server;
 mod throttle;
 mod tidy;
