@@ -25,8 +25,15 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A refusal of the value of `key` (also for files a key names that cannot be used).
+    pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    ConfigError::invalid(key, message)
 }
 
 /// All settings of one cluster's daemon.

@@ -1,13 +1,17 @@
-//! The HTTPS server's patience with slow clients: a connection that stalls in the TLS handshake,
-//! before its first request, in the middle of a request line or idle between requests is closed
-//! after `http.header_read_timeout_secs` (here 1 s; each check allows 30 s, a liveness bound, not
-//! a timing goal).
+//! Starting and serving: `hearth serve` reads and checks every file its config names before it
+//! creates anything in `data_dir`; and the HTTPS server's patience with slow clients: a connection
+//! that stalls in the TLS handshake, before its first request, in the middle of a request line or
+//! idle between requests is closed after `http.header_read_timeout_secs` (here 1 s; each check
+//! allows 30 s, a liveness bound, not a timing goal).
 
-use crate::harness::Federation;
+use crate::harness::{Federation, HEARTH};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use std::io::BufRead;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,4 +113,123 @@ async fn stalled_connections_are_closed() {
     }
     // The daemon serves on.
     assert_eq!(c.anon.get("/healthz").await.unwrap().status, reqwest::StatusCode::OK);
+}
+
+/// How a `hearth serve` run ended.
+#[derive(Debug)]
+enum Start {
+    /// It printed that it listens (and was then killed).
+    Served,
+    /// It exited on its own: success, and what it wrote on stderr.
+    Exited(bool, String),
+}
+
+/// Runs `hearth serve --config <config>` until it says it listens or exits.
+fn serve(config: &Path) -> Start {
+    let mut child = Command::new(HEARTH)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    if line.contains("hearth listening on") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Start::Served;
+    }
+    let out = child.wait_with_output().unwrap();
+    Start::Exited(out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A peer's `ca_cert` that is missing, not PEM, or PEM without a usable certificate, a TLS
+/// certificate or key that cannot be loaded, or a signing key that does not parse stops the start
+/// with one line naming the key, and nothing is created: no data dir, or the empty one stays
+/// empty. Before, the signing key, a self-signed certificate and the store were written first.
+#[test]
+fn a_bad_file_in_the_config_stops_the_start_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = hearth::tls::LocalCa::new("test CA").unwrap();
+    let (ca_cert, cert, key) = ca.write_leaf(&d.join("tls"), &["127.0.0.1"]).unwrap();
+    let (_, _, other_key) = ca.write_leaf(&d.join("other"), &["127.0.0.1"]).unwrap();
+    std::fs::write(d.join("garbage.pem"), "not a certificate\n").unwrap();
+    std::fs::write(d.join("bad-der.pem"), "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(d.join("key-only.pem"), std::fs::read(&key).unwrap()).unwrap();
+    hearth::tls::write_private(&d.join("bad.key"), b"ed25519-secret:nope\n").unwrap();
+    let peer = |ca_cert: &Path| {
+        format!(
+            "[[federation.peers]]\nid = \"yyyyy\"\nurl = \"https://127.0.0.1:2\"\npublic_key = \"{}\"\nca_cert = \"{}\"\n",
+            hearth::federation::signing_key::generate().public(),
+            ca_cert.display()
+        )
+    };
+    let self_signed = "[tls]\nself_signed = true\n".to_string();
+    let tls = |c: &Path, k: &Path| format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display());
+    let cases: Vec<(String, String, &str)> = vec![
+        (self_signed.clone(), peer(&d.join("missing.pem")), "federation.peers[0].ca_cert"),
+        (self_signed.clone(), peer(&d.join("garbage.pem")), "federation.peers[0].ca_cert"),
+        (self_signed.clone(), peer(&d.join("bad-der.pem")), "federation.peers[0].ca_cert"),
+        (self_signed.clone(), peer(&d.join("key-only.pem")), "federation.peers[0].ca_cert"),
+        (tls(&d.join("missing.pem"), &key), String::new(), "tls.cert"),
+        (tls(&d.join("garbage.pem"), &key), String::new(), "tls.cert"),
+        (tls(&cert, &d.join("missing.pem")), String::new(), "tls.key"),
+        (tls(&cert, &d.join("garbage.pem")), String::new(), "tls.key"),
+        (tls(&cert, &other_key), String::new(), "tls.key"),
+        (
+            self_signed.clone(),
+            format!("[federation]\nsigning_key = \"{}\"\n", d.join("bad.key").display()),
+            "federation.signing_key",
+        ),
+    ];
+    for (i, (tls_section, federation, key_named)) in cases.iter().enumerate() {
+        for pre_created in [false, true] {
+            let data = d.join(format!("data-{i}-{pre_created}"));
+            if pre_created {
+                std::fs::create_dir(&data).unwrap();
+            }
+            let config = d.join(format!("c{i}-{pre_created}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[cluster]\nid = \"zzzzz\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://127.0.0.1:1\"\ndata_dir = \"{}\"\n{tls_section}{federation}",
+                    data.display()
+                ),
+            )
+            .unwrap();
+            let case = format!("case {i} ({key_named}, data dir made before: {pre_created})");
+            match serve(&config) {
+                Start::Served => panic!("{case}: the daemon started"),
+                Start::Exited(ok, err) => {
+                    assert!(!ok, "{case}: exit status 0");
+                    assert!(err.contains(key_named), "{case}: message {err:?} does not name {key_named}");
+                    assert_eq!(err.trim().lines().count(), 1, "{case}: one line, got {err:?}");
+                }
+            }
+            if pre_created {
+                let left: Vec<_> = std::fs::read_dir(&data).unwrap().flatten().map(|e| e.file_name()).collect();
+                assert!(left.is_empty(), "{case}: the data dir holds {left:?}");
+            } else {
+                assert!(!data.exists(), "{case}: the data dir was created");
+            }
+        }
+    }
+    // The same files, fixed, start.
+    let data = d.join("data-good");
+    let config = d.join("good.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nid = \"zzzzz\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://127.0.0.1:1\"\ndata_dir = \"{}\"\n{}{}",
+            data.display(),
+            tls(&cert, &key),
+            peer(&ca_cert)
+        ),
+    )
+    .unwrap();
+    assert!(matches!(serve(&config), Start::Served), "a good config starts");
+    assert!(data.join("signing.key").exists());
 }
