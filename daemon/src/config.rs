@@ -25,8 +25,15 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// A refusal of the value of `key` (also for files a key names that cannot be used).
+    pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    ConfigError::invalid(key, message)
 }
 
 /// All settings of one cluster's daemon.
@@ -38,6 +45,9 @@ pub struct Settings {
     /// `[tls]`: the server certificate.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// `[http]`: connection limits of the HTTPS server.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// `[federation]`: signing key and peers.
     #[serde(default)]
     pub federation: FederationSettings,
@@ -80,6 +90,23 @@ pub struct TlsSettings {
     /// Generate a self-signed certificate (into the data dir) when none is configured.
     #[serde(default)]
     pub self_signed: bool,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds a client has to complete the TLS handshake, and then to send each request's headers
+    /// (on HTTP/1.1 the wait for the next request of a kept-alive connection counts too, so this is
+    /// also how long an idle connection stays open).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { header_read_timeout_secs: default_header_read_timeout() }
+    }
 }
 
 /// One peer cluster.
@@ -225,6 +252,9 @@ impl Default for LogSettings {
     }
 }
 
+fn default_header_read_timeout() -> u64 {
+    10
+}
 fn default_remote_token_refresh() -> u64 {
     300
 }
@@ -334,6 +364,9 @@ impl Settings {
         }
         if self.login.failure_window_secs == 0 {
             return Err(invalid("login.failure_window_secs", "must be at least 1"));
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            return Err(invalid("http.header_read_timeout_secs", "must be at least 1"));
         }
         if self.federation.retry_backoff_cap_secs == 0 {
             return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));

@@ -60,13 +60,16 @@ fn fed_err(kind: ErrorKind, code: &'static str, msg: impl Into<String>) -> Error
 }
 
 impl Federation {
-    /// Sets up peers (with their pinned, or since rotated, keys) and clients.
+    /// Sets up peers (with their pinned, or since rotated, keys) and their clients (`clients`, one
+    /// per configured peer: [`peers::clients`]).
     pub fn new(
         settings: &Settings,
         store: Store,
         clock: Clock,
         signing: ClusterSigningKey,
+        clients: Vec<Peer>,
     ) -> anyhow::Result<Federation> {
+        let mut clients: BTreeMap<ClusterId, Peer> = clients.into_iter().map(|p| (p.id.clone(), p)).collect();
         let mut peers = BTreeMap::new();
         let mut trusted = TrustedKeys::new();
         let mut pins = BTreeMap::new();
@@ -78,7 +81,9 @@ impl Federation {
                 None => trusted.pin(p.id.clone(), pinned),
             }
             pins.insert(p.id.clone(), pinned);
-            peers.insert(p.id.clone(), Peer::new(p)?);
+            let client =
+                clients.remove(&p.id).ok_or_else(|| anyhow::anyhow!("federation.peers {}: no HTTP client", p.id))?;
+            peers.insert(p.id.clone(), client);
         }
         Ok(Federation {
             me: settings.cluster.id.clone(),

@@ -2,10 +2,11 @@
 
 use crate::accounts::{AccountSettings, Accounts};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::federation::{Federation, signing_key};
 use crate::http::{App, router};
 use crate::store::Store;
+use crate::tls::ServerTlsError;
 use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
@@ -44,29 +45,70 @@ impl DaemonHandle {
     }
 }
 
-/// Opens the store, loads keys and certificates, and serves on `listener` until shut down.
+/// What the files the settings name hold, read and checked before anything is created.
+struct Checked {
+    /// One client per peer (each `ca_cert` read).
+    peers: Vec<crate::federation::peers::Peer>,
+    /// The signing key, when its file exists (else it is generated).
+    signing_key: Option<federation_proto::ClusterSigningKey>,
+    /// The server's TLS configuration, when its files exist (else a self-signed one is generated).
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Reads and checks every file the settings name, writing nothing: a bad `ca_cert`, certificate
+/// or key stops the start with a message naming its key before the data dir, the store, a signing
+/// key or a certificate is created.
+fn check_files(settings: &Settings) -> anyhow::Result<Checked> {
+    let peers = crate::federation::peers::clients(settings)?;
+    let key_path = settings.signing_key_path();
+    let signing_key = signing_key::read_if_present(&key_path)
+        .map_err(|e| ConfigError::invalid("federation.signing_key", format!("{e:#}")))?;
+    let (cert, key, cert_key, key_key) = match (&settings.tls.cert, &settings.tls.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), "tls.cert", "tls.key"),
+        _ => {
+            let (c, k) = crate::tls::self_signed_paths(&settings.cluster.data_dir);
+            if !(c.exists() && k.exists()) {
+                return Ok(Checked { peers, signing_key, tls: None });
+            }
+            (c, k, "tls.self_signed", "tls.self_signed")
+        }
+    };
+    let tls = crate::tls::server_config(&cert, &key).map_err(|e| match e {
+        ServerTlsError::Cert(e) => ConfigError::invalid(cert_key, format!("{e:#}")),
+        ServerTlsError::Key(e) => ConfigError::invalid(key_key, format!("{e:#}")),
+    })?;
+    Ok(Checked { peers, signing_key, tls: Some(tls) })
+}
+
+/// Checks every file the settings name, then opens (or creates) the store, keys and certificates,
+/// and serves on `listener` until shut down.
 pub async fn run(
     settings: Settings,
     listener: std::net::TcpListener,
     metrics: Option<PrometheusHandle>,
 ) -> anyhow::Result<DaemonHandle> {
+    let checked = check_files(&settings)?;
     let data_dir = settings.cluster.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open(&data_dir.join("store")).context("opening the store")?;
-    let signing_key = signing_key::load_or_generate(&settings.signing_key_path())?;
-    let (cert, key) = match (&settings.tls.cert, &settings.tls.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => {
+    let signing_key = match checked.signing_key {
+        Some(k) => k,
+        None => signing_key::create(&settings.signing_key_path())?,
+    };
+    let tls = match checked.tls {
+        Some(t) => t,
+        None => {
             let host = reqwest::Url::parse(&settings.cluster.public_url)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))
                 .unwrap_or_else(|| "localhost".into());
-            crate::tls::ensure_self_signed(&data_dir, &host)?
+            let (cert, key) = crate::tls::ensure_self_signed(&data_dir, &host)?;
+            crate::tls::server_config(&cert, &key).map_err(|e| match e {
+                ServerTlsError::Cert(e) | ServerTlsError::Key(e) => e.context("the self-signed certificate"),
+            })?
         }
     };
-    let tls = RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+    let tls = RustlsConfig::from_config(tls);
     let account_settings = AccountSettings {
         cluster: settings.cluster.id.clone(),
         peers: settings.federation.peers.iter().map(|p| p.id.clone()).collect(),
@@ -78,7 +120,7 @@ pub async fn run(
         new_users_active: settings.policy.new_users_active,
         max_list_limit: settings.policy.max_list_limit,
     };
-    let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key)?);
+    let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key, checked.peers)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
     let app = Arc::new(App { settings, accounts, federation, metrics });
@@ -87,11 +129,26 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    // A client gets `header_read_timeout_secs` for the TLS handshake, then for the first request
+    // (hyper's protocol detection included), then for each request head on HTTP/1.1 (which also
+    // closes kept-alive connections idle that long); HTTP/2 connections whose peer stops
+    // answering pings are closed.
+    let patience = Duration::from_secs(app.settings.http.header_read_timeout_secs);
+    let mut server = axum_server::from_tcp_rustls(listener, tls)?
+        .map(|tls| tls.handshake_timeout(patience))
+        .first_request_timeout(patience)
+        .handle(handle.clone());
+    server.http_builder().http1().header_read_timeout(patience);
+    server.http_builder().http2().keep_alive_interval(H2_PING_INTERVAL).keep_alive_timeout(H2_PING_TIMEOUT);
     let server = tokio::spawn(async move { server.serve(service).await });
     tracing::info!(cluster = %app.settings.cluster.id, %addr, "hearth is serving");
     Ok(DaemonHandle { addr, app, handle, server, background })
 }
+
+/// How often an HTTP/2 connection without traffic is pinged.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Tidies the index entries merges leave behind: once at start, then after each such merge.
 async fn tidy_indexes(app: Arc<App>) {

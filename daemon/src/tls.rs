@@ -4,7 +4,10 @@
 
 use anyhow::Context;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A certificate authority kept in memory.
 pub struct LocalCa {
@@ -75,10 +78,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the self-signed certificate and its key live in data dir `dir`: (cert, key).
+pub fn self_signed_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("tls-cert.pem"), dir.join("tls-key.pem"))
+}
+
 /// A self-signed certificate for `host` in `dir` (made once, reused after): (cert, key) paths.
 pub fn ensure_self_signed(dir: &Path, host: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let cert_path = dir.join("tls-cert.pem");
-    let key_path = dir.join("tls-key.pem");
+    let (cert_path, key_path) = self_signed_paths(dir);
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
@@ -93,4 +100,52 @@ pub fn ensure_self_signed(dir: &Path, host: &str) -> anyhow::Result<(PathBuf, Pa
     std::fs::write(&cert_path, ck.cert.pem())?;
     write_private(&key_path, ck.signing_key.serialize_pem().as_bytes())?;
     Ok((cert_path, key_path))
+}
+
+/// The certificates of a PEM file: at least one, each well formed. Used for the files the
+/// configuration names, so that a bad one stops the start before anything is written.
+pub fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{} is not PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no PEM certificate", path.display());
+    }
+    Ok(certs)
+}
+
+/// The CA certificates of a PEM file, each usable as a trust anchor.
+pub fn read_ca_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = read_certs(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &certs {
+        roots.add(c.clone()).map_err(|e| anyhow::anyhow!("{}: not a usable CA certificate: {e}", path.display()))?;
+    }
+    Ok(certs)
+}
+
+/// Why a server certificate and key cannot be used, and which of the two is at fault.
+#[derive(Debug)]
+pub enum ServerTlsError {
+    /// The certificate file.
+    Cert(anyhow::Error),
+    /// The key file, or the key does not belong to the certificate.
+    Key(anyhow::Error),
+}
+
+/// The server's TLS configuration (HTTP/2 and HTTP/1.1 by ALPN) from a PEM certificate chain and
+/// its PEM private key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ServerTlsError> {
+    let chain = read_certs(cert).map_err(ServerTlsError::Cert)?;
+    let pem =
+        std::fs::read(key).map_err(|e| ServerTlsError::Key(anyhow::anyhow!("cannot read {}: {e}", key.display())))?;
+    let private = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| ServerTlsError::Key(anyhow::anyhow!("{} holds no usable private key: {e}", key.display())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| ServerTlsError::Key(anyhow::anyhow!("{} does not fit {}: {e}", key.display(), cert.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

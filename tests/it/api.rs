@@ -508,6 +508,7 @@ async fn bad_config_stops_the_start_naming_the_key() {
         (base.replace("https://127.0.0.1:1", "http://127.0.0.1:1"), "cluster.public_url"),
         (base.replace("self_signed = true", "self_signed = false"), "tls"),
         (format!("{base}[login]\nmax_failures = \"many\"\n"), "max_failures"),
+        (format!("{base}[http]\nheader_read_timeout_secs = 0\n"), "http.header_read_timeout_secs"),
         (
             format!(
                 "{base}[[federation.peers]]\nid = \"yyyyy\"\nurl = \"https://127.0.0.1:2\"\npublic_key = \"ed25519:nope\"\n"

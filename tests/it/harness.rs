@@ -108,6 +108,28 @@ impl Cluster {
         self.anon.with_token(token)
     }
 
+    /// A plain HTTPS client (trusting the federation's CA) whose connections come from `source`,
+    /// a loopback address such as `127.0.0.101`: the daemon sees it as another client address.
+    pub fn http_from(&self, source: &str) -> reqwest::Client {
+        let ip: std::net::IpAddr = source.parse().expect("source address");
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&self.ca_pem).expect("ca")])
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip)
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .expect("client")
+    }
+
+    /// The value of metric `name` in `/metrics` (summed over its labels; 0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.anon.http().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Creates an active user with a verified email `<username>@example.org` and logs it in.
     pub async fn user(&self, username: &str) -> TestUser {
         self.user_with(username, json!({})).await

@@ -15,4 +15,6 @@ mod migration;
 mod pages;
 mod redirects;
 mod sdk;
+mod server;
+mod throttle;
 mod tidy;

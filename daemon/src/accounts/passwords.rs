@@ -1,15 +1,24 @@
 //! Passwords (argon2id) and login throttling.
 //!
-//! Hashing costs ~15 ms of CPU, so callers on the async runtime run these functions through
-//! `spawn_blocking`. Throttling counts failed attempts per account and per source address inside a
-//! sliding window; at the limit further attempts are refused (429) without checking the password,
-//! so a guesser learns nothing and costs us nothing.
+//! Hashing costs ~15 ms of CPU, so callers run these functions on the [`HashGate`]'s threads.
+//! Throttling counts attempts per account and per source address inside a sliding window; at the
+//! limit further attempts are refused (429) without checking the password, so a guesser learns
+//! nothing and costs us nothing. An attempt takes its slot *before* its password is checked
+//! ([`Throttle::reserve`]), so a burst of concurrent attempts cannot all pass the check while the
+//! first ones are still hashing; a correct password gives its slot back
+//! ([`Reservation::succeeded`]), and an attempt that finds a counter full only of attempts still
+//! being checked waits for them instead of being refused.
+//!
+//! Every checked attempt runs exactly one argon2 verification with the same parameters, whether
+//! the account exists, has a password or not ([`verify_password`] falls back to [`DUMMY_HASH`]);
+//! `hearth_argon2_verifications_total` counts them.
 
 use super::error::{Error, ErrorKind, Result};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -42,12 +51,30 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| Error::new(ErrorKind::Internal, "hash", e.to_string()))
 }
 
-/// Whether `password` matches the PHC string `phc`.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    }
+/// An argon2id hash with the default parameters of [`DUMMY_PASSWORD`], which no account has: what
+/// a login is checked against when its account is unknown, has no password, or has a stored hash
+/// that does not parse, so that every failed login costs one full verification.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$94CnU1o70WyURVTzgP0/gw$FJlCu+CdMHfG85JZi0NOn8hsnHO3hRAOGFnivX4IujU";
+/// The password [`DUMMY_HASH`] was made from (only tests use it).
+#[cfg(test)]
+const DUMMY_PASSWORD: &str = "hearth dummy password, never anyone's";
+
+/// Whether `password` matches the PHC string `phc`. Always runs one argon2 verification: without a
+/// usable `phc` it verifies against [`DUMMY_HASH`] and answers false.
+pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
+    let real = phc.and_then(|p| PasswordHash::new(p).ok());
+    let ok = match &real {
+        Some(h) => Argon2::default().verify_password(password.as_bytes(), h).is_ok(),
+        None => {
+            if let Ok(h) = PasswordHash::new(DUMMY_HASH) {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &h);
+            }
+            false
+        }
+    };
+    metrics::counter!("hearth_argon2_verifications_total").increment(1);
+    ok
 }
 
 /// Runs argon2 computations on a few dedicated threads (one per core), one at a time each. Each
@@ -102,64 +129,195 @@ impl HashGate {
 
 /// Bound on remembered keys, so that a flood of distinct logins cannot grow memory without limit.
 const MAX_KEYS: usize = 100_000;
+/// Longest an attempt waits for attempts in flight to settle before it is refused.
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// Failed-attempt counters.
+/// Attempt counters.
 pub struct Throttle {
-    max: u32,
+    max: usize,
     window: i64,
-    failures: Mutex<HashMap<String, VecDeque<i64>>>,
+    keys: Mutex<HashMap<String, Counter>>,
+    settled: Condvar,
+}
+
+/// One key's attempts inside the window: failed ones and ones still being checked.
+#[derive(Default)]
+struct Counter {
+    /// When each attempt counted here was made, oldest first.
+    times: VecDeque<i64>,
+    /// How many of them are still being checked.
+    in_flight: usize,
+}
+
+impl Counter {
+    fn failed(&self) -> usize {
+        self.times.len().saturating_sub(self.in_flight)
+    }
+}
+
+/// What the counters say about a new attempt.
+enum Verdict {
+    /// There is room: take a slot.
+    Room,
+    /// Full only because attempts are still being checked: one that succeeds makes room.
+    Wait,
+    /// Failures alone fill a counter; retry after this many seconds.
+    Refuse(i64),
+}
+
+/// One attempt's slot under each of its keys, taken by [`Throttle::reserve`]. It counts as a failure
+/// unless [`Reservation::succeeded`] is called; dropping it (a wrong password, an unknown login,
+/// an error, a panic) keeps it counted.
+#[must_use = "a reservation counts as a failure unless it is marked succeeded"]
+pub struct Reservation<'a> {
+    throttle: &'a Throttle,
+    keys: Vec<String>,
+    at: i64,
+    success: Option<String>,
 }
 
 impl Throttle {
-    /// At most `max` failures per key inside `window_secs`.
+    /// At most `max` failed attempts per key inside `window_secs`.
     pub fn new(max: u32, window_secs: u64) -> Self {
-        Throttle { max, window: i64::try_from(window_secs).unwrap_or(i64::MAX), failures: Mutex::new(HashMap::new()) }
+        Throttle {
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+            window: i64::try_from(window_secs).unwrap_or(i64::MAX),
+            keys: Mutex::new(HashMap::new()),
+            settled: Condvar::new(),
+        }
     }
 
-    /// Refuses when any of `keys` has reached the limit; the error says how long to wait.
-    pub fn check(&self, keys: &[String], now: i64) -> Result<()> {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = 0i64;
-        for k in keys {
-            if let Some(q) = map.get_mut(k) {
-                while q.front().is_some_and(|&t| t <= now - self.window) {
-                    q.pop_front();
-                }
-                if q.len() >= self.max as usize {
-                    let oldest = q.front().copied().unwrap_or(now);
-                    wait = wait.max(oldest + self.window - now);
+    /// Takes a slot under every one of `keys` for an attempt about to be checked, or refuses (and
+    /// takes none) when failures fill any of them; the refusal says how long to wait. An attempt in
+    /// flight holds its slot, so however many arrive at once, at most `max` per key are checked
+    /// before the failures among them refuse the rest. When only attempts in flight fill a counter,
+    /// this waits for them (up to 30 s): a correct password gives its slot back, so a burst of
+    /// correct logins from one address all get through, one slot after another.
+    pub fn reserve(&self, keys: &[String], now: i64) -> Result<Reservation<'_>> {
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match self.verdict(&mut map, keys, now) {
+                Verdict::Room => break,
+                Verdict::Refuse(wait) => return Err(throttled(wait)),
+                Verdict::Wait => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(throttled(1));
+                    }
+                    map = self.settled.wait_timeout(map, left).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         }
-        if wait > 0 {
-            let mut e =
-                Error::new(ErrorKind::Throttled, "throttled", "too many failed login attempts; try again later");
-            e.retry_after = Some(u64::try_from(wait).unwrap_or(1));
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Records a failure for each key.
-    pub fn fail(&self, keys: &[String], now: i64) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|&t| t > now - window));
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
+        if map.len().saturating_add(keys.len()) > MAX_KEYS {
+            self.evict(&mut map, now);
         }
         for k in keys {
-            map.entry(k.clone()).or_default().push_back(now);
+            let c = map.entry(k.clone()).or_default();
+            c.times.push_back(now);
+            c.in_flight += 1;
+        }
+        Ok(Reservation { throttle: self, keys: keys.to_vec(), at: now, success: None })
+    }
+
+    /// Makes room for new keys: forgets counters with nothing inside the window, then, if that is
+    /// not enough, the settled counters attempted least recently (down to 90% of the bound). Keys
+    /// are only added by attempts that then run argon2, so this happens only after ~100k checks.
+    fn evict(&self, map: &mut HashMap<String, Counter>, now: i64) {
+        let horizon = now.saturating_sub(self.window);
+        map.retain(|_, c| c.in_flight > 0 || c.times.back().is_some_and(|&t| t > horizon));
+        if map.len() < MAX_KEYS {
+            return;
+        }
+        let mut settled: Vec<(i64, String)> = map
+            .iter()
+            .filter(|(_, c)| c.in_flight == 0)
+            .map(|(k, c)| (c.times.back().copied().unwrap_or(i64::MIN), k.clone()))
+            .collect();
+        settled.sort_unstable();
+        let excess = map.len().saturating_sub(MAX_KEYS / 10 * 9);
+        for (_, k) in settled.into_iter().take(excess) {
+            map.remove(&k);
         }
     }
 
-    /// Forgets the failures of `key` (after a successful login to that account).
-    pub fn clear(&self, key: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
+    fn verdict(&self, map: &mut HashMap<String, Counter>, keys: &[String], now: i64) -> Verdict {
+        let horizon = now.saturating_sub(self.window);
+        let mut verdict = Verdict::Room;
+        for k in keys {
+            let Some(c) = map.get_mut(k) else { continue };
+            while c.times.front().is_some_and(|&t| t <= horizon) {
+                c.times.pop_front();
+            }
+            if c.failed() >= self.max {
+                let oldest = c.times.front().copied().unwrap_or(now);
+                let wait = oldest.saturating_add(self.window).saturating_sub(now).max(1);
+                let longest = match verdict {
+                    Verdict::Refuse(w) => w.max(wait),
+                    _ => wait,
+                };
+                verdict = Verdict::Refuse(longest);
+            } else if c.times.len() >= self.max && matches!(verdict, Verdict::Room) {
+                verdict = Verdict::Wait;
+            }
+        }
+        verdict
     }
+
+    fn settle(&self, r: &mut Reservation<'_>) {
+        let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        for k in &r.keys {
+            let Some(c) = map.get_mut(k) else { continue };
+            c.in_flight = c.in_flight.saturating_sub(1);
+            if r.success.is_some()
+                && let Some(i) = c.times.iter().rposition(|&t| t == r.at)
+            {
+                c.times.remove(i);
+            }
+            if c.times.is_empty() && c.in_flight == 0 {
+                map.remove(k);
+            }
+        }
+        if let Some(clear) = &r.success
+            && let Some(c) = map.get_mut(clear)
+        {
+            // Attempts still in flight keep their slots; everything settled is forgotten.
+            let keep = c.times.len().min(c.in_flight);
+            let drop = c.times.len() - keep;
+            c.times.drain(..drop);
+            if c.times.is_empty() {
+                map.remove(clear);
+            }
+        }
+        drop(map);
+        self.settled.notify_all();
+    }
+}
+
+impl Reservation<'_> {
+    /// The attempt succeeded: its slots are given back, and the failures counted under `clear`
+    /// (the account just logged in to) are forgotten.
+    pub fn succeeded(mut self, clear: &str) {
+        self.success = Some(clear.to_string());
+    }
+}
+
+impl std::fmt::Debug for Reservation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation").field("keys", &self.keys).field("at", &self.at).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.throttle.settle(self);
+    }
+}
+
+fn throttled(wait: i64) -> Error {
+    let mut e = Error::new(ErrorKind::Throttled, "throttled", "too many failed login attempts; try again later");
+    e.retry_after = Some(u64::try_from(wait.max(1)).unwrap_or(1));
+    e
 }
 
 #[cfg(test)]
@@ -171,9 +329,9 @@ mod tests {
     fn hash_then_verify() {
         let h = hash_password("correct horse").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("correct horsf", &h));
-        assert!(!verify_password("x", "not a phc string"));
+        assert!(verify_password("correct horse", Some(&h)));
+        assert!(!verify_password("correct horsf", Some(&h)));
+        assert!(!verify_password("x", Some("not a phc string")));
     }
 
     #[test]
@@ -202,19 +360,81 @@ mod tests {
     }
 
     #[test]
+    fn the_dummy_hash_is_a_real_one_with_the_default_parameters() {
+        // A verification against it runs argon2 in full: it succeeds for the password it was made from.
+        assert!(verify_password(DUMMY_PASSWORD, Some(DUMMY_HASH)));
+        let h = PasswordHash::new(DUMMY_HASH).unwrap();
+        let fresh = hash_password("another password").unwrap();
+        let f = PasswordHash::new(&fresh).unwrap();
+        assert_eq!(h.algorithm, f.algorithm);
+        assert_eq!(h.version, f.version);
+        assert_eq!(h.params, f.params, "the dummy hash costs what a real one costs");
+        // Without a usable hash the answer is false, even for the dummy's own password.
+        assert!(!verify_password(DUMMY_PASSWORD, None));
+        assert!(!verify_password(DUMMY_PASSWORD, Some("not a phc string")));
+    }
+
+    #[test]
     fn throttle_counts_inside_the_window() {
         let t = Throttle::new(3, 60);
         let keys = vec!["acct:alice".to_string()];
         for i in 0..3 {
-            t.check(&keys, 100 + i).unwrap();
-            t.fail(&keys, 100 + i);
+            drop(t.reserve(&keys, 100 + i).unwrap());
         }
-        let e = t.check(&keys, 103).unwrap_err();
+        let e = t.reserve(&keys, 103).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Throttled);
-        assert!(e.retry_after.unwrap() >= 1);
-        // The window slides: the first failure (t=100) leaves at t=160.
-        t.check(&keys, 161).unwrap();
-        t.clear("acct:alice");
-        t.check(&keys, 103).unwrap();
+        assert_eq!(e.retry_after, Some(57), "the first failure (t=100) leaves the window at t=160");
+        t.reserve(&keys, 161).unwrap().succeeded("acct:alice");
+        // The success forgot every failure of the account.
+        for _ in 0..3 {
+            drop(t.reserve(&keys, 162).unwrap());
+        }
+        assert!(t.reserve(&keys, 162).is_err());
+    }
+
+    #[test]
+    fn attempts_in_flight_hold_their_slots() {
+        let t = Throttle::new(3, 60);
+        let keys = vec!["acct:a".to_string(), "src:1".to_string()];
+        let mut held: Vec<_> = (0..3).map(|_| t.reserve(&keys, 100).unwrap()).collect();
+        // A success gives its source slot back: another account from that source takes it.
+        held.remove(0).succeeded("acct:a");
+        let b = t.reserve(&["acct:b".to_string(), "src:1".to_string()], 100).unwrap();
+        // Clearing acct:a on that success did not forget the two attempts still in flight: once
+        // they fail, acct:a has two failures (room for one more), and the source three (full).
+        drop(held);
+        drop(b);
+        assert!(t.reserve(&["acct:a".to_string(), "src:2".to_string()], 100).is_ok());
+        assert!(t.reserve(&["acct:a".to_string(), "src:3".to_string()], 100).is_err());
+        assert!(t.reserve(&["src:1".to_string()], 100).is_err());
+    }
+
+    /// A fourth attempt while three are in flight (limit 3) waits for them: it is refused when they
+    /// all fail, and gets a slot when one succeeds. (Whether it arrives before or after they settle,
+    /// the outcome is the same, so this test does not depend on timing.)
+    #[test]
+    fn an_attempt_beyond_the_limit_waits_for_those_in_flight() {
+        for succeed in [false, true] {
+            let t = Arc::new(Throttle::new(3, 60));
+            let keys = vec!["src:1".to_string()];
+            let held: Vec<_> = (0..3).map(|_| t.reserve(&keys, 100).unwrap()).collect();
+            let fourth = {
+                let (t, keys) = (t.clone(), keys.clone());
+                std::thread::spawn(move || t.reserve(&keys, 100).map(drop).map_err(|e| e.kind))
+            };
+            for (i, r) in held.into_iter().enumerate() {
+                if succeed && i == 1 {
+                    r.succeeded("acct:x");
+                } else {
+                    drop(r);
+                }
+            }
+            let got = fourth.join().unwrap();
+            if succeed {
+                assert_eq!(got, Ok(()));
+            } else {
+                assert_eq!(got, Err(ErrorKind::Throttled));
+            }
+        }
     }
 }

@@ -316,29 +316,45 @@ impl Accounts {
     /// returned as they are (callers decide what to say); an email shared by several live local
     /// accounts is ambiguous and refused.
     pub fn find_login_account(&self, login: &str) -> Result<Option<User>> {
+        match self.resolve_login(login)? {
+            LoginTarget::Account(u) => Ok(Some(*u)),
+            LoginTarget::Unknown => Ok(None),
+            LoginTarget::Ambiguous => Err(ambiguous_login()),
+        }
+    }
+
+    /// What a login name means: the username (trimmed) or the email (trimmed, lowercased) of a
+    /// local account.
+    fn resolve_login(&self, login: &str) -> Result<LoginTarget> {
         let login = login.trim();
         if !login.contains('@') {
-            return Ok(self.store().user_by_username(login)?.filter(|u| u.uuid.cluster() == self.cluster()));
+            return Ok(match self.store().user_by_username(login)?.filter(|u| u.uuid.cluster() == self.cluster()) {
+                Some(u) => LoginTarget::Account(Box::new(u)),
+                None => LoginTarget::Unknown,
+            });
         }
         let Ok(email) = normalize_email(login) else {
-            return Ok(None);
+            return Ok(LoginTarget::Unknown);
         };
         let local: Vec<User> =
             self.store().users_by_email(&email)?.into_iter().filter(|u| u.uuid.cluster() == self.cluster()).collect();
-        let live: Vec<&User> = local.iter().filter(|u| u.redirect_to_user_uuid.is_none()).collect();
-        match (live.len(), local.len()) {
-            (1, _) => Ok(live.first().map(|u| (*u).clone())),
-            (0, 0) => Ok(None),
-            (0, _) => Ok(local.into_iter().next()),
-            _ => Err(Error::unauthorized(
-                "ambiguous_login",
-                "several accounts use this email address; log in with your username",
-            )),
-        }
+        let mut live = local.iter().filter(|u| u.redirect_to_user_uuid.is_none());
+        Ok(match (live.next(), live.next()) {
+            (Some(_), Some(_)) => LoginTarget::Ambiguous,
+            (Some(u), None) => LoginTarget::Account(Box::new(u.clone())),
+            (None, _) => local.into_iter().next().map_or(LoginTarget::Unknown, |u| LoginTarget::Account(Box::new(u))),
+        })
     }
 
     /// Password login. `source` is the client's address (for throttling). Runs argon2: call it off
     /// the async runtime. With `remote`, the token returned is salted for that peer.
+    ///
+    /// The login name is resolved to its account first (a cheap store read), so that every form of
+    /// it (username, email in any case) counts against one counter per account. Then the attempt
+    /// takes its slot under that counter and the source's before argon2 runs; at the limit it is
+    /// refused without hashing. Every attempt that gets a slot costs exactly one verification: an
+    /// unknown, ambiguous or password-less login is checked against the dummy hash (a name with no
+    /// account is counted under that name, as typed but trimmed, emails lowercased).
     pub fn login(
         &self,
         login: &str,
@@ -347,36 +363,38 @@ impl Accounts {
         remote: Option<&ClusterId>,
         kind: TokenKind,
     ) -> Result<LoginOutcome> {
-        let now = self.clock().unix();
-        let account_key = format!("acct:{}", login.trim().to_lowercase());
-        let source_key = format!("src:{source}");
-        let keys = [account_key.clone(), source_key];
-        self.throttle.check(&keys, now)?;
         if let Some(r) = remote
             && !self.settings().peers.contains(r)
         {
             return Err(Error::bad_request("invalid_remote", format!("remote {r} is not a peer of this cluster")));
         }
-        let refuse = || Error::unauthorized("invalid_login", "invalid login or password");
-        let user = match self.find_login_account(login)? {
-            Some(u) => u,
-            None => {
-                // Spend the same time as a real check so that timing does not reveal which logins exist.
-                let owned = password.to_owned();
-                let _ = self.hash_gate.run(move || passwords::verify_password(&owned, DUMMY_HASH));
-                self.throttle.fail(&keys, now);
-                return Err(refuse());
-            }
+        let target = self.resolve_login(login)?;
+        let account_key = match &target {
+            LoginTarget::Account(u) => Some(format!("acct:{}", u.uuid)),
+            LoginTarget::Unknown | LoginTarget::Ambiguous => None,
         };
-        let ok = user.password_hash.as_deref().is_some_and(|h| {
-            let (owned, h) = (password.to_owned(), h.to_owned());
-            self.hash_gate.run(move || passwords::verify_password(&owned, &h))
-        });
-        if !ok {
-            self.throttle.fail(&keys, now);
-            return Err(refuse());
-        }
-        self.throttle.clear(&account_key);
+        // A name with no account is counted under the name itself, so that its counter fills as an
+        // account's would and the throttle does not tell which names exist.
+        let name_key = || {
+            let name = login.trim();
+            if name.contains('@') { format!("name:{}", name.to_lowercase()) } else { format!("name:{name}") }
+        };
+        let keys = [format!("src:{source}"), account_key.clone().unwrap_or_else(name_key)];
+        let slot = self.throttle.reserve(&keys, self.clock().unix())?;
+        let stored = match &target {
+            LoginTarget::Account(u) => u.password_hash.clone(),
+            LoginTarget::Unknown | LoginTarget::Ambiguous => None,
+        };
+        let owned = password.to_owned();
+        let ok = self.hash_gate.run(move || passwords::verify_password(&owned, stored.as_deref()));
+        let user = match (target, ok, account_key) {
+            (LoginTarget::Account(u), true, Some(key)) => {
+                slot.succeeded(&key);
+                *u
+            }
+            (LoginTarget::Ambiguous, _, _) => return Err(ambiguous_login()),
+            _ => return Err(Error::unauthorized("invalid_login", "invalid login or password")),
+        };
         if let Some(target) = &user.redirect_to_user_uuid {
             let mut e = Error::new(
                 ErrorKind::Forbidden,
@@ -428,6 +446,16 @@ impl Accounts {
     }
 }
 
-/// A valid argon2id hash of a random string, verified against when the login name is unknown.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$J9Ju7yJ0qv0lWtKQ1Wdq1l6ZZ0m3y4E6n9DLL8b9T3Q";
+/// What a login name means.
+enum LoginTarget {
+    /// One local account (possibly merged away).
+    Account(Box<User>),
+    /// No local account.
+    Unknown,
+    /// An email shared by several live local accounts.
+    Ambiguous,
+}
+
+fn ambiguous_login() -> Error {
+    Error::unauthorized("ambiguous_login", "several accounts use this email address; log in with your username")
+}

@@ -7,12 +7,13 @@
 
 use super::{Federation, MAX_SKEW_SECS, fed_err};
 use crate::accounts::{Error, ErrorKind, random_secret};
-use crate::config::PeerSettings;
+use crate::config::{ConfigError, PeerSettings, Settings};
 use crate::store::{Store, WriteBatch};
 use federation_proto::keys::OldVerifyKey;
 use federation_proto::request::RequestSignature;
 use federation_proto::{ClusterId, ClusterSigningKey, KeyDocument, KeyId, Signed, VerifyKey};
 use reqwest::Method;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -28,19 +29,39 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A peer from the config: trusts only its CA when one is given.
-    pub fn new(p: &PeerSettings) -> anyhow::Result<Peer> {
+    /// A peer from the config: trusts only the certificates of its `ca_cert` (read by the
+    /// launcher, [`crate::tls::read_ca_certs`]) when it has one, else the system roots.
+    pub fn new(p: &PeerSettings, ca: Option<&[CertificateDer<'static>]>) -> anyhow::Result<Peer> {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca) = &p.ca_cert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("federation.peers {}: ca_cert {}: {e}", p.id, ca.display()))?;
-            b = b.tls_certs_only([reqwest::Certificate::from_pem(&pem)?]);
+        if let Some(certs) = ca {
+            let certs = certs.iter().map(|c| reqwest::Certificate::from_der(c)).collect::<Result<Vec<_>, _>>()?;
+            b = b.tls_certs_only(certs);
         }
         Ok(Peer { id: p.id.clone(), url: p.url.trim_end_matches('/').to_string(), http: b.build()? })
     }
+}
+
+/// A client for every configured peer. Reads each `ca_cert` file and refuses, naming the key, one
+/// that cannot be read or holds no usable certificate. Writes nothing, so it runs before the
+/// launcher creates anything.
+pub fn clients(settings: &Settings) -> anyhow::Result<Vec<Peer>> {
+    let mut out = Vec::new();
+    for (i, p) in settings.federation.peers.iter().enumerate() {
+        let ca = match &p.ca_cert {
+            Some(path) => Some(
+                crate::tls::read_ca_certs(path)
+                    .map_err(|e| ConfigError::invalid(&format!("federation.peers[{i}].ca_cert"), format!("{e:#}")))?,
+            ),
+            None => None,
+        };
+        let peer = Peer::new(p, ca.as_deref())
+            .map_err(|e| ConfigError::invalid(&format!("federation.peers[{i}]"), format!("{e:#}")))?;
+        out.push(peer);
+    }
+    Ok(out)
 }
 
 #[derive(Serialize, Deserialize)]

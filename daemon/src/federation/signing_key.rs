@@ -37,11 +37,16 @@ pub fn read(path: &Path) -> anyhow::Result<ClusterSigningKey> {
     ClusterSigningKey::from_secret_slice(&bytes).map_err(|e| anyhow::anyhow!("signing key: {e}"))
 }
 
-/// Reads the key at `path`, generating it first when the file does not exist.
-pub fn load_or_generate(path: &Path) -> anyhow::Result<ClusterSigningKey> {
-    if path.exists() {
-        return read(path);
+/// Reads the key at `path` when that file exists (an unusable file is an error).
+pub fn read_if_present(path: &Path) -> anyhow::Result<Option<ClusterSigningKey>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => read(path).map(Some),
     }
+}
+
+/// Generates a key and writes it to `path` (mode 0600).
+pub fn create(path: &Path) -> anyhow::Result<ClusterSigningKey> {
     let key = generate();
     write(path, &key)?;
     tracing::info!(path = %path.display(), public_key = %key.public(), "generated a new signing key");
