@@ -2,7 +2,8 @@
 //!
 //! The cluster part names the object's home cluster (the only cluster allowed to make claims about it);
 //! the 5-character infix names the kind of object. Arvados' kinds keep their Arvados infixes; the kinds
-//! Hearth adds (migrations `m1gr8`, persons `p3rsn`, claims `c1a1m`) chose their own.
+//! Hearth adds (migrations `m1gr8`, persons `p3rsn`, claims `c1a1m`, anonymous sessions `an0ns`) chose
+//! their own.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -39,11 +40,13 @@ pub enum ObjectKind {
     Person,
     /// A claim on a person record (Hearth, `c1a1m`).
     Claim,
+    /// A browser's or script's session before any login, which may own collections (Hearth, `an0ns`).
+    AnonymousSession,
 }
 
 impl ObjectKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ObjectKind; 10] = [
+    pub const ALL: [ObjectKind; 11] = [
         ObjectKind::User,
         ObjectKind::Token,
         ObjectKind::Group,
@@ -54,6 +57,7 @@ impl ObjectKind {
         ObjectKind::Migration,
         ObjectKind::Person,
         ObjectKind::Claim,
+        ObjectKind::AnonymousSession,
     ];
 
     /// The 5-character uuid infix of this kind, e.g. `"tpzed"` for users.
@@ -69,6 +73,7 @@ impl ObjectKind {
             ObjectKind::Migration => "m1gr8",
             ObjectKind::Person => "p3rsn",
             ObjectKind::Claim => "c1a1m",
+            ObjectKind::AnonymousSession => "an0ns",
         }
     }
 
@@ -90,6 +95,7 @@ impl ObjectKind {
             ObjectKind::Migration => "hearth#migration",
             ObjectKind::Person => "hearth#person",
             ObjectKind::Claim => "hearth#claim",
+            ObjectKind::AnonymousSession => "hearth#anonymousSession",
         }
     }
 }
