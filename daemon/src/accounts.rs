@@ -49,6 +49,8 @@ pub struct AccountSettings {
     pub new_users_active: bool,
     /// Largest page a list may return.
     pub max_list_limit: u64,
+    /// Limits and lifetime of anonymous sessions.
+    pub anonymous: crate::config::AnonymousSettings,
 }
 
 /// The account services of one cluster.

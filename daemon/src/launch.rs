@@ -77,6 +77,7 @@ pub async fn run(
         login_failure_window_secs: settings.login.failure_window_secs,
         new_users_active: settings.policy.new_users_active,
         max_list_limit: settings.policy.max_list_limit,
+        anonymous: settings.anonymous.clone(),
     };
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
