@@ -379,8 +379,8 @@ impl Accounts {
         Ok(())
     }
 
-    /// What `token`'s session holds, for the offer at login. Refuses a dead token (see
-    /// [`parse_anonymous_param`] for the wording).
+    /// What `token`'s session holds, for the offer at login. A dead token is refused as a bad
+    /// `anonymous_token` (401 `invalid_anonymous_token`, or `anonymous_session_expired`).
     pub fn anonymous_offer(&self, token: &AnonymousToken) -> Result<AnonymousOffer> {
         let session = self.live_anonymous_param(token)?;
         let collections = self
