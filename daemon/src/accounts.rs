@@ -1,9 +1,11 @@
-//! Account services: users, passwords, tokens, permissions, owned objects, the merge and redirects.
+//! Account services: users, passwords, tokens, permissions, owned objects, the merge, redirects,
+//! legacy data and anonymous sessions.
 //!
 //! No HTTP types here. Every mutation takes the writer lock, reads, checks, collects one
 //! [`WriteBatch`](crate::store::WriteBatch) and commits it, so checks and writes are serializable and
 //! each change (with its audit entry and its indexes) lands all or nothing.
 
+pub mod anonymous;
 pub mod auth;
 pub mod error;
 pub mod legacy;
@@ -25,7 +27,7 @@ use federation_proto::notice::{Notice, UserRecord};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash};
 use rand::RngExt;
 use serde_json::Value;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 pub use auth::Caller;
 pub use error::{Error, ErrorKind};
@@ -51,6 +53,8 @@ pub struct AccountSettings {
     pub new_users_active: bool,
     /// Largest page a list may return.
     pub max_list_limit: u64,
+    /// Limits and lifetime of anonymous sessions.
+    pub anonymous: crate::config::AnonymousSettings,
 }
 
 /// The account services of one cluster.
@@ -64,6 +68,7 @@ pub struct Accounts {
     outbox_signal: Arc<tokio::sync::Notify>,
     tidy_signal: tokio::sync::Notify,
     pub(crate) hash_gate: passwords::HashGate,
+    anonymous_starts: anonymous::SessionStarts,
 }
 
 /// The federation's view of a user (what notices and assertions carry).
@@ -112,6 +117,7 @@ impl Accounts {
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             tidy_signal: tokio::sync::Notify::new(),
             hash_gate: passwords::HashGate::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            anonymous_starts: anonymous::SessionStarts::new(),
         };
         accounts.bootstrap()?;
         accounts.finish_pending_merges()?;
@@ -194,6 +200,16 @@ impl Accounts {
     /// Takes the writer lock. A poisoned lock is taken anyway: the store, not memory, holds the state.
     pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The writer lock if it is free right now: for bookkeeping writes that may be skipped rather
+    /// than wait behind a long write (a big merge).
+    pub(crate) fn try_write_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.writer.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// A fresh uuid of `kind` at this cluster.

@@ -60,6 +60,9 @@ pub struct Settings {
     /// `[log]`: log format and filter.
     #[serde(default)]
     pub log: LogSettings,
+    /// `[anonymous]`: work done before logging in.
+    #[serde(default)]
+    pub anonymous: AnonymousSettings,
 }
 
 /// `[cluster]`.
@@ -255,6 +258,41 @@ impl Default for LogSettings {
 fn default_header_read_timeout() -> u64 {
     10
 }
+
+/// `[anonymous]`: sessions of browsers and scripts that are not logged in, and their collections.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousSettings {
+    /// New anonymous sessions one source address may start per hour (beyond: 429).
+    #[serde(default = "default_anon_sessions_per_source")]
+    pub max_sessions_per_source_per_hour: u32,
+    /// Collections one anonymous session may hold (beyond: 422).
+    #[serde(default = "default_anon_max_collections")]
+    pub max_collections: u32,
+    /// An anonymous session, with its collections, goes this many seconds after its last use.
+    #[serde(default = "default_anon_lifetime")]
+    pub lifetime_secs: u64,
+}
+
+impl Default for AnonymousSettings {
+    fn default() -> Self {
+        AnonymousSettings {
+            max_sessions_per_source_per_hour: default_anon_sessions_per_source(),
+            max_collections: default_anon_max_collections(),
+            lifetime_secs: default_anon_lifetime(),
+        }
+    }
+}
+
+fn default_anon_sessions_per_source() -> u32 {
+    20
+}
+fn default_anon_max_collections() -> u32 {
+    100
+}
+fn default_anon_lifetime() -> u64 {
+    7 * 24 * 3600
+}
 fn default_remote_token_refresh() -> u64 {
     300
 }
@@ -380,6 +418,16 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
+        if self.anonymous.max_sessions_per_source_per_hour == 0 {
+            return Err(invalid("anonymous.max_sessions_per_source_per_hour", "must be at least 1"));
+        }
+        if self.anonymous.max_collections == 0 {
+            return Err(invalid("anonymous.max_collections", "must be at least 1"));
+        }
+        // At least two minutes: last use is refreshed at most once a minute.
+        if !(120..=10 * 365 * 24 * 3600).contains(&self.anonymous.lifetime_secs) {
+            return Err(invalid("anonymous.lifetime_secs", "must be between 120 and 315360000 (ten years)"));
+        }
         if self.policy.max_list_limit == 0 {
             return Err(invalid("policy.max_list_limit", "must be at least 1"));
         }
@@ -435,4 +483,36 @@ fn check_https_origin_url(key: &str, url: &str) -> Result<(), ConfigError> {
         return Err(invalid(key, "must name a host"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const BASE: &str = "[cluster]\nid = \"zzzzz\"\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://127.0.0.1:1\"\n\
+                        data_dir = \"/tmp/hearth-test\"\n[tls]\nself_signed = true\n";
+
+    /// `[anonymous]` has defaults, and a bad or unknown key stops the start naming it.
+    #[test]
+    fn the_anonymous_section_has_defaults_and_names_bad_keys() {
+        let s = Settings::from_toml(BASE).unwrap();
+        assert_eq!(
+            s.anonymous,
+            AnonymousSettings { max_sessions_per_source_per_hour: 20, max_collections: 100, lifetime_secs: 604_800 }
+        );
+        let s =
+            Settings::from_toml(&format!("{BASE}[anonymous]\nmax_collections = 3\nlifetime_secs = 3600\n")).unwrap();
+        assert_eq!((s.anonymous.max_collections, s.anonymous.lifetime_secs), (3, 3600));
+        for (extra, key) in [
+            ("max_sessions_per_source_per_hour = 0", "anonymous.max_sessions_per_source_per_hour"),
+            ("max_collections = 0", "anonymous.max_collections"),
+            ("lifetime_secs = 60", "anonymous.lifetime_secs"),
+            ("max_collections = -1", "max_collections"),
+            ("lifetime = 5", "lifetime"),
+        ] {
+            let e = Settings::from_toml(&format!("{BASE}[anonymous]\n{extra}\n")).unwrap_err();
+            assert!(e.to_string().contains(key), "{extra}: {e}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub fn lone_cluster_settings() -> AccountSettings {
         login_failure_window_secs: 60,
         new_users_active: true,
         max_list_limit: 1000,
+        anonymous: crate::config::AnonymousSettings::default(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! HTTP: routing, the shared [`App`] state, request metrics. Handlers are thin: parse, call a
 //! service, render. Status codes are chosen only in [`error`].
 
+pub mod anonymous;
+pub mod anonymous_pages;
 pub mod arvados;
 pub mod auth;
 pub mod discovery;
@@ -177,11 +179,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/legacy/claim", post(legacy::claim_submit))
         .route("/legacy/dismiss", post(legacy::dismiss_submit))
         .route("/hearth/v1/login", post(login::api_login))
+        .route("/hearth/v1/anonymous", post(anonymous::start))
+        .route("/hearth/v1/anonymous_imports", post(anonymous::import))
+        .route("/hearth/v1/anonymous_imports/discard", post(anonymous::discard))
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/login/federated", get(pages::login_federated))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))
+        .route("/collections", get(anonymous_pages::collections_page).post(anonymous_pages::create_submit))
+        .route("/collections/{uuid}/delete", post(anonymous_pages::delete_submit))
+        .route("/anonymous/import", get(anonymous_pages::offer_page).post(anonymous_pages::offer_submit))
         .route("/migrations", post(migration_pages::start_submit))
         .route("/migrations/start", get(migration_pages::start_page))
         .route("/migrations/home", post(migration_pages::make_home_submit))
@@ -193,6 +201,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(no_route)
+        .layer(middleware::from_fn(auth::anonymous_fence))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .layer(middleware::from_fn(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(params::MAX_BODY))

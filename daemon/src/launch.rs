@@ -119,12 +119,14 @@ pub async fn run(
         login_failure_window_secs: settings.login.failure_window_secs,
         new_users_active: settings.policy.new_users_active,
         max_list_limit: settings.policy.max_list_limit,
+        anonymous: settings.anonymous.clone(),
     };
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key, checked.peers)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
     let app = Arc::new(App { settings, accounts, federation, metrics });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
+    background.push(tokio::spawn(sweep_anonymous(app.clone())));
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
@@ -161,5 +163,24 @@ async fn tidy_indexes(app: Arc<App>) {
             Err(e) => tracing::warn!(error = %e, "the index tidy stopped"),
         }
         app.accounts.tidy_signal().notified().await;
+    }
+}
+
+/// How often expired anonymous sessions are looked for.
+const ANONYMOUS_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes expired anonymous sessions with their collections, every minute (the first pass at start).
+async fn sweep_anonymous(app: Arc<App>) {
+    let mut tick = tokio::time::interval(ANONYMOUS_SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || a.accounts.sweep_expired_anonymous()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(sessions = n, "expired anonymous sessions deleted with their collections"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired anonymous sessions failed; trying again later"),
+            Err(e) => tracing::warn!(error = %e, "the anonymous session sweep stopped"),
+        }
     }
 }

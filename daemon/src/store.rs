@@ -18,8 +18,8 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, RedirectConsent,
-    RemoteTokenRow, TokenRow, User,
+    AnonymousSession, AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration,
+    RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,6 +87,8 @@ trees! {
     LegacyIds => "legacyid_legacyuuid": "legacy id → legacy account uuid",
     LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
     RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
+    AnonSessions => "anonuuid_anonsession": "anonymous session uuid → AnonymousSession",
+    AnonLastUse => "lastused_anonuuid": "big-endian unix seconds of last use \\0 anonymous session uuid → () (the expiry sweep's order)",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -238,6 +240,17 @@ impl OwnedRecord for AuthorizedKey {
 fn outbox_key(peer: &ClusterId, seq: u64) -> Vec<u8> {
     let mut k = prefix(peer.as_str());
     k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Key of [`TreeId::AnonLastUse`]: the last use as big-endian unix seconds (so that keys sort by
+/// time; times before 1970 count as 0), `\0`, the session uuid.
+fn last_use_key(at: time::OffsetDateTime, uuid: &str) -> Vec<u8> {
+    let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
+    let mut k = Vec::with_capacity(8 + 1 + uuid.len());
+    k.extend_from_slice(&secs.to_be_bytes());
+    k.push(0);
+    k.extend_from_slice(uuid.as_bytes());
     k
 }
 
@@ -498,6 +511,30 @@ impl WriteBatch {
         let key = pair(&c.old_user_uuid.to_string(), &c.new_user_uuid.to_string());
         self.put_raw(TreeId::RedirectConsents, key, bytes);
         Ok(())
+    }
+
+    /// Writes an anonymous session and keeps its last-use index entry in step with `old`.
+    pub fn put_anon_session(&mut self, old: Option<&AnonymousSession>, new: &AnonymousSession) -> StoreResult<()> {
+        let uuid = new.uuid.to_string();
+        let (old_key, new_key) =
+            (old.map(|o| last_use_key(o.last_used_at, &uuid)), last_use_key(new.last_used_at, &uuid));
+        if old_key.as_ref() != Some(&new_key) {
+            if let Some(k) = old_key {
+                self.del_raw(TreeId::AnonLastUse, k);
+            }
+            self.put_raw(TreeId::AnonLastUse, new_key, Vec::new());
+        }
+        let bytes = encode(TreeId::AnonSessions, new)?;
+        self.put_raw(TreeId::AnonSessions, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Deletes an anonymous session and its index entry (its collections are the caller's to delete
+    /// or move in the same batch).
+    pub fn delete_anon_session(&mut self, row: &AnonymousSession) {
+        let uuid = row.uuid.to_string();
+        self.del_raw(TreeId::AnonLastUse, last_use_key(row.last_used_at, &uuid));
+        self.del_raw(TreeId::AnonSessions, uuid.into_bytes());
     }
 
     /// Sets a store-wide value.
@@ -996,6 +1033,25 @@ impl Store {
     /// This cluster's consent to the redirect of remote user `old` to `new`, if it gave one.
     pub fn redirect_consent(&self, old: &ObjectUuid, new: &ObjectUuid) -> StoreResult<Option<RedirectConsent>> {
         self.get_json(TreeId::RedirectConsents, &pair(&old.to_string(), &new.to_string()))
+    }
+
+    /// An anonymous session.
+    pub fn anon_session(&self, uuid: &ObjectUuid) -> StoreResult<Option<AnonymousSession>> {
+        self.get_json(TreeId::AnonSessions, uuid.to_string().as_bytes())
+    }
+
+    /// Up to `max` anonymous sessions last used before `cutoff` (unix seconds), least recently used
+    /// first: the candidates of the expiry sweep.
+    pub fn anon_sessions_used_before(&self, cutoff: i64, max: usize) -> StoreResult<Vec<ObjectUuid>> {
+        let end = u64::try_from(cutoff).unwrap_or(0).to_be_bytes();
+        let mut out = Vec::new();
+        for kv in self.tree(TreeId::AnonLastUse).range(..end.as_slice()).take(max) {
+            let (k, _) = kv?;
+            if let Some(uuid) = k.get(9..).and_then(|u| std::str::from_utf8(u).ok()).and_then(|u| u.parse().ok()) {
+                out.push(uuid);
+            }
+        }
+        Ok(out)
     }
 
     /// A validated remote token.

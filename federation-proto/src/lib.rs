@@ -32,5 +32,5 @@ pub use notice::{Notice, NoticeBatch, UserRecord};
 pub use request::RequestSignature;
 pub use scope::Scopes;
 pub use signed::Signed;
-pub use token::{SecretHash, Token, salted_secret};
+pub use token::{AnonymousToken, SecretHash, Token, salted_secret};
 pub use uuid::{ObjectKind, ObjectUuid};

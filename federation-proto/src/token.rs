@@ -4,7 +4,8 @@
 //! that has one never re-checks the string. Salting follows Arvados: the token sent to cluster X carries
 //! the same uuid and the secret `hex(HMAC-SHA1(key = secret, message = X))`, which is useless anywhere
 //! but at X and at home. Nothing stores a secret in plain text: stores keep a [`SecretHash`] (SHA-256) and
-//! compare it in constant time.
+//! compare it in constant time. An [`AnonymousToken`] has the same text form with an anonymous-session
+//! uuid, and is never taken for a [`Token`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -180,6 +181,81 @@ impl PartialEq for Token {
 }
 
 impl Eq for Token {}
+
+/// The token of an anonymous session: `v2/<anonymous session uuid>/<secret>`.
+///
+/// It has the shape of an API token so that clients send it the same way (`Authorization: Bearer …`),
+/// but its uuid is of kind [`ObjectKind::AnonymousSession`], so neither parses as the other: a user's
+/// token is never taken for an anonymous one, nor the reverse. It is never salted (an anonymous session
+/// is only good at the cluster that made it). `Debug` never prints the secret; equality compares the
+/// secret in constant time.
+#[derive(Clone)]
+pub struct AnonymousToken {
+    uuid: ObjectUuid,
+    secret: String,
+}
+
+impl AnonymousToken {
+    /// Builds a token from an anonymous-session uuid and a secret (alphanumeric, 32..=512 characters).
+    pub fn new(uuid: ObjectUuid, secret: impl Into<String>) -> Result<Self, ParseError> {
+        if uuid.kind() != ObjectKind::AnonymousSession {
+            return Err(ParseError::new(
+                "anonymous token",
+                format!("uuid must be of type {}, got {}", ObjectKind::AnonymousSession.infix(), uuid.kind().infix()),
+            ));
+        }
+        let secret = secret.into();
+        check_secret(&secret).map_err(|e| ParseError::new("anonymous token", e.reason()))?;
+        Ok(Self { uuid, secret })
+    }
+
+    /// The session's uuid (always of kind [`ObjectKind::AnonymousSession`]).
+    pub fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+
+    /// SHA-256 of the secret, the only form in which it is stored.
+    pub fn secret_hash(&self) -> SecretHash {
+        SecretHash::of(&self.secret)
+    }
+}
+
+impl FromStr for AnonymousToken {
+    type Err = ParseError;
+
+    /// Parses exactly `v2/<anonymous session uuid>/<secret>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| ParseError::new("anonymous token", why);
+        let rest = s.strip_prefix(TOKEN_PREFIX).ok_or_else(|| bad("must start with \"v2/\""))?;
+        let mut parts = rest.split('/');
+        let (Some(uuid), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("must be v2/<uuid>/<secret>"));
+        };
+        let uuid = ObjectUuid::parse_kind(uuid, ObjectKind::AnonymousSession)
+            .map_err(|e| ParseError::new("anonymous token", format!("bad uuid: {}", e.reason())))?;
+        AnonymousToken::new(uuid, secret)
+    }
+}
+
+impl fmt::Display for AnonymousToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{TOKEN_PREFIX}{}/{}", self.uuid, self.secret)
+    }
+}
+
+impl fmt::Debug for AnonymousToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnonymousToken").field("uuid", &self.uuid.to_string()).field("secret", &"<secret>").finish()
+    }
+}
+
+impl PartialEq for AnonymousToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.uuid == other.uuid && bool::from(self.secret.as_bytes().ct_eq(other.secret.as_bytes()))
+    }
+}
+
+impl Eq for AnonymousToken {}
 
 /// SHA-256 of a token secret's UTF-8 bytes: what stores keep instead of the secret.
 ///
@@ -380,6 +456,29 @@ mod tests {
         assert_eq!(j, format!("\"v2/{UUID}/{SECRET}\""));
         assert_eq!(serde_json::from_str::<Token>(&j).unwrap(), t);
         assert!(serde_json::from_str::<Token>("\"v2/x/y\"").is_err());
+    }
+
+    #[test]
+    fn anonymous_tokens_and_api_tokens_never_parse_as_each_other() {
+        let anon = format!("v2/zzzzz-an0ns-077z32aux8dg2s1/{SECRET}");
+        let t: AnonymousToken = anon.parse().unwrap();
+        assert_eq!(t.uuid().kind(), ObjectKind::AnonymousSession);
+        assert_eq!(t.to_string(), anon);
+        assert_eq!(t.secret_hash(), SecretHash::of(SECRET));
+        assert!(!format!("{t:?}").contains(SECRET));
+        assert!(anon.parse::<Token>().is_err());
+        assert!(format!("v2/{UUID}/{SECRET}").parse::<AnonymousToken>().is_err());
+        for bad in [
+            String::new(),
+            format!("v2/zzzzz-an0ns-077z32aux8dg2s1/{SECRET}/x"),
+            "v2/zzzzz-an0ns-077z32aux8dg2s1/short".into(),
+            format!("v3/zzzzz-an0ns-077z32aux8dg2s1/{SECRET}"),
+            format!("v2/zzzzz-an0ns-077z32aux8dg2s1/{SECRET} "),
+        ] {
+            let e = bad.parse::<AnonymousToken>().unwrap_err();
+            assert_eq!(e.what(), "anonymous token", "{bad:?}");
+            assert!(!e.to_string().contains(&SECRET[..32]), "error leaks secret: {e}");
+        }
     }
 
     prop_compose! {

@@ -2,7 +2,8 @@
 //!
 //! The cluster part names the object's home cluster (the only cluster allowed to make claims about it);
 //! the 5-character infix names the kind of object. Arvados' kinds keep their Arvados infixes; the kinds
-//! Hearth adds (migrations `m1gr8`, persons `p3rsn`, claims `c1a1m`) chose their own.
+//! Hearth adds (migrations `m1gr8`, persons `p3rsn`, claims `c1a1m`, anonymous sessions `an0ns`) chose
+//! their own.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -41,11 +42,13 @@ pub enum ObjectKind {
     Claim,
     /// An account of an older system, imported for its owner to claim (Hearth, `l3gcy`).
     LegacyAccount,
+    /// A browser's or script's session before any login, which may own collections (Hearth, `an0ns`).
+    AnonymousSession,
 }
 
 impl ObjectKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ObjectKind; 11] = [
+    pub const ALL: [ObjectKind; 12] = [
         ObjectKind::User,
         ObjectKind::Token,
         ObjectKind::Group,
@@ -57,6 +60,7 @@ impl ObjectKind {
         ObjectKind::Person,
         ObjectKind::Claim,
         ObjectKind::LegacyAccount,
+        ObjectKind::AnonymousSession,
     ];
 
     /// The 5-character uuid infix of this kind, e.g. `"tpzed"` for users.
@@ -73,6 +77,7 @@ impl ObjectKind {
             ObjectKind::Person => "p3rsn",
             ObjectKind::Claim => "c1a1m",
             ObjectKind::LegacyAccount => "l3gcy",
+            ObjectKind::AnonymousSession => "an0ns",
         }
     }
 
@@ -95,6 +100,7 @@ impl ObjectKind {
             ObjectKind::Person => "hearth#person",
             ObjectKind::Claim => "hearth#claim",
             ObjectKind::LegacyAccount => "hearth#legacyAccount",
+            ObjectKind::AnonymousSession => "hearth#anonymousSession",
         }
     }
 }

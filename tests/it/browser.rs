@@ -116,13 +116,13 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-pub async fn shot(c: &Client, name: &str) {
+pub(crate) async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
     std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");
 }
 
-pub async fn text(c: &Client, css: &str) -> String {
+pub(crate) async fn text(c: &Client, css: &str) -> String {
     let e = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
     match e {
         Ok(e) => e.text().await.expect("text"),
@@ -134,11 +134,29 @@ pub async fn text(c: &Client, css: &str) -> String {
     }
 }
 
-pub async fn fill(c: &Client, css: &str, value: &str) {
+/// Waits (up to 20 s) until the text of `css` contains `needle`: a click that submits a form may
+/// return before the next page is there.
+pub(crate) async fn wait_for_text(c: &Client, css: &str, needle: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && e.text().await.is_ok_and(|t| t.contains(needle))
+        {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let src = c.source().await.unwrap_or_default();
+            panic!("{css} never showed {needle:?}\n{src}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub(crate) async fn fill(c: &Client, css: &str, value: &str) {
     c.find(Locator::Css(css)).await.expect(css).send_keys(value).await.expect("send keys");
 }
 
-pub async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css)).await.expect(css).click().await.expect("click");
 }
 

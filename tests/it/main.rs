@@ -1,6 +1,7 @@
 //! Hearth's integration tests: one binary, one harness, real daemons over HTTPS on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod anonymous;
 mod api;
 mod batch;
 mod browser;

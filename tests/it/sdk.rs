@@ -34,6 +34,7 @@ async fn the_arvados_python_sdk_drives_a_daemon() {
     let alice = c.user("alice").await;
     let bob = c.user("bob").await;
     let admin = c.user_with("boss", json!({"is_admin": true})).await;
+    let anonymous = c.anon.post("/hearth/v1/anonymous", &json!({})).await.unwrap().ok().unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/sdk/check_sdk.py");
     let out = Command::new(py)
         .arg(script)
@@ -41,6 +42,7 @@ async fn the_arvados_python_sdk_drives_a_daemon() {
         .env("ARVADOS_API_TOKEN", &alice.token)
         .env("HEARTH_ADMIN_TOKEN", &admin.token)
         .env("HEARTH_OTHER_USER_TOKEN", &bob.token)
+        .env("HEARTH_ANONYMOUS_TOKEN", anonymous["anonymous_token"].as_str().unwrap())
         .env("HEARTH_CA_CERT", &c.ca_path)
         .env("HOME", fed.dir.path())
         .env_remove("ARVADOS_API_HOST_INSECURE")

@@ -8,6 +8,7 @@ venv that has the SDK) and this environment:
   ARVADOS_API_TOKEN       token of a normal user ("me")
   HEARTH_OTHER_USER_TOKEN token of a second normal user ("other"); merged into "me" at the end
   HEARTH_ADMIN_TOKEN      token of an admin
+  HEARTH_ANONYMOUS_TOKEN  token of an anonymous session (POST /hearth/v1/anonymous)
   HEARTH_CA_CERT          PEM of the CA that signed the server's certificate
 
 TLS is verified for real: the SDK picks its CA bundle from SSL_CERT_FILE when it builds a client
@@ -79,6 +80,7 @@ def main():
     my_token = env("ARVADOS_API_TOKEN")
     other_token = env("HEARTH_OTHER_USER_TOKEN")
     admin_token = env("HEARTH_ADMIN_TOKEN")
+    anonymous_token = env("HEARTH_ANONYMOUS_TOKEN")
     ca_cert = env("HEARTH_CA_CERT")
     if not os.path.isfile(ca_cert):
         fail("environment", f"HEARTH_CA_CERT {ca_cert} is not a file")
@@ -179,6 +181,20 @@ def main():
     equal("links().create(): head is the project", link.get("head_uuid"), group_uuid)
     equal("other user reads the collection through the project",
           other.collections().get(uuid=coll_uuid).execute().get("name"), renamed)
+
+    # -- an anonymous session (no login): its own collections, nothing else
+    anon = client(anonymous_token)
+    acoll = anon.collections().create(body={"collection": {"name": f"anonymous {run}"}}).execute()
+    check("anonymous: collections().create()", is_uuid("4zz18", acoll.get("uuid")), repr(acoll))
+    equal("anonymous: collections().list() shows only its own",
+          [c.get("uuid") for c in anon.collections().list().execute().get("items", [])], [acoll.get("uuid")])
+    equal("anonymous: collections().update()",
+          anon.collections().update(uuid=acoll.get("uuid"), body={"collection": {"name": "renamed"}})
+          .execute().get("name"), "renamed")
+    expect_error("anonymous: someone else's collection is 404", (404,),
+                 lambda: anon.collections().get(uuid=coll_uuid).execute())
+    expect_error("anonymous: users().current() is 401", (401,), lambda: anon.users().current().execute())
+    expect_error("anonymous: groups().list() is 401", (401,), lambda: anon.groups().list().execute())
 
     # -- refusals
     expect_error("users().get(unknown uuid) is 404", (404,),

@@ -5,12 +5,14 @@
 //! at an existing user (the caller is then that user: a merged-away account's tokens act as the
 //! account it was merged into). Only the hops [`Accounts::redirect_hop`] allows are followed: a
 //! peer's redirect of its user out of its own cluster is not (see `redirects`). The system root
-//! token acts as the system user.
+//! token acts as the system user. An anonymous session's token (see [`super::anonymous`]) is
+//! accepted when its session is live; its caller is a principal that owns only the session's own
+//! collections.
 
 use super::Accounts;
 use super::error::{Error, Result};
 use crate::store::records::{TokenRow, User};
-use federation_proto::{ClusterId, ObjectUuid, Scopes, SecretHash, Token};
+use federation_proto::{AnonymousToken, ClusterId, ObjectKind, ObjectUuid, Scopes, SecretHash, Token};
 
 /// Who is making a request.
 #[derive(Debug, Clone)]
@@ -36,6 +38,13 @@ impl Caller {
         &self.user.uuid
     }
 
+    /// Whether this is an anonymous session (then [`Caller::uuid`] is the session's uuid, and it
+    /// may use only the collections that session owns). Told by the uuid's kind, so that no caller
+    /// can be built anonymous by one field and a user by another.
+    pub fn is_anonymous(&self) -> bool {
+        self.user.uuid.kind() == ObjectKind::AnonymousSession
+    }
+
     /// Refuses inactive users.
     pub fn require_active(&self) -> Result<()> {
         if self.is_system_root || self.user.is_active {
@@ -57,11 +66,20 @@ pub enum Presented {
     Local(Token),
     /// Issued by another cluster (validated through the federation).
     Remote(Token, ClusterId),
+    /// An anonymous session's token, issued here.
+    Anonymous(AnonymousToken),
 }
 
 impl Accounts {
-    /// Parses a presented token string; anything malformed is 401.
+    /// Parses a presented token string; anything malformed is 401. Anonymous sessions are only good
+    /// where they were made, so another cluster's anonymous token is 401 too.
     pub fn parse_presented(&self, raw: &str) -> Result<Presented> {
+        if let Ok(anon) = raw.parse::<AnonymousToken>() {
+            if anon.uuid().cluster() != self.cluster() {
+                return Err(invalid_token());
+            }
+            return Ok(Presented::Anonymous(anon));
+        }
         let token: Token = raw.parse().map_err(|_| invalid_token())?;
         let issuer = token.uuid().cluster().clone();
         if &issuer == self.cluster() { Ok(Presented::Local(token)) } else { Ok(Presented::Remote(token, issuer)) }

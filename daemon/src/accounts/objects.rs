@@ -364,6 +364,9 @@ impl Accounts {
     }
 
     fn resolve_owner(&self, caller: &Caller, attrs: &Map<String, Value>, default: ObjectUuid) -> Result<ObjectUuid> {
+        if caller.is_anonymous() {
+            return self.anonymous_owner(caller, uuid_attr(attrs, "owner_uuid")?);
+        }
         let owner = uuid_attr(attrs, "owner_uuid")?.unwrap_or(default);
         if !self.exists(&owner)? {
             return Err(Error::unprocessable("owner_not_found", format!("owner_uuid {owner} not found")));
@@ -380,6 +383,9 @@ impl Accounts {
         check_attr_names::<T>(attrs)?;
         let _w = self.write_lock();
         let owner = self.resolve_owner(caller, attrs, caller.uuid().clone())?;
+        if caller.is_anonymous() {
+            self.check_anonymous_create(caller, T::KIND)?;
+        }
         let record = T::create(self.new_uuid(T::KIND), owner, self.clock().now(), caller.uuid().clone(), attrs)?;
         self.check_kind_rules(caller, &record)?;
         let mut b = WriteBatch::new();
@@ -404,8 +410,11 @@ impl Accounts {
         Ok(record.view())
     }
 
-    /// A link or key is also visible to the user it is about.
+    /// A link or key is also visible to the user it is about (never to an anonymous session).
     fn visible_as_party<T: ApiObject>(&self, caller: &Caller, record: &T) -> Result<bool> {
+        if caller.is_anonymous() {
+            return Ok(false);
+        }
         let v = record.view();
         let me = caller.uuid().to_string();
         Ok(["tail_uuid", "head_uuid", "authorized_user_uuid"]
@@ -413,8 +422,12 @@ impl Accounts {
             .any(|k| v.get(*k).and_then(Value::as_str) == Some(me.as_str())))
     }
 
-    /// `GET <resources>`: everything the caller can read.
+    /// `GET <resources>`: everything the caller can read (for an anonymous session: what it owns).
     pub fn list_objects<T: ApiObject>(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
+        if caller.is_anonymous() {
+            let items = self.anonymous_owned::<T>(caller)?.iter().map(ApiObject::view).collect();
+            return params.apply(T::LIST_KIND, items);
+        }
         let mut items = Vec::new();
         for r in self.store().objects::<T>() {
             let r = r?;

@@ -9,6 +9,9 @@
 //!   everything it owns, transitively. The principals of a user are the user and the groups it has a
 //!   permission link to (group membership).
 //!
+//! An anonymous session (see [`super::anonymous`]) is none of these: it manages the collections it
+//! owns directly and has no access to anything else, whatever links name it.
+//!
 //! Nothing is cached: a merge or a new link takes effect on the next request.
 
 use super::Accounts;
@@ -120,18 +123,26 @@ impl Accounts {
         Ok(best)
     }
 
+    /// The access `caller` has to `uuid`: an anonymous session's own rule, else [`Accounts::access_level`].
+    fn caller_level(&self, caller: &super::Caller, uuid: &ObjectUuid) -> Result<Level> {
+        if caller.is_anonymous() {
+            return Ok(if self.anonymous_manages(caller, uuid)? { Level::Manage } else { Level::None });
+        }
+        self.access_level(caller.uuid(), caller.is_admin(), uuid)
+    }
+
     /// Convenience: can `caller` read `uuid`?
     pub fn can_read(&self, caller: &super::Caller, uuid: &ObjectUuid) -> Result<bool> {
-        Ok(self.access_level(caller.uuid(), caller.is_admin(), uuid)? >= Level::Read)
+        Ok(self.caller_level(caller, uuid)? >= Level::Read)
     }
 
     /// Convenience: can `caller` write `uuid`?
     pub fn can_write(&self, caller: &super::Caller, uuid: &ObjectUuid) -> Result<bool> {
-        Ok(self.access_level(caller.uuid(), caller.is_admin(), uuid)? >= Level::Write)
+        Ok(self.caller_level(caller, uuid)? >= Level::Write)
     }
 
     /// Convenience: can `caller` manage `uuid`?
     pub fn can_manage(&self, caller: &super::Caller, uuid: &ObjectUuid) -> Result<bool> {
-        Ok(self.access_level(caller.uuid(), caller.is_admin(), uuid)? >= Level::Manage)
+        Ok(self.caller_level(caller, uuid)? >= Level::Manage)
     }
 }

@@ -82,7 +82,8 @@ pub async fn users_merge(State(app): AppState, Authed(c): Authed, p: Params) -> 
                         crate::accounts::auth::Presented::Local(t) => {
                             NewUserAuth::Valid(Box::new(app.accounts.authenticate_local(&t)?))
                         }
-                        crate::accounts::auth::Presented::Remote(..) => NewUserAuth::Invalid,
+                        crate::accounts::auth::Presented::Remote(..)
+                        | crate::accounts::auth::Presented::Anonymous(_) => NewUserAuth::Invalid,
                     }
                 }
                 Err(_) => NewUserAuth::Invalid,

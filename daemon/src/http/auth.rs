@@ -3,13 +3,22 @@
 //! Tokens come from `Authorization: Bearer …`, `Authorization: OAuth2 …` or the `api_token` query
 //! parameter. Handlers that take [`Authed`] cannot run without a valid token whose scopes allow
 //! the request; there is no other way to get a [`Caller`].
+//!
+//! An anonymous session's token is good for the collections API only: [`authenticate`] refuses it
+//! everywhere else (401, "an anonymous session can only use collections"), and [`anonymous_fence`]
+//! does the same before routing for every endpoint that does not take [`Authed`] (pages, logins),
+//! so that no handler can forget.
 
 use super::App;
 use super::error::ApiError;
+use crate::accounts::anonymous::{anonymous_may, collections_only};
 use crate::accounts::{Caller, Error, auth::Presented, auth::invalid_token};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use federation_proto::AnonymousToken;
 use federation_proto::ClusterId;
 use std::sync::Arc;
 
@@ -22,9 +31,17 @@ const REMOTE_FORMS: &[&str] = &["/arvados/v1/users/current", "/arvados/v1/api_cl
 /// Endpoints allowed under any scope.
 const ANY_SCOPE: &[&str] = &["/arvados/v1/api_client_authorizations/current"];
 
+/// Endpoints that serve anyone and read no token, open to an anonymous token too (the Arvados
+/// SDK sends its token when it reads the discovery document).
+const OPEN_TO_ANONYMOUS: &[&str] = &["/discovery/v1/apis/arvados/v1/rest", "/healthz", "/readyz"];
+
 /// The raw token a request presents, if any.
 pub fn presented_token(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    presented_in(&parts.headers, &parts.uri)
+}
+
+fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let h = h.trim();
         for scheme in ["Bearer ", "OAuth2 ", "bearer ", "oauth2 "] {
             if let Some(t) = h.strip_prefix(scheme) {
@@ -33,12 +50,16 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
         }
         return Some(String::new());
     }
-    query_param(parts, "api_token")
+    query_in(uri, "api_token")
 }
 
 /// One query parameter.
 pub fn query_param(parts: &Parts, name: &str) -> Option<String> {
-    let q = parts.uri.query()?;
+    query_in(&parts.uri, name)
+}
+
+fn query_in(uri: &Uri, name: &str) -> Option<String> {
+    let q = uri.query()?;
     serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
@@ -54,6 +75,12 @@ pub async fn authenticate(
         return app.accounts.system_root_caller();
     }
     let caller = match app.accounts.parse_presented(raw)? {
+        Presented::Anonymous(token) => {
+            if !anonymous_may(method.as_str(), path) {
+                return Err(collections_only());
+            }
+            app.accounts.authenticate_anonymous(&token)?
+        }
         Presented::Local(token) => match remote {
             Some(r) if *method == Method::GET && REMOTE_FORMS.contains(&path) => {
                 let r: ClusterId =
@@ -87,4 +114,16 @@ impl FromRequestParts<Arc<App>> for Authed {
         let caller = authenticate(app, &raw, &parts.method, parts.uri.path(), remote.as_deref()).await?;
         Ok(Authed(caller))
     }
+}
+
+/// Refuses, before routing, any request that presents an anonymous session's token to anything but
+/// the collections API (and the few endpoints that read no token at all): 401, "an anonymous
+/// session can only use collections". The token is not looked up: its form says what it is.
+pub async fn anonymous_fence(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let anonymous = presented_in(req.headers(), req.uri()).is_some_and(|raw| raw.parse::<AnonymousToken>().is_ok());
+    if anonymous && !anonymous_may(req.method().as_str(), path) && !OPEN_TO_ANONYMOUS.contains(&path) {
+        return ApiError(collections_only()).into_response();
+    }
+    next.run(req).await
 }

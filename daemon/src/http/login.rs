@@ -23,8 +23,9 @@ pub fn parse_remote(raw: Option<String>) -> ApiResult<Option<ClusterId>> {
     }
 }
 
-/// `POST /hearth/v1/login` `{"login", "password", "remote"?, "migration_request"?}` →
-/// `{"api_token", "user", "migration_grant"?}`.
+/// `POST /hearth/v1/login` `{"login", "password", "remote"?, "migration_request"?, "anonymous_token"?}` →
+/// `{"api_token", "user", "migration_grant"?, "anonymous_offer"?}`. `anonymous_offer` lists what the
+/// anonymous session holds, when it holds anything; `POST /hearth/v1/anonymous_imports` takes it.
 pub async fn api_login(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -43,7 +44,16 @@ pub async fn api_login(
         Some(Value::String(s)) => Some(crate::migration::decode_param(s)?),
         Some(v) => Some(v.clone()),
     };
-    // The request is checked before the password, so that a bad request costs no login.
+    // The requests are checked before the password, so that a bad request costs no login.
+    let anonymous = super::anonymous::anonymous_param(&p)?;
+    if anonymous.is_some() && remote.is_some() {
+        return Err(ApiError(Error::unprocessable(
+            "anonymous_with_remote",
+            "anonymous_token cannot be combined with remote: the anonymous collections are here, and a token \
+             salted for another cluster cannot import them",
+        )));
+    }
+    let offer = anonymous.map(|t| app.accounts.anonymous_offer(&t)).transpose()?;
     if let Some(req) = &migration_request {
         let r = remote
             .as_ref()
@@ -59,6 +69,9 @@ pub async fn api_login(
     let out =
         blocking(move || app2.accounts.login(&login, &password, &source, remote2.as_ref(), TokenKind::Api)).await?;
     let mut body = json!({"api_token": out.token.to_string(), "user": views::user(&out.user)});
+    if let Some(offer) = offer.filter(|o| !o.collections.is_empty()) {
+        body["anonymous_offer"] = super::anonymous::offer_json(&offer);
+    }
     if let (Some(req), Some(r)) = (migration_request, remote) {
         let grant = crate::migration::grant_for_login(&app.accounts, &app.federation, &r, req, &out.user, &out.token)?;
         body["migration_grant"] = grant;

@@ -4,6 +4,7 @@
 //! `return_to` passes [`super::return_to::check`].
 
 use super::App;
+use super::anonymous_pages::{self, CollectionLine};
 use super::blocking;
 use super::login::parse_remote;
 use super::return_to::{self, Audience};
@@ -56,6 +57,8 @@ struct AccountPage<'a> {
     tokens: Vec<TokenLine>,
     offers: Vec<super::migration_pages::Offer>,
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
+    collections: Vec<CollectionLine>,
+    more_collections: usize,
     csrf: &'a str,
 }
 
@@ -358,16 +361,23 @@ pub async fn login_submit(
         }
     };
     let session = out.token.to_string();
-    let target = match (return_to, &remote) {
-        (None, _) => "/account".to_string(),
-        (Some(url), Some(r)) => match handoff_params(&app, r, &out, migration_request) {
+    // Work this browser did before logging in is offered first (not on a login for another
+    // cluster: that login's answer goes back there).
+    let offer = match &remote {
+        None => anonymous_pages::offer_location(&app, &headers, return_to.as_ref()),
+        Some(_) => None,
+    };
+    let target = match (offer, return_to, &remote) {
+        (Some(offer), _, _) => offer,
+        (None, None, _) => "/account".to_string(),
+        (None, Some(url), Some(r)) => match handoff_params(&app, r, &out, migration_request) {
             Ok(params) => {
                 let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 return_to::with_params(url, &refs)
             }
             Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
         },
-        (Some(url), None) => return_to::with_params(url, &[("api_token", &session)]),
+        (None, Some(url), None) => return_to::with_params(url, &[("api_token", &session)]),
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -465,9 +475,10 @@ pub async fn login_federated(
     if let Err(e) = app.remote_caller(&token, &home).await {
         return refused(format!("the token was refused: {}", e.message));
     }
-    let target = match return_to {
-        None => "/account".to_string(),
-        Some(url) => return_to::with_params(url, &[("api_token", &q.api_token)]),
+    let target = match (anonymous_pages::offer_location(&app, &headers, return_to.as_ref()), return_to) {
+        (Some(offer), _) => offer,
+        (None, None) => "/account".to_string(),
+        (None, Some(url)) => return_to::with_params(url, &[("api_token", &q.api_token)]),
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -480,6 +491,9 @@ fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     resp
 }
+
+/// How many of the person's collections the account page lists (all are on `/collections`).
+const ACCOUNT_COLLECTIONS: usize = 20;
 
 /// `GET /account`.
 pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, headers: HeaderMap) -> Response {
@@ -503,6 +517,10 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
             expires: t.expires_at.map(crate::clock::format_time).unwrap_or_else(|| "never".into()),
         })
         .collect();
+    let mut collections: Vec<CollectionLine> =
+        app.accounts.collections_owned_by(c.uuid()).unwrap_or_default().iter().map(CollectionLine::from).collect();
+    let more_collections = collections.len().saturating_sub(ACCOUNT_COLLECTIONS);
+    collections.truncate(ACCOUNT_COLLECTIONS);
     let (csrf, fresh) = csrf_token(&headers);
     let u = &c.user;
     let page = AccountPage {
@@ -516,6 +534,8 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         tokens,
         offers,
         legacy,
+        collections,
+        more_collections,
         csrf: &csrf,
     };
     with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)

@@ -382,3 +382,21 @@ pub enum ConsentReason {
     /// Our own admin merged the remote user here, with redirect.
     MergedHere,
 }
+
+/// An anonymous session (a browser or script before any login). It owns the collections made with
+/// its token until they are imported into an account, discarded, or expire with it. Only the
+/// SHA-256 of its secret is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AnonymousSession {
+    /// `<cluster>-an0ns-…`.
+    pub uuid: ObjectUuid,
+    /// SHA-256 of the secret.
+    pub secret_hash: SecretHash,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last time its token was used (refreshed at most once a minute); it expires a configured
+    /// time after this.
+    #[serde(with = "arv_time")]
+    pub last_used_at: OffsetDateTime,
+}

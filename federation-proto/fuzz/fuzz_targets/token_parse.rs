@@ -1,9 +1,9 @@
-//! Fuzzes the API token parser (`v2/<uuid>/<secret>` from `Authorization` headers and query strings),
+//! Fuzzes the API token parser and the anonymous session token parser (`v2/<uuid>/<secret>` from `Authorization` headers and query strings),
 //! the scope list parser and scope matching: they must never panic, and whatever parses must format back
 //! to the same text and salt consistently.
 #![no_main]
 
-use federation_proto::{ClusterId, Scopes, Token};
+use federation_proto::{AnonymousToken, ClusterId, Scopes, Token};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(_) => assert!(t.is_salted()),
         }
+    }
+    // An anonymous session's token has the same shape and never parses as an API token.
+    if let Ok(t) = s.parse::<AnonymousToken>() {
+        assert_eq!(t.to_string(), s);
+        assert!(s.parse::<Token>().is_err());
     }
     // The same bytes as a scope list (one entry per line) and as a request to match against it.
     let entries: Vec<String> = s.lines().map(str::to_owned).collect();
