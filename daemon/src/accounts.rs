@@ -14,6 +14,7 @@ pub mod merge;
 pub mod objects;
 pub mod passwords;
 pub mod permissions;
+pub mod persons;
 pub mod redirects;
 pub mod tokens;
 pub mod users;

@@ -63,6 +63,26 @@ pub struct Settings {
     /// `[anonymous]`: work done before logging in.
     #[serde(default)]
     pub anonymous: AnonymousSettings,
+    /// `[notify]`: email to admins (new person claims).
+    #[serde(default)]
+    pub notify: NotifySettings,
+}
+
+/// `[notify]`: where admins are told about work waiting for them (a new pending person claim).
+/// Without `smtp_url` and `admin_emails` the admin queue page is the only notice.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    /// `smtp://host:port` (plain, for a relay on the host), `smtp://…?tls=required` (STARTTLS) or
+    /// `smtps://host:port`; user and password may be given as `smtp://user:pass@host`.
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+    /// Who receives the notices.
+    #[serde(default)]
+    pub admin_emails: Vec<String>,
+    /// The sender address (default `hearth@<cluster id>.invalid`).
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 /// `[cluster]`.
@@ -417,6 +437,22 @@ impl Settings {
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        if let Some(u) = &self.notify.smtp_url {
+            let parsed = url::Url::parse(u).map_err(|e| invalid("notify.smtp_url", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+                return Err(invalid("notify.smtp_url", "must be smtp://host[:port] or smtps://host[:port]"));
+            }
+        }
+        for (i, e) in self.notify.admin_emails.iter().enumerate() {
+            if crate::accounts::legacy::normalize_email(e).is_err() {
+                return Err(invalid(&format!("notify.admin_emails[{i}]"), "not an email address"));
+            }
+        }
+        if let Some(f) = &self.notify.from
+            && crate::accounts::legacy::normalize_email(f).is_err()
+        {
+            return Err(invalid("notify.from", "not an email address"));
         }
         if self.anonymous.max_sessions_per_source_per_hour == 0 {
             return Err(invalid("anonymous.max_sessions_per_source_per_hour", "must be at least 1"));

@@ -42,6 +42,8 @@ pub struct App {
     pub federation: Arc<crate::federation::Federation>,
     /// Renders `/metrics` (none when another daemon in this process owns the recorder).
     pub metrics: Option<PrometheusHandle>,
+    /// Mail to admins.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl App {

@@ -124,7 +124,8 @@ pub async fn run(
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key, checked.peers)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
-    let app = Arc::new(App { settings, accounts, federation, metrics });
+    let notifier = crate::notify::Notifier::new(&settings.notify, settings.cluster.id.as_str())?;
+    let app = Arc::new(App { settings, accounts, federation, metrics, notifier });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
     background.push(tokio::spawn(sweep_anonymous(app.clone())));
     listener.set_nonblocking(true)?;

@@ -19,7 +19,7 @@ use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
     AnonymousSession, AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration,
-    RedirectConsent, RemoteTokenRow, TokenRow, User,
+    Person, PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -87,6 +87,14 @@ trees! {
     LegacyIds => "legacyid_legacyuuid": "legacy id → legacy account uuid",
     LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
     RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
+    Persons => "personuuid_person": "person uuid → Person",
+    PersonTerms => "term_personuuid": "search term (lowercased name word, email, ORCID iD) \\0 person uuid → ()",
+    PersonEmails => "email_personuuid": "lowercased email \\0 person uuid → ()",
+    PersonOrcids => "orcid_personuuid": "ORCID iD \\0 person uuid → ()",
+    PersonClaimedBy => "claimedby_personuuid": "user uuid \\0 person uuid → () (records a user claimed)",
+    Claims => "claimuuid_claim": "claim uuid → PersonClaim",
+    ClaimsByState => "state_claimuuid": "claim state \\0 claim uuid → () (the admin queue)",
+    ClaimsByClaimant => "claimant_claimuuid": "claimant uuid \\0 claim uuid → ()",
     AnonSessions => "anonuuid_anonsession": "anonymous session uuid → AnonymousSession",
     AnonLastUse => "lastused_anonuuid": "big-endian unix seconds of last use \\0 anonymous session uuid → () (the expiry sweep's order)",
 }
@@ -220,6 +228,41 @@ impl OwnedRecord for Link {
             (TreeId::LinkHeads, pair(&self.head_uuid.to_string(), &self.uuid.to_string())),
             (TreeId::LinkTails, pair(&self.tail_uuid.to_string(), &self.uuid.to_string())),
         ]
+    }
+}
+
+/// The words a person record is found by: each word of its name (lowercased), each email, the ORCID iD.
+pub fn person_terms(p: &Person) -> Vec<String> {
+    let mut terms: Vec<String> = p
+        .name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase().chars().take(64).collect())
+        .collect();
+    terms.extend(p.emails.iter().cloned());
+    terms.extend(p.orcid.iter().cloned());
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
+impl OwnedRecord for Person {
+    const TREE: TreeId = TreeId::Persons;
+    const KIND: ObjectKind = ObjectKind::Person;
+    fn uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn owner_uuid(&self) -> &ObjectUuid {
+        &self.owner_uuid
+    }
+    fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
+        let me = self.uuid.to_string();
+        let mut keys: Vec<(TreeId, Vec<u8>)> =
+            person_terms(self).iter().map(|t| (TreeId::PersonTerms, pair(t, &me))).collect();
+        keys.extend(self.emails.iter().map(|e| (TreeId::PersonEmails, pair(e, &me))));
+        keys.extend(self.orcid.iter().map(|o| (TreeId::PersonOrcids, pair(o, &me))));
+        keys.extend(self.claimed_by.iter().map(|u| (TreeId::PersonClaimedBy, pair(&u.to_string(), &me))));
+        keys
     }
 }
 
@@ -505,6 +548,26 @@ impl WriteBatch {
         Ok(())
     }
 
+    /// Writes a claim and keeps its state and claimant indexes in step with `old`.
+    pub fn put_claim(&mut self, old: Option<&PersonClaim>, new: &PersonClaim) -> StoreResult<()> {
+        let uuid = new.uuid.to_string();
+        let state = |c: &PersonClaim| serde_json::to_string(&c.state).unwrap_or_default();
+        if let Some(o) = old
+            && o.state != new.state
+        {
+            self.del_raw(TreeId::ClaimsByState, pair(&state(o), &uuid));
+        }
+        if old.is_none_or(|o| o.state != new.state) {
+            self.put_raw(TreeId::ClaimsByState, pair(&state(new), &uuid), Vec::new());
+        }
+        if old.is_none() {
+            self.put_raw(TreeId::ClaimsByClaimant, pair(&new.claimant_uuid.to_string(), &uuid), Vec::new());
+        }
+        let bytes = encode(TreeId::Claims, new)?;
+        self.put_raw(TreeId::Claims, uuid.into_bytes(), bytes);
+        Ok(())
+    }
+
     /// Records that this cluster vouches for a remote user's redirect (see [`RedirectConsent`]).
     pub fn put_redirect_consent(&mut self, c: &RedirectConsent) -> StoreResult<()> {
         let bytes = encode(TreeId::RedirectConsents, c)?;
@@ -677,6 +740,54 @@ impl Store {
         for uuid in self.index_scan(TreeId::UserEmail, email)? {
             if let Some(u) = self.get_json(TreeId::Users, uuid.as_bytes())? {
                 out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Person records indexed under `term` in `tree` (one of the person indexes); with `prefix`,
+    /// every term that starts with it. At most `max` uuids, in term order.
+    pub fn persons_by(&self, tree: TreeId, term: &str, prefix_match: bool, max: usize) -> StoreResult<Vec<ObjectUuid>> {
+        let mut out = Vec::new();
+        let start = if prefix_match { term.as_bytes().to_vec() } else { prefix(term) };
+        for kv in self.tree(tree).scan_prefix(&start) {
+            let (k, _) = kv?;
+            let Some(at) = k.iter().position(|b| *b == 0) else { continue };
+            if let Some(u) = std::str::from_utf8(&k[at + 1..]).ok().and_then(|u| u.parse().ok()) {
+                if !out.contains(&u) {
+                    out.push(u);
+                }
+                if out.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A claim.
+    pub fn claim(&self, uuid: &ObjectUuid) -> StoreResult<Option<PersonClaim>> {
+        self.get_json(TreeId::Claims, uuid.to_string().as_bytes())
+    }
+
+    /// Claims in one state (the admin queue), oldest uuid first.
+    pub fn claims_in_state(&self, state: crate::store::records::ClaimState) -> StoreResult<Vec<PersonClaim>> {
+        let key = serde_json::to_string(&state).unwrap_or_default();
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::ClaimsByState, &key)? {
+            if let Some(c) = self.get_json(TreeId::Claims, uuid.as_bytes())? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The claims a user made.
+    pub fn claims_of(&self, claimant: &ObjectUuid) -> StoreResult<Vec<PersonClaim>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::ClaimsByClaimant, &claimant.to_string())? {
+            if let Some(c) = self.get_json(TreeId::Claims, uuid.as_bytes())? {
+                out.push(c);
             }
         }
         Ok(out)

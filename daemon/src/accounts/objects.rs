@@ -347,6 +347,14 @@ impl Accounts {
         {
             return Err(Error::forbidden("admin_required", "only admins may add keys for other users"));
         }
+        if T::KIND == ObjectKind::Link && v.get("link_class").and_then(Value::as_str) == Some(super::persons::LINK_CLASS) {
+            // A person link gives whoever claims the person read access to its tail: only the
+            // attach endpoint, which checks write access to the object, may make one.
+            return Err(Error::unprocessable(
+                "person_link",
+                "person links are made with POST /hearth/v1/persons/<uuid>/attach, which checks access to the object",
+            ));
+        }
         if T::KIND == ObjectKind::Link && v.get("link_class").and_then(Value::as_str) == Some("permission") {
             let head: ObjectUuid = v
                 .get("head_uuid")

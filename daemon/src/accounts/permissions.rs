@@ -57,6 +57,7 @@ impl Accounts {
             ObjectKind::Group => s.object::<Group>(uuid)?.map(|o| o.owner_uuid),
             ObjectKind::Collection => s.object::<Collection>(uuid)?.map(|o| o.owner_uuid),
             ObjectKind::Link => s.object::<Link>(uuid)?.map(|o| o.owner_uuid),
+            ObjectKind::Person => s.object::<crate::store::records::Person>(uuid)?.map(|o| o.owner_uuid),
             ObjectKind::AuthorizedKey => {
                 s.object::<crate::store::records::AuthorizedKey>(uuid)?.map(|o| o.owner_uuid().clone())
             }

@@ -57,6 +57,8 @@ struct AccountPage<'a> {
     tokens: Vec<TokenLine>,
     offers: Vec<super::migration_pages::Offer>,
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
+    claimed_persons: Vec<crate::accounts::persons::PersonView>,
+    claims: Vec<crate::accounts::persons::ClaimView>,
     collections: Vec<CollectionLine>,
     more_collections: usize,
     csrf: &'a str,
@@ -505,6 +507,8 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
     }
     let offers = super::migration_pages::offers_for(&app, &c);
     let legacy = app.accounts.legacy_offers(&c).unwrap_or_default();
+    let claimed_persons = app.accounts.claimed_persons(&c).unwrap_or_default();
+    let claims = app.accounts.my_claims(&c).unwrap_or_default();
     let tokens = app
         .accounts
         .store()
@@ -534,6 +538,8 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         tokens,
         offers,
         legacy,
+        claimed_persons,
+        claims,
         collections,
         more_collections,
         csrf: &csrf,

@@ -54,6 +54,10 @@ pub struct User {
     /// validations from that cluster change it).
     #[serde(default)]
     pub cached_from_home: bool,
+    /// The user's ORCID iD, known from an ORCID login (or, for a remote user, its home's signed
+    /// record); never set by hand.
+    #[serde(default)]
+    pub orcid: Option<String>,
 }
 
 impl User {
@@ -78,6 +82,7 @@ impl User {
             password_hash: None,
             last_login_at: None,
             home_seq: 0,
+            orcid: None,
             cached_from_home: false,
         }
     }
@@ -250,6 +255,74 @@ pub struct LegacyAccount {
     pub claimed_at: Option<OffsetDateTime>,
     /// The project the claim moved the collections into.
     pub claimed_into: Option<ObjectUuid>,
+}
+
+/// A person that others attached to data by name, emails or ORCID iD before (or without) the
+/// person having an account here (DESIGN §4.9). Every identity on it is a claim made by whoever
+/// wrote it, never verified; a user proves one of them to claim the record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Person {
+    /// `<cluster>-p3rsn-…`.
+    pub uuid: ObjectUuid,
+    /// Who made the record.
+    pub owner_uuid: ObjectUuid,
+    /// Creation time.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "arv_time")]
+    pub modified_at: OffsetDateTime,
+    /// Who made the last change.
+    pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// The person's name as written.
+    pub name: String,
+    /// E-mail addresses, trimmed and lowercased, without duplicates.
+    pub emails: Vec<String>,
+    /// ORCID iD, `NNNN-NNNN-NNNN-NNNX` with a valid check digit.
+    pub orcid: Option<String>,
+    /// The user who claimed it.
+    pub claimed_by: Option<ObjectUuid>,
+    /// When.
+    #[serde(with = "arv_time::option", default)]
+    pub claimed_at: Option<OffsetDateTime>,
+    /// Set when an admin approved a claim: the record is retired and its attachments moved to
+    /// this user.
+    pub merged_into: Option<ObjectUuid>,
+}
+
+/// Where a claim on a person record stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimState {
+    /// Waiting for an admin.
+    Pending,
+    /// An admin approved it.
+    Approved,
+    /// An admin rejected it (with a reason).
+    Rejected,
+}
+
+/// A claim on a name-only person record, for an admin to decide.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersonClaim {
+    /// `<cluster>-c1a1m-…`.
+    pub uuid: ObjectUuid,
+    /// The record claimed.
+    pub person_uuid: ObjectUuid,
+    /// Who claims it.
+    pub claimant_uuid: ObjectUuid,
+    /// Where it stands.
+    pub state: ClaimState,
+    /// The admin's reason, for a rejection.
+    pub reason: Option<String>,
+    /// The admin who decided.
+    pub decided_by: Option<ObjectUuid>,
+    /// Made.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// Decided.
+    #[serde(with = "arv_time::option", default)]
+    pub decided_at: Option<OffsetDateTime>,
 }
 
 /// An audit log entry.
