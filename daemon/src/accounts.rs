@@ -5,6 +5,7 @@
 //! each change (with its audit entry and its indexes) lands all or nothing.
 
 pub mod auth;
+pub mod bounds;
 pub mod error;
 pub mod listing;
 pub mod merge;

@@ -1,5 +1,6 @@
 //! Users: create, read, update, list, passwords and the password login.
 
+use super::bounds::{self, Bound};
 use super::error::{Error, ErrorKind, Result};
 use super::listing::ListParams;
 use super::passwords;
@@ -34,6 +35,17 @@ const READ_ONLY: &[&str] = &[
     "home_cluster",
 ];
 
+/// The bound of each free-form user attribute (others are short strings: see [`bounds`]).
+const BOUNDS: &[(&str, Bound)] = &[
+    ("first_name", Bound::Chars(bounds::MAX_PERSON_NAME_CHARS)),
+    ("last_name", Bound::Chars(bounds::MAX_PERSON_NAME_CHARS)),
+    // Read-only, but clients echo it back: first and last name and the space between.
+    ("full_name", Bound::Chars(2 * bounds::MAX_PERSON_NAME_CHARS + 1)),
+    ("email", Bound::Bytes(bounds::MAX_EMAIL_BYTES)),
+    ("username", Bound::Chars(bounds::MAX_USERNAME_CHARS)),
+    ("prefs", Bound::Properties),
+];
+
 /// What a successful login returns.
 #[derive(Debug, Clone)]
 pub struct LoginOutcome {
@@ -44,7 +56,7 @@ pub struct LoginOutcome {
 }
 
 fn check_username(u: &str) -> Result<()> {
-    let ok = u.len() <= 64
+    let ok = u.len() <= bounds::MAX_USERNAME_CHARS
         && u.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && u.chars().all(|c| c.is_ascii_alphanumeric());
     if ok {
@@ -52,17 +64,24 @@ fn check_username(u: &str) -> Result<()> {
     } else {
         Err(Error::unprocessable(
             "invalid_username",
-            "username must start with a letter and contain only letters and digits (at most 64)",
+            format!(
+                "username must start with a letter and contain only letters and digits (at most {})",
+                bounds::MAX_USERNAME_CHARS
+            ),
         ))
     }
 }
 
 fn normalize_email(e: &str) -> Result<String> {
     let e = e.trim().to_lowercase();
-    let valid = e.len() <= 254
+    let valid = e.len() <= bounds::MAX_EMAIL_BYTES
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
         && !e.chars().any(|c| c.is_whitespace() || c == '\0');
-    if valid { Ok(e) } else { Err(Error::unprocessable("invalid_email", format!("not an email address: {e}"))) }
+    if valid {
+        Ok(e)
+    } else {
+        Err(Error::unprocessable("invalid_email", format!("not an email address: {}", bounds::excerpt(&e))))
+    }
 }
 
 fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<String>>> {
@@ -201,9 +220,13 @@ impl Accounts {
                 || ADMIN_FIELDS.contains(&k.as_str())
                 || READ_ONLY.contains(&k.as_str());
             if !known {
-                return Err(Error::unprocessable("unknown_attribute", format!("unknown attribute for user: {k}")));
+                return Err(Error::unprocessable(
+                    "unknown_attribute",
+                    format!("unknown attribute for user: {}", bounds::excerpt(k)),
+                ));
             }
         }
+        bounds::check_attrs(attrs, BOUNDS)?;
         if let Some(v) = want_str(attrs, "first_name")? {
             user.first_name = v.unwrap_or_default();
         }
