@@ -46,8 +46,8 @@ impl App {
     }
 }
 
-/// Runs blocking work (argon2, big merges, notice batches) off the async runtime. The one place a
-/// handler hands work to the blocking pool.
+/// Runs blocking work (big merges, notice batches, list scans) off the async runtime. The one place
+/// a handler hands work to the blocking pool ([`blocking_json`] builds on it).
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> error::ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -55,6 +55,30 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + 
             error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "background task failed"))
         })?
         .map_err(error::ApiError)
+}
+
+/// A JSON body already serialized (on the blocking pool, by [`blocking_json`]).
+pub struct RenderedJson(Vec<u8>);
+
+impl axum::response::IntoResponse for RenderedJson {
+    fn into_response(self) -> Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
+/// Runs `f` on the blocking pool and serializes its answer there as well. For list-like requests,
+/// whose scan, filters, sort and rendering all grow with what is stored: none of it may hold up
+/// the async runtime (and `/healthz` with it).
+pub async fn blocking_json(
+    f: impl FnOnce() -> Result<serde_json::Value, Error> + Send + 'static,
+) -> error::ApiResult<RenderedJson> {
+    blocking(move || {
+        let v = f()?;
+        serde_json::to_vec(&v)
+            .map(RenderedJson)
+            .map_err(|e| Error::new(crate::accounts::ErrorKind::Internal, "render", e.to_string()))
+    })
+    .await
 }
 
 async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Response {
