@@ -3,6 +3,7 @@
 
 mod api;
 mod batch;
+mod bounds;
 mod browser;
 mod crash;
 mod federation;
