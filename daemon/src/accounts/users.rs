@@ -84,6 +84,22 @@ fn normalize_email(e: &str) -> Result<String> {
     }
 }
 
+/// Every attribute is known, and within its bound (checked before the writer lock is taken, and
+/// again where they are applied).
+fn check_user_attrs(attrs: &Map<String, Value>) -> Result<()> {
+    for k in attrs.keys() {
+        let known =
+            SELF_FIELDS.contains(&k.as_str()) || ADMIN_FIELDS.contains(&k.as_str()) || READ_ONLY.contains(&k.as_str());
+        if !known {
+            return Err(Error::unprocessable(
+                "unknown_attribute",
+                format!("unknown attribute for user: {}", bounds::excerpt(k)),
+            ));
+        }
+    }
+    bounds::check_attrs(attrs, BOUNDS)
+}
+
 fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<String>>> {
     match attrs.get(key) {
         None => Ok(None),
@@ -136,6 +152,7 @@ impl Accounts {
     /// `POST users` (admin).
     pub fn create_user(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_admin()?;
+        check_user_attrs(attrs)?;
         let _w = self.write_lock();
         let now = self.clock().now();
         let mut user = User {
@@ -165,6 +182,7 @@ impl Accounts {
     /// and the redirect.
     pub fn update_user(&self, caller: &Caller, uuid: &ObjectUuid, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
+        check_user_attrs(attrs)?;
         let _w = self.write_lock();
         let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
         let old = self.store().user(uuid)?.ok_or_else(not_found)?;
@@ -215,18 +233,7 @@ impl Accounts {
     }
 
     fn apply_user_attrs(&self, user: &mut User, attrs: &Map<String, Value>, admin: bool) -> Result<()> {
-        for k in attrs.keys() {
-            let known = SELF_FIELDS.contains(&k.as_str())
-                || ADMIN_FIELDS.contains(&k.as_str())
-                || READ_ONLY.contains(&k.as_str());
-            if !known {
-                return Err(Error::unprocessable(
-                    "unknown_attribute",
-                    format!("unknown attribute for user: {}", bounds::excerpt(k)),
-                ));
-            }
-        }
-        bounds::check_attrs(attrs, BOUNDS)?;
+        check_user_attrs(attrs)?;
         if let Some(v) = want_str(attrs, "first_name")? {
             user.first_name = v.unwrap_or_default();
         }
