@@ -81,7 +81,8 @@ pub async fn run(
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
-    let app = Arc::new(App { settings, accounts, federation, metrics });
+    let list_gate = Arc::new(tokio::sync::Semaphore::new(crate::http::list_workers()));
+    let app = Arc::new(App { settings, accounts, federation, metrics, list_gate });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;

@@ -3,7 +3,7 @@
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
-use super::{App, RenderedJson, blocking_json};
+use super::{App, RenderedJson};
 use crate::accounts::listing::ListParams;
 use crate::accounts::merge::{MergeParams, NewUserAuth};
 use crate::accounts::objects::ApiObject;
@@ -37,9 +37,9 @@ pub async fn users_current(Authed(c): Authed) -> ApiResult<Json<Value>> {
     Ok(Json(crate::accounts::views::user(&c.user)))
 }
 
-/// `GET users`. Lists parse, scan, filter, sort and render on the blocking pool.
+/// `GET users`. Lists parse, scan, filter, sort and render on the blocking pool (`App::list_json`).
 pub async fn users_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
-    blocking_json(move || app.accounts.list_users(&c, &list_params(&app, &p)?)).await
+    app.list_json(move |a| a.accounts.list_users(&c, &list_params(a, &p)?)).await
 }
 
 /// `GET users/<uuid>`.
@@ -101,7 +101,7 @@ pub async fn tokens_current(State(app): AppState, Authed(c): Authed) -> ApiResul
 
 /// `GET api_client_authorizations` (on the blocking pool).
 pub async fn tokens_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
-    blocking_json(move || app.accounts.list_tokens(&c, &list_params(&app, &p)?)).await
+    app.list_json(move |a| a.accounts.list_tokens(&c, &list_params(a, &p)?)).await
 }
 
 /// `POST api_client_authorizations`.
@@ -130,7 +130,7 @@ pub async fn tokens_delete(
 
 /// `GET <objects>` (on the blocking pool).
 pub async fn objects_list<T: ApiObject>(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
-    blocking_json(move || app.accounts.list_objects::<T>(&c, &list_params(&app, &p)?)).await
+    app.list_json(move |a| a.accounts.list_objects::<T>(&c, &list_params(a, &p)?)).await
 }
 
 /// `POST <objects>`.
@@ -172,7 +172,7 @@ pub async fn objects_delete<T: ApiObject>(
 
 /// `GET logs` (on the blocking pool).
 pub async fn logs_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
-    blocking_json(move || app.accounts.list_logs(&c, &list_params(&app, &p)?)).await
+    app.list_json(move |a| a.accounts.list_logs(&c, &list_params(a, &p)?)).await
 }
 
 /// `GET logs/<uuid>`.

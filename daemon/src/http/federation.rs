@@ -3,7 +3,7 @@
 
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
-use super::{App, RenderedJson, blocking, blocking_json};
+use super::{App, RenderedJson};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -80,18 +80,21 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
 /// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup (a scan
 /// of every user, on the blocking pool).
 pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<RenderedJson> {
-    blocking_json(move || crate::migration::batch::answer_lookup(&app.accounts, &app.federation, &peer.body)).await
+    app.list_json(move |a| crate::migration::batch::answer_lookup(&a.accounts, &a.federation, &peer.body)).await
 }
 
-/// `GET /hearth/v1/admin/federation_report` (admin): our accounts (a scan, on the blocking pool),
-/// the peers' (asked from here), and the summary of them all (on the blocking pool).
+/// `GET /hearth/v1/admin/federation_report` (admin): the peers' accounts (asked from here), then
+/// ours (a scan) and the summary of them all, on the blocking pool.
 pub async fn admin_report(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<RenderedJson> {
     use crate::migration::batch;
-    let app2 = app.clone();
-    let mut records = blocking(move || batch::report_local(&app2.accounts, &c)).await?;
+    c.require_admin()?;
     let (remote, unreachable) = batch::report_peers(&app.federation).await;
-    records.extend(remote);
-    blocking_json(move || Ok(batch::report_summary(app.accounts.cluster(), &records, unreachable))).await
+    app.list_json(move |a| {
+        let mut records = batch::report_local(&a.accounts, &c)?;
+        records.extend(remote);
+        Ok(batch::report_summary(a.accounts.cluster(), &records, unreachable))
+    })
+    .await
 }
 
 /// `POST /hearth/v1/admin/migrate/plan {"plan": "<csv>"}` (admin): what a run would do here.

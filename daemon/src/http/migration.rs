@@ -3,7 +3,7 @@
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
-use super::{App, RenderedJson, blocking_json};
+use super::{App, RenderedJson};
 use crate::accounts::Error;
 use crate::migration;
 use axum::Json;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// `GET /hearth/v1/migration_candidates` (on the blocking pool, like every list).
 pub async fn candidates(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<RenderedJson> {
-    blocking_json(move || migration::candidates(&app.accounts, &app.federation, &c)).await
+    app.list_json(move |a| migration::candidates(&a.accounts, &a.federation, &c)).await
 }
 
 /// `POST /hearth/v1/migrations {"target_cluster"}`.
