@@ -7,6 +7,7 @@
 
 pub mod anonymous;
 pub mod auth;
+pub mod bounds;
 pub mod error;
 pub mod legacy;
 pub mod listing;

@@ -44,17 +44,49 @@ pub struct App {
     pub metrics: Option<PrometheusHandle>,
     /// Mail to admins.
     pub notifier: crate::notify::Notifier,
+    /// Permits to run list work ([`list_workers`] of them; see [`App::list_json`]).
+    pub list_gate: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many list requests scan at once: one core fewer than the machine has (at least one), so
+/// that however many heavy lists are asked for, a core is left for the async runtime (`/healthz`,
+/// logins, everything else). Further lists wait, in order, without holding a thread.
+pub fn list_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl App {
+    /// Runs list work `f` (scan, filters, sort) and the serialization of its answer on the
+    /// blocking pool, once one of the [`list_workers`] permits is free. For every list-like request,
+    /// whose cost grows with what is stored: none of it may hold up the async runtime, and no more
+    /// of it runs at once than leaves a core to the runtime. The permit goes with the work, so a
+    /// client that hangs up does not free it before the work is done.
+    pub async fn list_json(
+        self: &Arc<Self>,
+        f: impl FnOnce(&App) -> Result<serde_json::Value, Error> + Send + 'static,
+    ) -> error::ApiResult<RenderedJson> {
+        let permit = self.list_gate.clone().acquire_owned().await.map_err(|_| {
+            error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "shutdown", "the daemon is stopping"))
+        })?;
+        let app = self.clone();
+        blocking(move || {
+            let _permit = permit;
+            let v = f(&app)?;
+            serde_json::to_vec(&v)
+                .map(RenderedJson)
+                .map_err(|e| Error::new(crate::accounts::ErrorKind::Internal, "render", e.to_string()))
+        })
+        .await
+    }
+
     /// The caller for a token issued by another cluster, validated at its home (or cached).
     pub async fn remote_caller(&self, token: &Token, issuer: &ClusterId) -> Result<Caller, Error> {
         self.federation.remote_caller(&self.accounts, token, issuer).await
     }
 }
 
-/// Runs blocking work (argon2, big merges, notice batches) off the async runtime. The one place a
-/// handler hands work to the blocking pool.
+/// Runs blocking work (big merges, notice batches, list scans) off the async runtime. The one place
+/// a handler hands work to the blocking pool ([`App::list_json`] builds on it).
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> error::ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -62,6 +94,15 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + 
             error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "join", "background task failed"))
         })?
         .map_err(error::ApiError)
+}
+
+/// A JSON body already serialized (on the blocking pool, by [`App::list_json`]).
+pub struct RenderedJson(Vec<u8>);
+
+impl axum::response::IntoResponse for RenderedJson {
+    fn into_response(self) -> Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
 }
 
 async fn track(State(_app): State<Arc<App>>, req: Request, next: Next) -> Response {

@@ -125,7 +125,8 @@ pub async fn run(
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
     let notifier = crate::notify::Notifier::new(&settings.notify, settings.cluster.id.as_str())?;
-    let app = Arc::new(App { settings, accounts, federation, metrics, notifier });
+    let list_gate = Arc::new(tokio::sync::Semaphore::new(crate::http::list_workers()));
+    let app = Arc::new(App { settings, accounts, federation, metrics, notifier, list_gate });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
     background.push(tokio::spawn(sweep_anonymous(app.clone())));
     listener.set_nonblocking(true)?;

@@ -4,6 +4,7 @@
 mod anonymous;
 mod api;
 mod batch;
+mod bounds;
 mod browser;
 mod crash;
 mod federation;

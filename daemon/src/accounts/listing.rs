@@ -2,9 +2,19 @@
 //!
 //! Filters are `[attribute, operator, operand]` triples (`=`, `!=`, `<`, `<=`, `>`, `>=`, `in`,
 //! `not in`, `like`, `ilike`, `is_a`, `exists`). A filter on an attribute the resource does not have
-//! is refused (422) rather than silently matching nothing.
+//! is refused (422) rather than silently matching nothing. The attribute `any` means any attribute
+//! but `manifest_text` (as in Arvados). `like` patterns are matched in linear time ([`like`]).
+//!
+//! Every list request is bounded ([`bounds`](super::bounds)): the number of filters, `order` and
+//! `select` entries, the length of attribute names and operands, and the bytes of one page.
+//! The scan, filtering and sorting are still CPU work proportional to what is stored: callers run
+//! them off the async runtime.
 
+mod like;
+
+use super::bounds::{self, MAX_ATTRIBUTE_CHARS, MAX_FILTER_LIST, MAX_FILTER_OPERAND_CHARS, MAX_FILTERS};
 use super::error::{Error, Result};
+pub use like::LikePattern;
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 
@@ -14,6 +24,8 @@ pub struct Filter {
     attr: String,
     op: Op,
     operand: Value,
+    /// The compiled operand of `like` (lowercased for `ilike`).
+    pattern: Option<LikePattern>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,7 +94,11 @@ impl ListParams {
                 Ok(Value::String(s)) => vec![s],
                 _ => o.split(',').map(|s| s.trim().to_string()).collect(),
             };
+            if items.len() > bounds::MAX_ORDER {
+                return Err(bounds::too_many("order", bounds::MAX_ORDER, "entries"));
+            }
             for item in items {
+                bounds::check_chars("order: an entry", &item, MAX_ATTRIBUTE_CHARS)?;
                 let mut parts = item.split_whitespace();
                 let attr = parts.next().ok_or_else(|| bad("order: empty entry"))?;
                 let attr = attr.rsplit('.').next().unwrap_or(attr).to_string();
@@ -113,6 +129,12 @@ impl ListParams {
         if let Some(s) = select.filter(|s| !s.is_empty()) {
             let v: Vec<String> =
                 serde_json::from_str(s).map_err(|e| bad(format!("select: must be a JSON array of strings: {e}")))?;
+            if v.len() > bounds::MAX_SELECT {
+                return Err(bounds::too_many("select", bounds::MAX_SELECT, "entries"));
+            }
+            for a in &v {
+                bounds::check_chars("select: an entry", a, MAX_ATTRIBUTE_CHARS)?;
+            }
             p.select = Some(v);
         }
         Ok(p)
@@ -154,14 +176,25 @@ impl ListParams {
             Ordering::Equal
         });
         let available = matched.len();
-        let page: Vec<Value> =
-            matched.into_iter().skip(self.offset).take(self.limit).map(|v| self.select_fields(v)).collect();
+        // A page holds at most MAX_LIST_PAGE_BYTES (and at least one item). When that cuts it short,
+        // `limit` says how many came, as Arvados does past MaxIndexDatabaseRead; clients page on.
+        let (mut page, mut bytes, mut limit) = (Vec::new(), 0usize, self.limit);
+        for v in matched.into_iter().skip(self.offset).take(self.limit) {
+            let v = self.select_fields(v);
+            let size = bounds::json_len(&v);
+            if !page.is_empty() && bytes.saturating_add(size) > bounds::MAX_LIST_PAGE_BYTES {
+                limit = page.len();
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            page.push(v);
+        }
         Ok(json!({
             "kind": list_kind,
             "etag": "",
             "self_link": "",
             "offset": self.offset,
-            "limit": self.limit,
+            "limit": limit,
             "items_available": available,
             "items": page,
         }))
@@ -192,17 +225,39 @@ fn parse_filters(v: &Value) -> Result<Vec<Filter>> {
     let arr = v.as_array().ok_or_else(|| bad("filters: must be an array of [attribute, operator, operand]"))?;
     // A single filter may be given unwrapped: ["name", "=", "x"].
     if arr.len() == 3 && arr[0].is_string() && arr[1].is_string() {
-        return Ok(vec![parse_filter(v)?]);
+        return Ok(vec![parse_filter(0, v)?]);
     }
-    arr.iter().map(parse_filter).collect()
+    if arr.len() > MAX_FILTERS {
+        return Err(bounds::too_many("filters", MAX_FILTERS, "entries"));
+    }
+    arr.iter().enumerate().map(|(i, f)| parse_filter(i, f)).collect()
 }
 
-fn parse_filter(v: &Value) -> Result<Filter> {
+/// A filter's operand within its bounds: a string of at most [`MAX_FILTER_OPERAND_CHARS`]
+/// characters, another value of at most as many bytes of JSON, or a list of at most
+/// [`MAX_FILTER_LIST`] such values.
+fn check_operand(i: usize, operand: &Value) -> Result<()> {
+    let field = || format!("filters[{i}] operand");
+    let one = |v: &Value| match v {
+        Value::String(s) => bounds::check_chars(&field(), s, MAX_FILTER_OPERAND_CHARS),
+        v if bounds::json_within(v, MAX_FILTER_OPERAND_CHARS) => Ok(()),
+        _ => Err(bounds::too_long(&field(), MAX_FILTER_OPERAND_CHARS, "bytes serialized")),
+    };
+    match operand {
+        Value::Array(a) if a.len() > MAX_FILTER_LIST => Err(bounds::too_many(&field(), MAX_FILTER_LIST, "elements")),
+        Value::Array(a) => a.iter().try_for_each(one),
+        v => one(v),
+    }
+}
+
+fn parse_filter(i: usize, v: &Value) -> Result<Filter> {
     let a = v.as_array().ok_or_else(|| bad("filters: each filter must be an array"))?;
     if a.len() != 3 {
         return Err(bad("filters: each filter must have 3 elements"));
     }
     let attr = a[0].as_str().ok_or_else(|| bad("filters: attribute must be a string"))?;
+    bounds::check_chars(&format!("filters[{i}] attribute"), attr, MAX_ATTRIBUTE_CHARS)?;
+    check_operand(i, &a[2])?;
     let attr = attr.rsplit('.').next().unwrap_or(attr).to_string();
     let op = match a[1].as_str().map(str::to_ascii_lowercase).as_deref() {
         Some("=") | Some("==") => Op::Eq,
@@ -217,7 +272,10 @@ fn parse_filter(v: &Value) -> Result<Filter> {
         Some("ilike") => Op::ILike,
         Some("is_a") => Op::IsA,
         Some("exists") => Op::Exists,
-        _ => return Err(bad(format!("filters: unsupported operator {}", a[1]))),
+        _ => {
+            let shown = a[1].as_str().map_or_else(|| "(not a string)".to_string(), bounds::excerpt);
+            return Err(bad(format!("filters: unsupported operator {shown}")));
+        }
     };
     let operand = a[2].clone();
     match op {
@@ -229,7 +287,12 @@ fn parse_filter(v: &Value) -> Result<Filter> {
         }
         _ => {}
     }
-    Ok(Filter { attr, op, operand })
+    let pattern = match (op, operand.as_str()) {
+        (Op::Like, Some(p)) => Some(LikePattern::new(p)?),
+        (Op::ILike, Some(p)) => Some(LikePattern::new(&p.to_lowercase())?),
+        _ => None,
+    };
+    Ok(Filter { attr, op, operand, pattern })
 }
 
 fn compare(a: &Value, b: &Value) -> Ordering {
@@ -246,45 +309,24 @@ fn compare(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-/// SQL LIKE: `%` any run, `_` one character.
-fn like(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '_' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '%' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '%' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 impl Filter {
     fn matches(&self, item: &Value) -> Result<bool> {
         if self.attr == "any" {
             let Some(obj) = item.as_object() else {
                 return Ok(false);
             };
-            return Ok(obj.iter().any(|(k, _)| {
-                Filter { attr: k.clone(), op: self.op, operand: self.operand.clone() }.matches(item).unwrap_or(false)
-            }));
+            for (k, v) in obj {
+                if k != "manifest_text" && self.matches_value(k, v, item).unwrap_or(false) {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
         }
-        let v = item.get(&self.attr).unwrap_or(&Value::Null);
+        self.matches_value(&self.attr, item.get(&self.attr).unwrap_or(&Value::Null), item)
+    }
+
+    /// Whether `v`, attribute `attr` of `item`, passes.
+    fn matches_value(&self, attr: &str, v: &Value, item: &Value) -> Result<bool> {
         Ok(match self.op {
             Op::Eq => v == &self.operand,
             Op::Ne => v != &self.operand,
@@ -294,12 +336,12 @@ impl Filter {
             Op::Ge => compare(v, &self.operand) != Ordering::Less && !v.is_null(),
             Op::In => self.operand.as_array().is_some_and(|a| a.contains(v)),
             Op::NotIn => self.operand.as_array().is_some_and(|a| !a.contains(v)),
-            Op::Like => match (v.as_str(), self.operand.as_str()) {
-                (Some(t), Some(p)) => like(p, t),
+            Op::Like => match (v.as_str(), &self.pattern) {
+                (Some(t), Some(p)) => p.matches(t),
                 _ => false,
             },
-            Op::ILike => match (v.as_str(), self.operand.as_str()) {
-                (Some(t), Some(p)) => like(&p.to_lowercase(), &t.to_lowercase()),
+            Op::ILike => match (v.as_str(), &self.pattern) {
+                (Some(t), Some(p)) => p.matches(&t.to_lowercase()),
                 _ => false,
             },
             Op::IsA => {
@@ -311,7 +353,7 @@ impl Filter {
                 let kind = item.get("kind").and_then(Value::as_str).unwrap_or("");
                 let target = v.as_str().and_then(|s| s.parse::<federation_proto::ObjectUuid>().ok());
                 kinds.iter().any(|k| {
-                    if self.attr == "uuid" || target.is_none() {
+                    if attr == "uuid" || target.is_none() {
                         k == kind
                     } else {
                         target.as_ref().is_some_and(|t| t.kind().arvados_kind() == k)
@@ -327,16 +369,6 @@ impl Filter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn like_patterns() {
-        assert!(like("a%", "abc"));
-        assert!(like("%b%", "abc"));
-        assert!(like("a_c", "abc"));
-        assert!(!like("a_c", "abbc"));
-        assert!(like("%", ""));
-        assert!(!like("b%", "abc"));
-    }
 
     #[test]
     fn filters_order_and_paging() {
@@ -360,5 +392,86 @@ mod tests {
         let p = ListParams::parse(Some(r#"[["uuid","in",["a","b"]]]"#), None, Some("5000"), None, None, 10).unwrap();
         assert_eq!(p.limit, 10);
         assert_eq!(p.apply("k", items).unwrap()["items_available"], 2);
+    }
+
+    fn parse_filters_only(f: &str) -> Result<ListParams> {
+        ListParams::parse(Some(f), None, None, None, None, 1000)
+    }
+
+    #[test]
+    fn list_parameters_are_bounded_and_refusals_name_them() {
+        let one = json!(["name", "like", "x%"]);
+        let at_limit = json!(vec![one.clone(); MAX_FILTERS]).to_string();
+        assert_eq!(parse_filters_only(&at_limit).unwrap().filters.len(), MAX_FILTERS);
+        let over = json!(vec![one; MAX_FILTERS + 1]).to_string();
+        let e = parse_filters_only(&over).unwrap_err();
+        assert_eq!(e.code, "too_many");
+        assert!(e.message.starts_with("filters has too many entries"), "{}", e.message);
+
+        let pattern = "%x".repeat(MAX_FILTER_OPERAND_CHARS / 2);
+        assert!(parse_filters_only(&json!([["name", "like", pattern]]).to_string()).is_ok());
+        let e = parse_filters_only(&json!([["uuid", "=", "a"], ["name", "like", format!("{pattern}%")]]).to_string())
+            .unwrap_err();
+        assert_eq!(e.code, "too_long");
+        assert!(e.message.starts_with("filters[1] operand is too long"), "{}", e.message);
+        let e = parse_filters_only(&json!([["uuid", "in", vec!["a"; MAX_FILTER_LIST + 1]]]).to_string()).unwrap_err();
+        assert!(e.message.starts_with("filters[0] operand has too many elements"), "{}", e.message);
+        let e = parse_filters_only(&json!([["uuid", "in", ["a", "b".repeat(2000)]]]).to_string()).unwrap_err();
+        assert!(e.message.starts_with("filters[0] operand is too long"), "{}", e.message);
+        let e = parse_filters_only(&json!([["properties", "=", {"k": "v".repeat(2000)}]]).to_string()).unwrap_err();
+        assert!(e.message.starts_with("filters[0] operand is too long"), "{}", e.message);
+        let e = parse_filters_only(&json!([["a".repeat(300), "=", 1]]).to_string()).unwrap_err();
+        assert!(e.message.starts_with("filters[0] attribute is too long"), "{}", e.message);
+        assert!(parse_filters_only(&json!([["name", "like", "ends with \\\\"]]).to_string()).is_ok());
+        assert!(parse_filters_only(&json!([["name", "like", "ends with \\\\\\"]]).to_string()).is_err());
+
+        let order = vec!["name asc"; bounds::MAX_ORDER + 1].join(",");
+        let e = ListParams::parse(None, Some(&order), None, None, None, 1000).unwrap_err();
+        assert!(e.message.starts_with("order has too many entries"), "{}", e.message);
+        let e = ListParams::parse(None, Some(&"n".repeat(300)), None, None, None, 1000).unwrap_err();
+        assert!(e.message.starts_with("order: an entry is too long"), "{}", e.message);
+        let select = json!(vec!["name"; bounds::MAX_SELECT + 1]).to_string();
+        let e = ListParams::parse(None, None, None, None, Some(&select), 1000).unwrap_err();
+        assert!(e.message.starts_with("select has too many entries"), "{}", e.message);
+    }
+
+    #[test]
+    fn like_ilike_and_any() {
+        let items = vec![
+            json!({"uuid": "a", "name": "Report_2024", "manifest_text": "needle", "modified_at": "1"}),
+            json!({"uuid": "b", "name": "report-2024", "manifest_text": "", "modified_at": "2"}),
+            json!({"uuid": "c", "name": "50% off", "manifest_text": "", "modified_at": "3"}),
+        ];
+        let uuids = |f: Value| -> Vec<String> {
+            let p = parse_filters_only(&f.to_string()).unwrap();
+            let out = p.apply("k", items.clone()).unwrap();
+            let mut v: Vec<String> =
+                out["items"].as_array().unwrap().iter().map(|i| i["uuid"].as_str().unwrap().to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(uuids(json!([["name", "like", "Report_2024"]])), ["a"]);
+        assert_eq!(uuids(json!([["name", "like", "%port_2024"]])), ["a", "b"]);
+        assert_eq!(uuids(json!([["name", "like", "%port\\_2024"]])), ["a"]);
+        assert_eq!(uuids(json!([["name", "ilike", "REPORT%"]])), ["a", "b"]);
+        assert_eq!(uuids(json!([["name", "like", "%\\%%"]])), ["c"]);
+        assert_eq!(uuids(json!([["any", "like", "%2024"]])), ["a", "b"]);
+        // `any` never looks at manifest_text.
+        assert!(uuids(json!([["any", "like", "needle"]])).is_empty());
+        assert_eq!(uuids(json!([["manifest_text", "like", "need%"]])), ["a"]);
+    }
+
+    #[test]
+    fn a_page_is_cut_short_past_its_byte_bound() {
+        let big = "m".repeat(bounds::MAX_LIST_PAGE_BYTES / 3);
+        let items: Vec<Value> =
+            (0..5).map(|i| json!({"uuid": format!("u{i}"), "modified_at": "1", "manifest_text": big})).collect();
+        let p = ListParams::parse(None, Some("uuid asc"), Some("5"), None, None, 1000).unwrap();
+        let out = p.apply("k", items.clone()).unwrap();
+        assert_eq!(out["items"].as_array().unwrap().len(), 2);
+        assert_eq!(out["limit"], 2);
+        assert_eq!(out["items_available"], 5);
+        let p = ListParams::parse(None, Some("uuid asc"), Some("5"), None, Some(r#"["uuid"]"#), 1000).unwrap();
+        assert_eq!(p.apply("k", items).unwrap()["items"].as_array().unwrap().len(), 5);
     }
 }

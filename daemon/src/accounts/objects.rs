@@ -1,6 +1,7 @@
 //! Owned objects (groups, collections, links, SSH keys): create, get, list, update, delete, with
 //! the permission rules of [`permissions`](super::permissions).
 
+use super::bounds::{self, Bound};
 use super::error::{Error, Result};
 use super::listing::ListParams;
 use super::{Accounts, Caller, views};
@@ -40,6 +41,8 @@ pub trait ApiObject: OwnedRecord {
     const LIST_KIND: &'static str;
     /// Attributes this resource accepts besides `owner_uuid`.
     const FIELDS: &'static [&'static str];
+    /// The bound of each free-form attribute (others are short strings: see [`bounds`]).
+    const BOUNDS: &'static [(&'static str, Bound)];
     /// The API view.
     fn view(&self) -> Value;
     /// A new record from attributes.
@@ -94,6 +97,11 @@ impl ApiObject for Group {
     const RESOURCE: &'static str = "group";
     const LIST_KIND: &'static str = "arvados#groupList";
     const FIELDS: &'static [&'static str] = &["name", "description", "group_class", "properties"];
+    const BOUNDS: &'static [(&'static str, Bound)] = &[
+        ("name", Bound::Chars(bounds::MAX_NAME_CHARS)),
+        ("description", Bound::Bytes(bounds::MAX_DESCRIPTION_BYTES)),
+        ("properties", Bound::Properties),
+    ];
     fn view(&self) -> Value {
         views::group(self)
     }
@@ -150,6 +158,12 @@ impl ApiObject for Collection {
     const RESOURCE: &'static str = "collection";
     const LIST_KIND: &'static str = "arvados#collectionList";
     const FIELDS: &'static [&'static str] = &["name", "description", "properties", "manifest_text"];
+    const BOUNDS: &'static [(&'static str, Bound)] = &[
+        ("name", Bound::Chars(bounds::MAX_NAME_CHARS)),
+        ("description", Bound::Bytes(bounds::MAX_DESCRIPTION_BYTES)),
+        ("properties", Bound::Properties),
+        ("manifest_text", Bound::Bytes(bounds::MAX_MANIFEST_TEXT_BYTES)),
+    ];
     fn view(&self) -> Value {
         views::collection(self)
     }
@@ -200,6 +214,11 @@ impl ApiObject for Link {
     const RESOURCE: &'static str = "link";
     const LIST_KIND: &'static str = "arvados#linkList";
     const FIELDS: &'static [&'static str] = &["link_class", "name", "head_uuid", "tail_uuid", "properties"];
+    const BOUNDS: &'static [(&'static str, Bound)] = &[
+        ("link_class", Bound::Chars(bounds::MAX_LINK_CLASS_CHARS)),
+        ("name", Bound::Chars(bounds::MAX_NAME_CHARS)),
+        ("properties", Bound::Properties),
+    ];
     fn view(&self) -> Value {
         views::link(self)
     }
@@ -264,6 +283,11 @@ impl ApiObject for AuthorizedKey {
     const RESOURCE: &'static str = "authorized_key";
     const LIST_KIND: &'static str = "arvados#authorizedKeyList";
     const FIELDS: &'static [&'static str] = &["name", "key_type", "public_key", "authorized_user_uuid"];
+    const BOUNDS: &'static [(&'static str, Bound)] = &[
+        ("name", Bound::Chars(bounds::MAX_NAME_CHARS)),
+        ("key_type", Bound::Chars(bounds::MAX_KEY_TYPE_CHARS)),
+        ("public_key", Bound::Bytes(bounds::MAX_PUBLIC_KEY_BYTES)),
+    ];
     fn view(&self) -> Value {
         views::authorized_key(self)
     }
@@ -320,16 +344,17 @@ impl ApiObject for AuthorizedKey {
     }
 }
 
-fn check_attr_names<T: ApiObject>(attrs: &Map<String, Value>) -> Result<()> {
+/// Every attribute is known, and within its bound.
+fn check_attrs<T: ApiObject>(attrs: &Map<String, Value>) -> Result<()> {
     for k in attrs.keys() {
         if k != "owner_uuid" && !T::FIELDS.contains(&k.as_str()) && !COMMON_READ_ONLY.contains(&k.as_str()) {
             return Err(Error::unprocessable(
                 "unknown_attribute",
-                format!("unknown attribute for {}: {k}", T::RESOURCE),
+                format!("unknown attribute for {}: {}", T::RESOURCE, bounds::excerpt(k)),
             ));
         }
     }
-    Ok(())
+    bounds::check_attrs(attrs, T::BOUNDS)
 }
 
 impl Accounts {
@@ -388,7 +413,7 @@ impl Accounts {
     /// `POST <resources>`.
     pub fn create_object<T: ApiObject>(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
-        check_attr_names::<T>(attrs)?;
+        check_attrs::<T>(attrs)?;
         let _w = self.write_lock();
         let owner = self.resolve_owner(caller, attrs, caller.uuid().clone())?;
         if caller.is_anonymous() {
@@ -454,7 +479,7 @@ impl Accounts {
         attrs: &Map<String, Value>,
     ) -> Result<Value> {
         caller.require_active()?;
-        check_attr_names::<T>(attrs)?;
+        check_attrs::<T>(attrs)?;
         let _w = self.write_lock();
         let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? {

@@ -4,6 +4,7 @@
 //! configured at that moment, SHA-256 of the secret salted for that peer (so that the peer's
 //! validation request can be answered without keeping the secret).
 
+use super::bounds::{self, Bound};
 use super::error::{Error, ErrorKind, Result};
 use super::listing::ListParams;
 use super::{Accounts, Caller, random_secret, views};
@@ -56,8 +57,17 @@ impl Accounts {
             if !matches!(k.as_str(), "scopes" | "expires_at" | "owner_uuid" | "user_uuid" | "api_client_id") {
                 return Err(Error::unprocessable(
                     "unknown_attribute",
-                    format!("unknown attribute for api_client_authorization: {k}"),
+                    format!("unknown attribute for api_client_authorization: {}", bounds::excerpt(k)),
                 ));
+            }
+        }
+        bounds::check_attrs(attrs, &[("expires_at", Bound::Bytes(bounds::MAX_TIME_BYTES))])?;
+        if let Some(Value::Array(a)) = attrs.get("scopes") {
+            if a.len() > bounds::MAX_SCOPES {
+                return Err(bounds::too_many("scopes", bounds::MAX_SCOPES, "entries"));
+            }
+            for s in a.iter().filter_map(Value::as_str) {
+                bounds::check_bytes("scopes: an entry", s, bounds::MAX_SCOPE_BYTES)?;
             }
         }
         let scopes = match attrs.get("scopes") {

@@ -1,5 +1,6 @@
 //! Users: create, read, update, list, passwords and the password login.
 
+use super::bounds::{self, Bound};
 use super::error::{Error, ErrorKind, Result};
 use super::listing::ListParams;
 use super::passwords;
@@ -34,6 +35,17 @@ const READ_ONLY: &[&str] = &[
     "home_cluster",
 ];
 
+/// The bound of each free-form user attribute (others are short strings: see [`bounds`]).
+const BOUNDS: &[(&str, Bound)] = &[
+    ("first_name", Bound::Chars(bounds::MAX_PERSON_NAME_CHARS)),
+    ("last_name", Bound::Chars(bounds::MAX_PERSON_NAME_CHARS)),
+    // Read-only, but clients echo it back: first and last name and the space between.
+    ("full_name", Bound::Chars(2 * bounds::MAX_PERSON_NAME_CHARS + 1)),
+    ("email", Bound::Bytes(bounds::MAX_EMAIL_BYTES)),
+    ("username", Bound::Chars(bounds::MAX_USERNAME_CHARS)),
+    ("prefs", Bound::Properties),
+];
+
 /// What a successful login returns.
 #[derive(Debug, Clone)]
 pub struct LoginOutcome {
@@ -44,7 +56,7 @@ pub struct LoginOutcome {
 }
 
 fn check_username(u: &str) -> Result<()> {
-    let ok = u.len() <= 64
+    let ok = u.len() <= bounds::MAX_USERNAME_CHARS
         && u.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && u.chars().all(|c| c.is_ascii_alphanumeric());
     if ok {
@@ -52,17 +64,40 @@ fn check_username(u: &str) -> Result<()> {
     } else {
         Err(Error::unprocessable(
             "invalid_username",
-            "username must start with a letter and contain only letters and digits (at most 64)",
+            format!(
+                "username must start with a letter and contain only letters and digits (at most {})",
+                bounds::MAX_USERNAME_CHARS
+            ),
         ))
     }
 }
 
 fn normalize_email(e: &str) -> Result<String> {
     let e = e.trim().to_lowercase();
-    let valid = e.len() <= 254
+    let valid = e.len() <= bounds::MAX_EMAIL_BYTES
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
         && !e.chars().any(|c| c.is_whitespace() || c == '\0');
-    if valid { Ok(e) } else { Err(Error::unprocessable("invalid_email", format!("not an email address: {e}"))) }
+    if valid {
+        Ok(e)
+    } else {
+        Err(Error::unprocessable("invalid_email", format!("not an email address: {}", bounds::excerpt(&e))))
+    }
+}
+
+/// Every attribute is known, and within its bound (checked before the writer lock is taken, and
+/// again where they are applied).
+fn check_user_attrs(attrs: &Map<String, Value>) -> Result<()> {
+    for k in attrs.keys() {
+        let known =
+            SELF_FIELDS.contains(&k.as_str()) || ADMIN_FIELDS.contains(&k.as_str()) || READ_ONLY.contains(&k.as_str());
+        if !known {
+            return Err(Error::unprocessable(
+                "unknown_attribute",
+                format!("unknown attribute for user: {}", bounds::excerpt(k)),
+            ));
+        }
+    }
+    bounds::check_attrs(attrs, BOUNDS)
 }
 
 fn want_str(attrs: &Map<String, Value>, key: &str) -> Result<Option<Option<String>>> {
@@ -117,6 +152,7 @@ impl Accounts {
     /// `POST users` (admin).
     pub fn create_user(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_admin()?;
+        check_user_attrs(attrs)?;
         let _w = self.write_lock();
         let now = self.clock().now();
         let mut user = User {
@@ -146,6 +182,7 @@ impl Accounts {
     /// and the redirect.
     pub fn update_user(&self, caller: &Caller, uuid: &ObjectUuid, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
+        check_user_attrs(attrs)?;
         let _w = self.write_lock();
         let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
         let old = self.store().user(uuid)?.ok_or_else(not_found)?;
@@ -196,14 +233,7 @@ impl Accounts {
     }
 
     fn apply_user_attrs(&self, user: &mut User, attrs: &Map<String, Value>, admin: bool) -> Result<()> {
-        for k in attrs.keys() {
-            let known = SELF_FIELDS.contains(&k.as_str())
-                || ADMIN_FIELDS.contains(&k.as_str())
-                || READ_ONLY.contains(&k.as_str());
-            if !known {
-                return Err(Error::unprocessable("unknown_attribute", format!("unknown attribute for user: {k}")));
-            }
-        }
+        check_user_attrs(attrs)?;
         if let Some(v) = want_str(attrs, "first_name")? {
             user.first_name = v.unwrap_or_default();
         }

@@ -1,9 +1,9 @@
 //! Handlers of the Arvados-compatible API (`/arvados/v1/…`): parse, call the account services, render.
 
-use super::App;
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
+use super::{App, RenderedJson};
 use crate::accounts::listing::ListParams;
 use crate::accounts::merge::{MergeParams, NewUserAuth};
 use crate::accounts::objects::ApiObject;
@@ -21,15 +21,15 @@ fn parse_uuid(raw: &str) -> ApiResult<ObjectUuid> {
     raw.parse().map_err(|_| ApiError(Error::not_found("not_found", format!("{raw} not found"))))
 }
 
-fn list_params(app: &App, p: &Params) -> ApiResult<ListParams> {
-    Ok(ListParams::parse(
+fn list_params(app: &App, p: &Params) -> Result<ListParams, Error> {
+    ListParams::parse(
         p.get("filters").as_deref(),
         p.get("order").as_deref(),
         p.get("limit").as_deref(),
         p.get("offset").as_deref(),
         p.get("select").as_deref(),
         app.settings.policy.max_list_limit,
-    )?)
+    )
 }
 
 /// `GET users/current`.
@@ -37,9 +37,9 @@ pub async fn users_current(Authed(c): Authed) -> ApiResult<Json<Value>> {
     Ok(Json(crate::accounts::views::user(&c.user)))
 }
 
-/// `GET users`.
-pub async fn users_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.list_users(&c, &list_params(&app, &p)?)?))
+/// `GET users`. Lists parse, scan, filter, sort and render on the blocking pool (`App::list_json`).
+pub async fn users_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| a.accounts.list_users(&c, &list_params(a, &p)?)).await
 }
 
 /// `GET users/<uuid>`.
@@ -100,9 +100,9 @@ pub async fn tokens_current(State(app): AppState, Authed(c): Authed) -> ApiResul
     Ok(Json(app.accounts.current_token(&c)?))
 }
 
-/// `GET api_client_authorizations`.
-pub async fn tokens_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.list_tokens(&c, &list_params(&app, &p)?)?))
+/// `GET api_client_authorizations` (on the blocking pool).
+pub async fn tokens_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| a.accounts.list_tokens(&c, &list_params(a, &p)?)).await
 }
 
 /// `POST api_client_authorizations`.
@@ -129,9 +129,9 @@ pub async fn tokens_delete(
     Ok(Json(app.accounts.revoke_token(&c, &parse_uuid(&uuid)?)?))
 }
 
-/// `GET <objects>`.
-pub async fn objects_list<T: ApiObject>(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.list_objects::<T>(&c, &list_params(&app, &p)?)?))
+/// `GET <objects>` (on the blocking pool).
+pub async fn objects_list<T: ApiObject>(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| a.accounts.list_objects::<T>(&c, &list_params(a, &p)?)).await
 }
 
 /// `POST <objects>`.
@@ -171,9 +171,9 @@ pub async fn objects_delete<T: ApiObject>(
     Ok(Json(app.accounts.delete_object::<T>(&c, &parse_uuid(&uuid)?)?))
 }
 
-/// `GET logs`.
-pub async fn logs_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.list_logs(&c, &list_params(&app, &p)?)?))
+/// `GET logs` (on the blocking pool).
+pub async fn logs_list(State(app): AppState, Authed(c): Authed, p: Params) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| a.accounts.list_logs(&c, &list_params(a, &p)?)).await
 }
 
 /// `GET logs/<uuid>`.

@@ -1,9 +1,9 @@
 //! Handlers of the federation API (`/federation/v1/…`, signed peer requests) and of the admin
 //! views of the federation (`/hearth/v1/admin/…`).
 
-use super::App;
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
+use super::{App, RenderedJson};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -77,14 +77,24 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
     Ok(Json(json!({"public_key": key.to_string()})))
 }
 
-/// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup.
-pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<Json<Value>> {
-    Ok(Json(crate::migration::batch::answer_lookup(&app.accounts, &app.federation, &peer.body)?))
+/// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup (a scan
+/// of every user, on the blocking pool).
+pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| crate::migration::batch::answer_lookup(&a.accounts, &a.federation, &peer.body)).await
 }
 
-/// `GET /hearth/v1/admin/federation_report` (admin).
-pub async fn admin_report(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(crate::migration::batch::report(&app.accounts, &app.federation, &c).await?))
+/// `GET /hearth/v1/admin/federation_report` (admin): the peers' accounts (asked from here), then
+/// ours (a scan) and the summary of them all, on the blocking pool.
+pub async fn admin_report(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<RenderedJson> {
+    use crate::migration::batch;
+    c.require_admin()?;
+    let (remote, unreachable) = batch::report_peers(&app.federation).await;
+    app.list_json(move |a| {
+        let mut records = batch::report_local(&a.accounts, &c)?;
+        records.extend(remote);
+        Ok(batch::report_summary(a.accounts.cluster(), &records, unreachable))
+    })
+    .await
 }
 
 /// `POST /hearth/v1/admin/migrate/plan {"plan": "<csv>"}` (admin): what a run would do here.

@@ -1,9 +1,9 @@
 //! The JSON API of cross-cluster migration (DESIGN §4.4), for scripts and tests.
 
-use super::App;
 use super::auth::Authed;
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
+use super::{App, RenderedJson};
 use crate::accounts::Error;
 use crate::migration;
 use axum::Json;
@@ -12,9 +12,9 @@ use federation_proto::{ObjectUuid, Token};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// `GET /hearth/v1/migration_candidates`.
-pub async fn candidates(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(migration::candidates(&app.accounts, &app.federation, &c)?))
+/// `GET /hearth/v1/migration_candidates` (on the blocking pool, like every list).
+pub async fn candidates(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<RenderedJson> {
+    app.list_json(move |a| migration::candidates(&a.accounts, &a.federation, &c)).await
 }
 
 /// `POST /hearth/v1/migrations {"target_cluster"}`.

@@ -9,8 +9,8 @@ use axum::http::header;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Largest request body accepted.
-pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Largest request body accepted (with the other bounds, in [`bounds`](crate::accounts::bounds)).
+pub const MAX_BODY: usize = crate::accounts::bounds::MAX_REQUEST_BODY_BYTES;
 
 /// Query and body parameters of one request.
 #[derive(Debug, Default, Clone)]

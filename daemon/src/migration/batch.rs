@@ -403,8 +403,9 @@ pub struct ReportAccount {
     pub last_login_at: Option<String>,
 }
 
-/// The federation report: people with accounts on several clusters, and conflicts.
-pub async fn report(accounts: &Accounts, fed: &Federation, caller: &Caller) -> Result<Value, Error> {
+/// The federation report, part 1 (admin): our live local accounts. A scan of every user: run it
+/// off the async runtime.
+pub fn report_local(accounts: &Accounts, caller: &Caller) -> Result<Vec<UserRecord>, Error> {
     caller.require_admin()?;
     let mut records: Vec<UserRecord> = Vec::new();
     for u in accounts.store().users() {
@@ -413,7 +414,13 @@ pub async fn report(accounts: &Accounts, fed: &Federation, caller: &Caller) -> R
             records.push(user_record(&u));
         }
     }
-    let mut unreachable = Vec::new();
+    Ok(records)
+}
+
+/// The federation report, part 2: every peer's live local accounts (signed answers), and the
+/// peers that could not be asked.
+pub async fn report_peers(fed: &Federation) -> (Vec<UserRecord>, Vec<Value>) {
+    let (mut records, mut unreachable) = (Vec::new(), Vec::new());
     let peers: Vec<ClusterId> = fed.peer_ids().cloned().collect();
     for p in &peers {
         match lookup_at(fed, p, &UserLookup { all: true, ..Default::default() }).await {
@@ -421,9 +428,15 @@ pub async fn report(accounts: &Accounts, fed: &Federation, caller: &Caller) -> R
             Err(e) => unreachable.push(json!({"cluster_id": p, "error": e.message})),
         }
     }
+    (records, unreachable)
+}
+
+/// The federation report, part 3: people with accounts on several clusters, and conflicts, from
+/// the accounts of parts 1 and 2. Grows with the federation's users: run it off the async runtime.
+pub fn report_summary(cluster: &ClusterId, records: &[UserRecord], unreachable: Vec<Value>) -> Value {
     let mut by_email: BTreeMap<String, Vec<&UserRecord>> = BTreeMap::new();
     let mut by_username: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for r in &records {
+    for r in records {
         let email = r.email.trim().to_lowercase();
         if !email.is_empty() {
             by_email.entry(email.clone()).or_default().push(r);
@@ -469,9 +482,7 @@ pub async fn report(accounts: &Accounts, fed: &Federation, caller: &Caller) -> R
             .collect();
         people.push(json!({"email": email, "clusters": clusters.len(), "accounts": list, "conflicts": conflicts}));
     }
-    Ok(
-        json!({"cluster_id": accounts.cluster(), "people": people, "unreachable": unreachable, "accounts_seen": records.len()}),
-    )
+    json!({"cluster_id": cluster, "people": people, "unreachable": unreachable, "accounts_seen": records.len()})
 }
 
 #[cfg(test)]
