@@ -15,6 +15,7 @@ pub mod migration_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod persons;
 pub mod return_to;
 pub mod session;
 
@@ -221,6 +222,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hearth/v1/legacy_offers/{legacy_id}/dismiss", post(legacy::dismiss))
         .route("/legacy/claim", post(legacy::claim_submit))
         .route("/legacy/dismiss", post(legacy::dismiss_submit))
+        .route("/hearth/v1/persons", get(persons::list).post(persons::create))
+        .route("/hearth/v1/persons/{uuid}", get(persons::get).put(persons::update).patch(persons::update))
+        .route("/hearth/v1/persons/{uuid}/attach", post(persons::attach))
+        .route("/hearth/v1/persons/{uuid}/claim", post(persons::claim))
+        .route("/hearth/v1/claims", get(persons::mine))
+        .route("/hearth/v1/admin/claims", get(persons::queue))
+        .route("/hearth/v1/admin/claims/{uuid}/approve", post(persons::approve))
+        .route("/hearth/v1/admin/claims/{uuid}/reject", post(persons::reject))
+        .route("/persons/{uuid}", get(persons::person_page))
+        .route("/persons/{uuid}/claim", post(persons::claim_submit))
+        .route("/admin/claims", get(persons::queue_page))
+        .route("/admin/claims/{uuid}/{decision}", post(persons::decide_submit))
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/anonymous", post(anonymous::start))
         .route("/hearth/v1/anonymous_imports", post(anonymous::import))

@@ -18,8 +18,8 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AnonymousSession, AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration,
-    Person, PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
+    AnonymousSession, AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, Person,
+    PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;

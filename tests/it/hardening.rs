@@ -6,7 +6,6 @@
 use crate::harness::{Cluster, Federation, TestUser, single};
 use crate::pages::{CSRF, Page, form_login, get, post, query_param};
 use reqwest::StatusCode;
-use serde_json::json;
 
 /// `return_to` values that a browser (which drops tabs and newlines and reads `\` as `/`) sends
 /// somewhere other than the cluster, or that are not https URLs at all. `HOST` is replaced by the
@@ -206,19 +205,7 @@ async fn a_scoped_token_is_not_a_session() {
     let fed = single().await;
     let c = &fed.clusters[0];
     let alice = c.user("alice").await;
-    let scoped = alice
-        .client
-        .post(
-            "/arvados/v1/api_client_authorizations",
-            &json!({"api_client_authorization": {"scopes": ["GET /arvados/v1/users/current"]}}),
-        )
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    let raw = scoped["api_token"].as_str().unwrap();
-    let token =
-        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", scoped["uuid"].as_str().unwrap()) };
+    let token = alice.scoped_token(&["GET /arvados/v1/users/current"]).await;
     let cookie = format!("hearth_csrf={CSRF}; hearth_session={token}");
     let acct = get(c, "/account", &cookie).await;
     assert!(acct.status.is_redirection() && acct.location.starts_with("/login"), "{} {}", acct.status, acct.location);

@@ -156,6 +156,39 @@ impl Cluster {
     }
 }
 
+impl TestUser {
+    /// A new token of this user's with `scopes`, in the full `v2/<uuid>/<secret>` form (whether
+    /// the API answers the secret alone, as Arvados does, or the full form).
+    pub async fn scoped_token(&self, scopes: &[&str]) -> String {
+        let t = self
+            .client
+            .post("/arvados/v1/api_client_authorizations", &json!({"api_client_authorization": {"scopes": scopes}}))
+            .await
+            .expect("create token")
+            .ok()
+            .expect("token created");
+        let raw = t["api_token"].as_str().expect("api_token");
+        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", t["uuid"].as_str().expect("uuid")) }
+    }
+}
+
+/// The test Python (`$HEARTH_TEST_PYTHON`, else `.venv/bin/python` at the repository root) that can
+/// import `module`; fails (never skips) when there is none, so CI cannot pass without running it.
+pub fn python_with(module: &str) -> std::path::PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
+    let candidates: Vec<PathBuf> = std::env::var_os("HEARTH_TEST_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([root.join(".venv/bin/python")])
+        .collect();
+    for p in &candidates {
+        if Command::new(p).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success()) {
+            return p.clone();
+        }
+    }
+    panic!("no Python with {module} found (tried {candidates:?}); run .ci/run, which makes .venv")
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill9();

@@ -181,19 +181,7 @@ async fn offers_go_to_verified_emails_and_a_claim_moves_everything_once() {
     let ids: Vec<&str> = offers["items"].as_array().unwrap().iter().map(|o| o["legacy_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["old-7", "old-9"], "{offers}");
     // A scoped token cannot claim.
-    let scoped = zoe
-        .client
-        .post(
-            "/arvados/v1/api_client_authorizations",
-            &json!({"api_client_authorization": {"scopes": ["POST /hearth/v1/legacy_offers/"]}}),
-        )
-        .await
-        .unwrap()
-        .ok()
-        .unwrap();
-    let raw = scoped["api_token"].as_str().unwrap();
-    let st =
-        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", scoped["uuid"].as_str().unwrap()) };
+    let st = zoe.scoped_token(&["POST /hearth/v1/legacy_offers/"]).await;
     let r = c.client(&st).post("/hearth/v1/legacy_offers/old-7/claim", &json!({})).await.unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     assert!(collections_named(&zoe, "maps").await.is_empty(), "a refused claim moved something");

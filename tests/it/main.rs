@@ -15,6 +15,7 @@ mod legacy;
 mod merge;
 mod migration;
 mod pages;
+mod persons;
 mod redirects;
 mod sdk;
 mod server;

@@ -10,20 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let candidates: Vec<PathBuf> = std::env::var_os("HEARTH_TEST_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([root.join(".venv/bin/python")])
-        .collect();
-    for p in &candidates {
-        if Command::new(p).args(["-c", "import arvados"]).output().is_ok_and(|o| o.status.success()) {
-            return p.clone();
-        }
-    }
-    panic!(
-        "no Python with arvados-python-client found (tried {candidates:?}); run .ci/run or create .venv with `pip install arvados-python-client`"
-    );
+    crate::harness::python_with("arvados")
 }
 
 #[tokio::test]

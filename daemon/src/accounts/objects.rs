@@ -372,7 +372,9 @@ impl Accounts {
         {
             return Err(Error::forbidden("admin_required", "only admins may add keys for other users"));
         }
-        if T::KIND == ObjectKind::Link && v.get("link_class").and_then(Value::as_str) == Some(super::persons::LINK_CLASS) {
+        if T::KIND == ObjectKind::Link
+            && v.get("link_class").and_then(Value::as_str) == Some(super::persons::LINK_CLASS)
+        {
             // A person link gives whoever claims the person read access to its tail: only the
             // attach endpoint, which checks write access to the object, may make one.
             return Err(Error::unprocessable(

@@ -52,7 +52,11 @@ pub fn check_orcid(raw: &str) -> std::result::Result<String, String> {
     let total = digits.iter().fold(0u32, |t, d| (t + d) * 2);
     let check = (12 - total % 11) % 11;
     let want = if check == 10 { 'X' } else { char::from_digit(check, 10).unwrap_or('?') };
-    if bare.ends_with(want) { Ok(bare) } else { Err(format!("orcid {raw:?} has a wrong check digit (expected {want})")) }
+    if bare.ends_with(want) {
+        Ok(bare)
+    } else {
+        Err(format!("orcid {raw:?} has a wrong check digit (expected {want})"))
+    }
 }
 
 /// What a client sets on a person record.
@@ -228,7 +232,10 @@ impl Accounts {
     fn person_writer(caller: &Caller) -> Result<()> {
         caller.require_active()?;
         if caller.is_anonymous() {
-            return Err(Error::unauthorized("anonymous_collections_only", "an anonymous session can only use collections"));
+            return Err(Error::unauthorized(
+                "anonymous_collections_only",
+                "an anonymous session can only use collections",
+            ));
         }
         Ok(())
     }
@@ -402,7 +409,10 @@ impl Accounts {
             return Err(Error::unprocessable("invalid_role", format!("role must be at most {MAX_ROLE} characters")));
         }
         if !matches!(object.kind(), ObjectKind::Collection | ObjectKind::Group) {
-            return Err(Error::unprocessable("invalid_object", "a person can be attached to a collection or a project"));
+            return Err(Error::unprocessable(
+                "invalid_object",
+                "a person can be attached to a collection or a project",
+            ));
         }
         let _w = self.write_lock();
         let p = self.person(person)?;
@@ -413,10 +423,21 @@ impl Accounts {
             return Err(Error::not_found("not_found", format!("{object} not found")));
         }
         if !self.can_write(caller, object)? {
-            return Err(Error::forbidden("permission_denied", format!("attaching a person needs write access to {object}")));
+            return Err(Error::forbidden(
+                "permission_denied",
+                format!("attaching a person needs write access to {object}"),
+            ));
         }
-        if self.store().links_by_head(person)?.iter().any(|l| l.link_class == LINK_CLASS && &l.tail_uuid == object && l.name == role) {
-            return Err(Error::unprocessable("already_attached", format!("{person} is already attached to {object} as {role}")));
+        if self
+            .store()
+            .links_by_head(person)?
+            .iter()
+            .any(|l| l.link_class == LINK_CLASS && &l.tail_uuid == object && l.name == role)
+        {
+            return Err(Error::unprocessable(
+                "already_attached",
+                format!("{person} is already attached to {object} as {role}"),
+            ));
         }
         let now = self.clock().now();
         let link = Link {
@@ -446,7 +467,13 @@ impl Accounts {
 
     /// Gives `user` read access to every object `p` is attached to (permission links owned by
     /// the system user), into `b`; returns the objects.
-    fn grant_attachments(&self, b: &mut WriteBatch, p: &Person, user: &ObjectUuid, move_links: bool) -> Result<Vec<ObjectUuid>> {
+    fn grant_attachments(
+        &self,
+        b: &mut WriteBatch,
+        p: &Person,
+        user: &ObjectUuid,
+        move_links: bool,
+    ) -> Result<Vec<ObjectUuid>> {
         let now = self.clock().now();
         let existing: Vec<Link> = self.store().links_by_tail(user)?;
         let mut granted = Vec::new();
@@ -499,8 +526,8 @@ impl Accounts {
 
     /// The caller's verified identities: (ORCID iD, verified email).
     fn proven(caller: &Caller) -> (Option<String>, Option<String>) {
-        let email = caller.user.email.clone().filter(|_| caller.user.email_verified).map(|e| e.trim().to_lowercase());
-        (caller.user.orcid.clone(), email)
+        let u = &caller.user;
+        (u.orcid.clone(), u.email.clone().filter(|_| u.email_verified).map(|e| e.trim().to_lowercase()))
     }
 
     /// Claims person record `uuid` for the caller (see the module doc for the rules).
@@ -509,7 +536,10 @@ impl Accounts {
         let _w = self.write_lock();
         let p = self.person(uuid)?;
         if let Some(by) = p.claimed_by.as_ref().or(p.merged_into.as_ref()) {
-            return Err(Error::unprocessable("already_claimed", format!("person {uuid} was already claimed (by {by})")));
+            return Err(Error::unprocessable(
+                "already_claimed",
+                format!("person {uuid} was already claimed (by {by})"),
+            ));
         }
         let (orcid, email) = Self::proven(caller);
         let matched = if p.orcid.is_some() && p.orcid == orcid {
@@ -535,11 +565,22 @@ impl Accounts {
             }
             return Err(Error::forbidden(
                 "identity_unverified",
-                format!("this record names identities you have not verified; first {}, then claim again", steps.join(", or ")),
+                format!(
+                    "this record names identities you have not verified; first {}, then claim again",
+                    steps.join(", or ")
+                ),
             ));
         }
-        if self.store().claims_of(caller.uuid())?.iter().any(|c| &c.person_uuid == uuid && c.state == ClaimState::Pending) {
-            return Err(Error::unprocessable("claim_pending", "your claim on this record is already waiting for an admin"));
+        if self
+            .store()
+            .claims_of(caller.uuid())?
+            .iter()
+            .any(|c| &c.person_uuid == uuid && c.state == ClaimState::Pending)
+        {
+            return Err(Error::unprocessable(
+                "claim_pending",
+                "your claim on this record is already waiting for an admin",
+            ));
         }
         let now = self.clock().now();
         let claim = PersonClaim {
@@ -565,7 +606,13 @@ impl Accounts {
         Ok(ClaimOutcome::Pending { claim: self.claim_view(&claim)? })
     }
 
-    fn claim_into(&self, b: &mut WriteBatch, p: &Person, user: &ObjectUuid, matched: &str) -> Result<(PersonView, Vec<ObjectUuid>)> {
+    fn claim_into(
+        &self,
+        b: &mut WriteBatch,
+        p: &Person,
+        user: &ObjectUuid,
+        matched: &str,
+    ) -> Result<(PersonView, Vec<ObjectUuid>)> {
         let granted = self.grant_attachments(b, p, user, false)?;
         let now = self.clock().now();
         let claimed = Person { claimed_by: Some(user.clone()), claimed_at: Some(now), modified_at: now, ..p.clone() };
@@ -574,24 +621,34 @@ impl Accounts {
             Some(user),
             "person_claim",
             Some((&p.uuid, &p.owner_uuid)),
-            format!("{user} claimed person {} ({}) by {matched}; read access to {} objects", p.uuid, p.name, granted.len()),
+            format!(
+                "{user} claimed person {} ({}) by {matched}; read access to {} objects",
+                p.uuid,
+                p.name,
+                granted.len()
+            ),
             json!({"matched": matched, "granted": granted}),
         ))?;
         Ok((view(&claimed), granted))
     }
 
     /// At login: claims every unclaimed record naming the user's ORCID iD or verified email.
-    pub fn auto_claim_persons(&self, caller: &Caller) -> Result<Vec<PersonView>> {
-        if caller.is_system_root || caller.is_anonymous() || !caller.user.is_active {
+    pub fn auto_claim_persons(&self, user: &crate::store::records::User) -> Result<Vec<PersonView>> {
+        if !user.is_active || user.redirect_to_user_uuid.is_some() || user.uuid.kind() != ObjectKind::User {
             return Ok(Vec::new());
         }
-        let (orcid, email) = Self::proven(caller);
+        let orcid = user.orcid.clone();
+        let email = user.email.clone().filter(|_| user.email_verified).map(|e| e.trim().to_lowercase());
         let mut candidates: Vec<(ObjectUuid, &'static str)> = Vec::new();
         if let Some(o) = &orcid {
-            candidates.extend(self.store().persons_by(TreeId::PersonOrcids, o, false, 1000)?.into_iter().map(|u| (u, "orcid")));
+            candidates.extend(
+                self.store().persons_by(TreeId::PersonOrcids, o, false, 1000)?.into_iter().map(|u| (u, "orcid")),
+            );
         }
         if let Some(e) = &email {
-            candidates.extend(self.store().persons_by(TreeId::PersonEmails, e, false, 1000)?.into_iter().map(|u| (u, "email")));
+            candidates.extend(
+                self.store().persons_by(TreeId::PersonEmails, e, false, 1000)?.into_iter().map(|u| (u, "email")),
+            );
         }
         if candidates.is_empty() {
             return Ok(Vec::new());
@@ -607,7 +664,7 @@ impl Accounts {
             if p.claimed_by.is_some() || p.merged_into.is_some() {
                 continue;
             }
-            out.push(self.claim_into(&mut b, &p, caller.uuid(), matched)?.0);
+            out.push(self.claim_into(&mut b, &p, &user.uuid, matched)?.0);
         }
         if !b.is_empty() {
             self.store().commit(b)?;
@@ -623,8 +680,12 @@ impl Accounts {
             state: c.state,
             person: view(&p),
             claimant_uuid: c.claimant_uuid.clone(),
-            claimant_name: u.as_ref().map(|u| format!("{} {}", u.first_name, u.last_name).trim().to_string()).unwrap_or_default(),
-            claimant_email: u.and_then(|u| u.email.map(|e| if u.email_verified { e } else { format!("{e} (not verified)") })),
+            claimant_name: u
+                .as_ref()
+                .map(|u| format!("{} {}", u.first_name, u.last_name).trim().to_string())
+                .unwrap_or_default(),
+            claimant_email: u
+                .and_then(|u| u.email.map(|e| if u.email_verified { e } else { format!("{e} (not verified)") })),
             reason: c.reason.clone(),
             created_at: crate::clock::format_time(c.created_at),
             decided_at: c.decided_at.map(crate::clock::format_time),
@@ -673,7 +734,10 @@ impl Accounts {
         let c = self.pending_claim(uuid)?;
         let p = self.person(&c.person_uuid)?;
         if let Some(by) = p.claimed_by.as_ref().or(p.merged_into.as_ref()) {
-            return Err(Error::unprocessable("already_claimed", format!("person {} was already claimed (by {by})", p.uuid)));
+            return Err(Error::unprocessable(
+                "already_claimed",
+                format!("person {} was already claimed (by {by})", p.uuid),
+            ));
         }
         let now = self.clock().now();
         let mut b = WriteBatch::new();
@@ -687,13 +751,25 @@ impl Accounts {
             ..p.clone()
         };
         b.put_object(Some(&p), &retired)?;
-        let decided = PersonClaim { state: ClaimState::Approved, decided_by: Some(caller.uuid().clone()), decided_at: Some(now), ..c.clone() };
+        let decided = PersonClaim {
+            state: ClaimState::Approved,
+            decided_by: Some(caller.uuid().clone()),
+            decided_at: Some(now),
+            ..c.clone()
+        };
         b.put_claim(Some(&c), &decided)?;
         b.put_log(&self.audit(
             Some(caller.uuid()),
             "person_claim_approved",
             Some((&c.uuid, &p.uuid)),
-            format!("approved claim {} of {} on person {} ({}); {} attachments moved", c.uuid, c.claimant_uuid, p.uuid, p.name, granted.len()),
+            format!(
+                "approved claim {} of {} on person {} ({}); {} attachments moved",
+                c.uuid,
+                c.claimant_uuid,
+                p.uuid,
+                p.name,
+                granted.len()
+            ),
             json!({"person_uuid": p.uuid, "claimant_uuid": c.claimant_uuid, "granted": granted}),
         ))?;
         self.store().commit(b)?;
@@ -708,7 +784,10 @@ impl Accounts {
             return Err(Error::unprocessable("missing_reason", "a rejection needs a reason (the claimant sees it)"));
         }
         if reason.chars().count() > MAX_REASON {
-            return Err(Error::unprocessable("invalid_reason", format!("reason is longer than {MAX_REASON} characters")));
+            return Err(Error::unprocessable(
+                "invalid_reason",
+                format!("reason is longer than {MAX_REASON} characters"),
+            ));
         }
         let _w = self.write_lock();
         let c = self.pending_claim(uuid)?;
@@ -741,11 +820,24 @@ mod tests {
     #[test]
     fn orcid_check_digits() {
         // ORCID's own examples.
-        for ok in ["0000-0002-1825-0097", "0000-0001-5109-3700", "0000-0002-1694-233X", "https://orcid.org/0000-0002-1694-233x"] {
+        for ok in [
+            "0000-0002-1825-0097",
+            "0000-0001-5109-3700",
+            "0000-0002-1694-233X",
+            "https://orcid.org/0000-0002-1694-233x",
+        ] {
             assert!(check_orcid(ok).is_ok(), "{ok}: {:?}", check_orcid(ok));
         }
         assert_eq!(check_orcid(" 0000-0002-1694-233x ").ok().as_deref(), Some("0000-0002-1694-233X"));
-        for bad in ["0000-0002-1825-0098", "0000-0002-1694-2330", "0000000218250097", "0000-0002-1825-009", "abcd-0002-1825-0097", "0000-0002-1825-0097-1", ""] {
+        for bad in [
+            "0000-0002-1825-0098",
+            "0000-0002-1694-2330",
+            "0000000218250097",
+            "0000-0002-1825-009",
+            "abcd-0002-1825-0097",
+            "0000-0002-1825-0097-1",
+            "",
+        ] {
             assert!(check_orcid(bad).is_err(), "{bad} was accepted");
         }
     }

@@ -21,7 +21,7 @@ fn parse_uuid(raw: &str) -> ApiResult<ObjectUuid> {
     raw.parse().map_err(|_| ApiError(Error::not_found("not_found", format!("{raw} not found"))))
 }
 
-fn list_params(app: &App, p: &Params) -> Result<ListParams, Error> {
+pub(crate) fn list_params(app: &App, p: &Params) -> Result<ListParams, Error> {
     ListParams::parse(
         p.get("filters").as_deref(),
         p.get("order").as_deref(),

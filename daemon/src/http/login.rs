@@ -69,6 +69,12 @@ pub async fn api_login(
     let out =
         blocking(move || app2.accounts.login(&login, &password, &source, remote2.as_ref(), TokenKind::Api)).await?;
     let mut body = json!({"api_token": out.token.to_string(), "user": views::user(&out.user)});
+    // Person records naming this user's verified email or ORCID iD are claimed at login (seed 004).
+    if remote.is_none() {
+        let (app2, user) = (app.clone(), out.user.clone());
+        let attached = blocking(move || app2.accounts.auto_claim_persons(&user)).await?;
+        body["attached_persons"] = json!(attached);
+    }
     if let Some(offer) = offer.filter(|o| !o.collections.is_empty()) {
         body["anonymous_offer"] = super::anonymous::offer_json(&offer);
     }

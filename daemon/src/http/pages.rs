@@ -363,6 +363,12 @@ pub async fn login_submit(
         }
     };
     let session = out.token.to_string();
+    if remote.is_none() {
+        let (app2, user) = (app.clone(), out.user.clone());
+        if let Err(e) = blocking(move || app2.accounts.auto_claim_persons(&user)).await {
+            tracing::warn!(error = %e.0.message, "claiming person records at login failed");
+        }
+    }
     // Work this browser did before logging in is offered first (not on a login for another
     // cluster: that login's answer goes back there).
     let offer = match &remote {
@@ -474,8 +480,15 @@ pub async fn login_federated(
         Err(e) => return refused(format!("could not record the sign-in: {e}")),
     }
     // The token is validated (and cached) the usual way, so revocation at home applies here too.
-    if let Err(e) = app.remote_caller(&token, &home).await {
-        return refused(format!("the token was refused: {}", e.message));
+    let caller = match app.remote_caller(&token, &home).await {
+        Ok(c) => c,
+        Err(e) => return refused(format!("the token was refused: {}", e.message)),
+    };
+    // A person logged in here through their home claims the records that name the verified
+    // email or ORCID iD their home's signed record carries.
+    let (app2, user) = (app.clone(), caller.user.clone());
+    if let Err(e) = blocking(move || app2.accounts.auto_claim_persons(&user)).await {
+        tracing::warn!(error = %e.0.message, "claiming person records at login failed");
     }
     let target = match (anonymous_pages::offer_location(&app, &headers, return_to.as_ref()), return_to) {
         (Some(offer), _) => offer,
