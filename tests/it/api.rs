@@ -659,3 +659,14 @@ fn the_example_configs_are_valid() {
         assert_eq!(s.federation.peers.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn logs_written_to_a_file_carry_no_colour_codes() {
+    let mut fed = single().await;
+    let c = fed.at_mut("zzzzz");
+    let _ = c.user("alice").await;
+    c.terminate();
+    let log = std::fs::read_to_string(c.plan.dir.join("hearth.log")).unwrap();
+    assert!(log.lines().count() >= 2, "the daemon logged nothing: {log:?}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log:?}");
+}
