@@ -127,6 +127,7 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
         }
     };
     println!("Hearth demo: three clusters under {}", root.display());
+    let mut facts = serde_json::Map::new();
     let (plan, ca_path) = plan_federation(&root, &CLUSTERS, "")?;
     let ca_pem = std::fs::read(&ca_path)?;
     let mut children = Vec::new();
@@ -147,6 +148,14 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
             .await?;
         let (token, _) = Client::new(&c.url(), Some(&ca_pem))?.login("demo", "demo-password", None).await?;
         println!("\ncluster {}  {}", c.id, c.url());
+        println!("  login page   {}/login", c.url());
+        println!("  log          {}", c.dir.join("hearth.log").display());
+        facts.insert(
+            c.id.clone(),
+            json!({"url": c.url(), "root_token": c.root_token, "demo_token": token, "demo_password": "demo-password",
+                   "admin_password": "admin-password", "admin_uuid": admin["uuid"], "demo_uuid": demo["uuid"],
+                   "log": c.dir.join("hearth.log"), "config": c.config}),
+        );
         println!("  admin  {}  login admin / admin-password", admin["uuid"].as_str().unwrap_or(""));
         println!("  demo   {}  login demo / demo-password", demo["uuid"].as_str().unwrap_or(""));
         println!("  demo user's API token: {token}");
@@ -165,20 +174,107 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
         );
     }
     federation_story(&plan, &ca_pem).await?;
+    migration_story(&plan, &ca_pem).await?;
+    let facts_path = root.join("demo.json");
+    let mut all = json!({"ca_cert": ca_path, "clusters": facts, "dir": root});
+    all["python"] =
+        json!("the Arvados SDK: ARVADOS_API_HOST=<host:port> ARVADOS_API_TOKEN=<token> REQUESTS_CA_BUNDLE=<ca_cert>");
+    std::fs::write(&facts_path, serde_json::to_vec_pretty(&all)?)?;
     println!(
-        "\nCA certificate: {}\nLogs: <cluster dir>/hearth.log. Web login: <cluster URL>/login (each cluster has its own loopback address, so browser sessions stay apart)",
-        ca_path.display()
+        "\nCA certificate: {}\nEverything the examples need (URLs, CA, tokens): {}\nEach cluster has its own loopback address, so browser sessions stay apart.",
+        ca_path.display(),
+        facts_path.display()
     );
     if once {
         println!("demo ok: three clusters answered; stopping (--once)");
     } else {
-        println!("Running; press Ctrl-C to stop.");
-        let _ = tokio::signal::ctrl_c().await;
+        println!("Running; Ctrl-C (or SIGTERM) stops the clusters.");
+        wait_for_stop().await;
     }
     for mut ch in children {
         let _ = ch.start_kill();
         let _ = ch.wait().await;
     }
+    println!("Stopped. The clusters' data, configs and logs are left in {}", root.display());
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM, whichever comes first.
+async fn wait_for_stop() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The migration part of the demo: Sam made an account at bbbbb although his home is aaaaa (the
+/// same verified email); bbbbb finds the match, and the signed exchange merges the stray account
+/// into the home one.
+async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Result<()> {
+    let (Some(home), Some(stray)) = (plan.first(), plan.get(1)) else { return Ok(()) };
+    println!("\n== migration: a stray account at {} moves into its home at {} ==", stray.id, home.id);
+    let at_home = Client::new(&home.url(), Some(ca_pem))?;
+    let at_stray = Client::new(&stray.url(), Some(ca_pem))?;
+    let attrs =
+        |_: &str| json!({"username": "sam", "email": "sam@example.org", "email_verified": true, "first_name": "Sam"});
+    at_home.with_token(&home.root_token).create_user(attrs(&home.id), Some("sam-home-password")).await?;
+    at_stray.with_token(&stray.root_token).create_user(attrs(&stray.id), Some("sam-stray-password")).await?;
+    let (stray_token, stray_user) = at_stray.login("sam", "sam-stray-password", None).await?;
+    let sam = at_stray.with_token(&stray_token);
+    sam.post("/arvados/v1/collections", &json!({"collection": {"name": "sam's results"}})).await?.ok()?;
+    println!("  sam has an account at {} ({}) with a collection", stray.id, stray_user["uuid"].as_str().unwrap_or(""));
+    // The home's login notice tells the stray cluster where sam's verified email lives.
+    let (_, home_user) = at_home.login("sam", "sam-home-password", None).await?;
+    let home_uuid = home_user["uuid"].as_str().unwrap_or("").to_string();
+    let started = std::time::Instant::now();
+    let candidate = loop {
+        let c = sam.get("/hearth/v1/migration_candidates").await?.ok()?;
+        if let Some(item) = c["items"].as_array().and_then(|a| a.first()).cloned() {
+            break item;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            anyhow::bail!("{} never offered sam a migration", stray.id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    println!(
+        "  {}'s account page now offers: move into {} at {} (same verified email)",
+        stray.id,
+        candidate["user_uuid"].as_str().unwrap_or(""),
+        candidate["cluster_id"].as_str().unwrap_or("")
+    );
+    let m = sam.post("/hearth/v1/migrations", &json!({"target_cluster": home.id})).await?.ok()?;
+    let grant = at_home
+        .post(
+            "/hearth/v1/login",
+            &json!({"login": "sam", "password": "sam-home-password", "remote": stray.id, "migration_request": m["request"]}),
+        )
+        .await?
+        .ok()?;
+    println!("  sam logs in at {} for {}: a token salted for {} and a signed grant", home.id, stray.id, stray.id);
+    let done = sam
+        .post(
+            &format!("/hearth/v1/migrations/{}/confirm", m["uuid"].as_str().unwrap_or("")),
+            &json!({"grant": grant["migration_grant"]}),
+        )
+        .await?
+        .ok()?;
+    println!(
+        "  confirmed at {}: {} now redirects to {} (home {}); its objects are in project {}",
+        stray.id,
+        done["old_user"]["uuid"].as_str().unwrap_or(""),
+        home_uuid,
+        home.id,
+        done["new_owner_uuid"].as_str().unwrap_or("")
+    );
     Ok(())
 }
 
