@@ -14,6 +14,7 @@ pub mod fixtures;
 pub mod http;
 pub mod launch;
 pub mod migration;
+pub mod oidc;
 pub mod store;
 pub mod tls;
 

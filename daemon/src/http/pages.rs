@@ -35,6 +35,40 @@ struct LoginPage<'a> {
     return_to: &'a str,
     remote: &'a str,
     login: &'a str,
+    providers: Vec<OidcButton>,
+}
+
+/// One "Log in with …" button.
+pub struct OidcButton {
+    /// Provider id.
+    pub id: String,
+    /// Its name.
+    pub display_name: String,
+    /// The start URL, carrying `return_to` and `remote`.
+    pub href: String,
+    /// Discovered (else the button says it is unavailable).
+    pub available: bool,
+}
+
+/// The buttons of the login page, for a login that goes on to `return_to` (for `remote`).
+pub fn oidc_buttons(app: &App, return_to: &str, remote: &str) -> Vec<OidcButton> {
+    let mut params = Vec::new();
+    if !return_to.is_empty() {
+        params.push(("return_to", return_to));
+    }
+    if !remote.is_empty() {
+        params.push(("remote", remote));
+    }
+    app.oidc
+        .buttons()
+        .into_iter()
+        .map(|b| OidcButton {
+            href: with_params(&format!("/login/oidc/{}/start", b.id), &params),
+            id: b.id,
+            display_name: b.display_name,
+            available: b.available,
+        })
+        .collect()
 }
 
 struct TokenLine {
@@ -57,6 +91,28 @@ struct AccountPage<'a> {
     offers: Vec<super::migration_pages::Offer>,
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
     csrf: &'a str,
+    notice: Option<String>,
+    has_password: bool,
+    identities: Vec<IdentityLine>,
+    link_providers: Vec<OidcButton>,
+}
+
+struct IdentityLine {
+    provider: String,
+    display_name: String,
+    subject: String,
+    email: String,
+}
+
+/// Query of `GET /account`: what the last action did.
+#[derive(Debug, Deserialize, Default)]
+pub struct AccountQuery {
+    /// A provider whose identity was just linked.
+    #[serde(default)]
+    linked: String,
+    /// A provider whose identity was just unlinked.
+    #[serde(default)]
+    unlinked: String,
 }
 
 #[derive(Template)]
@@ -98,7 +154,7 @@ pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The audience a `remote` gives `return_to`: that peer's own origin, or ours.
-fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
+pub(super) fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
     match remote {
         Some(r) => Audience::Peer(r),
         None => Audience::Local,
@@ -130,7 +186,7 @@ pub struct LoginQuery {
     moved_from: String,
 }
 
-fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
+pub(super) fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
     match parse_remote(Some(remote.to_string())) {
         Err(_) => Err("Invalid remote cluster id".into()),
         Ok(None) => Ok(None),
@@ -166,6 +222,7 @@ fn login_form(
         remote: st.remote,
         login: st.login,
         migration_request: st.migration_request,
+        providers: oidc_buttons(app, st.return_to, st.remote),
     };
     with_csrf_cookie(html(status, page.render()), &csrf, fresh)
 }
@@ -357,17 +414,30 @@ pub async fn login_submit(
             return login_form(&app, status, &headers, Some(text), st);
         }
     };
+    logged_in(&app, &out, return_to.as_ref(), remote.as_ref(), migration_request)
+}
+
+/// Where a successful page login (password or OpenID Connect) goes: `return_to` with the token
+/// (for `remote`: a token salted for it, a signed login assertion and any migration grant), or
+/// `/account`; with the session cookie set.
+pub fn logged_in(
+    app: &App,
+    out: &crate::accounts::users::LoginOutcome,
+    return_to: Option<&Url>,
+    remote: Option<&ClusterId>,
+    migration_request: Option<serde_json::Value>,
+) -> Response {
     let session = out.token.to_string();
-    let target = match (return_to, &remote) {
+    let target = match (return_to, remote) {
         (None, _) => "/account".to_string(),
-        (Some(url), Some(r)) => match handoff_params(&app, r, &out, migration_request) {
+        (Some(url), Some(r)) => match handoff_params(app, r, out, migration_request) {
             Ok(params) => {
                 let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                return_to::with_params(url, &refs)
+                return_to::with_params(url.clone(), &refs)
             }
-            Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
+            Err(e) => return message(app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
         },
-        (Some(url), None) => return_to::with_params(url, &[("api_token", &session)]),
+        (Some(url), None) => return_to::with_params(url.clone(), &[("api_token", &session)]),
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -476,13 +546,18 @@ pub async fn login_federated(
     with_cookie(resp, end_handoff())
 }
 
-fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+pub(super) fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     resp
 }
 
 /// `GET /account`.
-pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, headers: HeaderMap) -> Response {
+pub async fn account_page(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Response {
     let Some(c) = c else {
         return Redirect::to("/login?return_to=/account").into_response();
     };
@@ -505,7 +580,30 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         .collect();
     let (csrf, fresh) = csrf_token(&headers);
     let u = &c.user;
+    let local = u.uuid.cluster() == app.accounts.cluster();
+    let name_of = |id: &str| app.oidc.info(id).map(|p| p.display_name).unwrap_or_else(|_| id.to_string());
+    let identities = if local { app.accounts.store().identities_of(&u.uuid).unwrap_or_default() } else { Vec::new() };
+    let identities = identities
+        .into_iter()
+        .map(|i| IdentityLine {
+            display_name: name_of(&i.provider),
+            email: i.claims.email.clone().unwrap_or_default(),
+            provider: i.provider,
+            subject: i.subject,
+        })
+        .collect();
+    let notice = if !q.linked.is_empty() {
+        Some(format!("Your {} identity is linked to this account: you can log in with it.", name_of(&q.linked)))
+    } else if !q.unlinked.is_empty() {
+        Some(format!("Your {} identity is no longer linked to this account.", name_of(&q.unlinked)))
+    } else {
+        None
+    };
     let page = AccountPage {
+        notice,
+        has_password: u.password_hash.is_some(),
+        identities,
+        link_providers: if local { oidc_buttons(&app, "", "") } else { Vec::new() },
         cluster: app.settings.cluster.id.as_str(),
         full_name: format!("{} {}", u.first_name, u.last_name).trim().to_string(),
         username: u.username.clone().unwrap_or_default(),
