@@ -12,6 +12,7 @@ mod harness;
 mod legacy;
 mod merge;
 mod migration;
+mod oidc;
 mod pages;
 mod redirects;
 mod sdk;

@@ -52,6 +52,17 @@ impl PlannedCluster {
 /// Writes configs, certificates and keys for a federation of `ids` under `root`: every cluster
 /// lists every other as a peer. Returns the plan and the CA certificate path.
 pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf)> {
+    let (plan, ca_path, _) = plan_federation_with_ca(root, ids, extra_toml)?;
+    Ok((plan, ca_path))
+}
+
+/// [`plan_federation`], also returning the CA itself (to issue certificates for other test
+/// servers of the federation, such as an OpenID provider).
+pub fn plan_federation_with_ca(
+    root: &Path,
+    ids: &[&str],
+    extra_toml: &str,
+) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf, LocalCa)> {
     let ca = LocalCa::new("Hearth demo federation CA")?;
     let ca_path = root.join("ca.pem");
     std::fs::create_dir_all(root)?;
@@ -97,7 +108,7 @@ pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::R
         );
         std::fs::write(&c.config, toml)?;
     }
-    Ok((plan, ca_path))
+    Ok((plan, ca_path, ca))
 }
 
 /// Starts `hearth serve` for a planned cluster (the current executable), logging to `<dir>/hearth.log`.
