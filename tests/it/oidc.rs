@@ -768,6 +768,7 @@ async fn a_person_logs_in_through_the_provider_s_pages_in_a_browser() {
     assert!(uuid.starts_with("aaaaa-tpzed-"), "{uuid}");
     assert_eq!(text(&c, "#email").await, "ada@example.org (verified)");
     assert_eq!(text(&c, ".identity .subject").await, "0000-0002-1825-0097");
+    assert_eq!(text(&c, "#orcid").await, "0000-0002-1825-0097");
     shot(&c, "oidc-03-account.png").await;
     c.close().await.unwrap();
 }

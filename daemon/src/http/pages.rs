@@ -92,6 +92,7 @@ struct AccountPage<'a> {
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
     csrf: &'a str,
     notice: Option<String>,
+    orcid: String,
     has_password: bool,
     identities: Vec<IdentityLine>,
     link_providers: Vec<OidcButton>,
@@ -602,6 +603,7 @@ pub async fn account_page(
     let page = AccountPage {
         notice,
         has_password: u.password_hash.is_some(),
+        orcid: u.orcid.clone().unwrap_or_default(),
         identities,
         link_providers: if local { oidc_buttons(&app, "", "") } else { Vec::new() },
         cluster: app.settings.cluster.id.as_str(),
