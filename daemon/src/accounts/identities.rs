@@ -281,7 +281,8 @@ impl Accounts {
         Ok(ident)
     }
 
-    /// Unlinks the caller's identity `subject` of provider `provider` (its configured id). Refused
+    /// Unlinks the caller's identity `subject` of provider `provider` (its configured id or its
+    /// issuer; an empty `subject` means the account's only identity of that provider). Refused
     /// when it is the account's last way to log in (no password, no other identity).
     pub fn unlink_identity(&self, caller: &Caller, provider: &str, subject: &str) -> Result<()> {
         caller.require_active()?;
@@ -290,7 +291,14 @@ impl Accounts {
         }
         let _w = self.write_lock();
         let mine = self.store().identities_of(caller.uuid())?;
-        let Some(ident) = mine.iter().find(|i| i.provider == provider && i.subject == subject).cloned() else {
+        // The provider by its configured id or its issuer; without a subject, its only identity.
+        let matching: Vec<&Identity> = mine
+            .iter()
+            .filter(|i| {
+                (i.provider == provider || i.issuer == provider) && (subject.is_empty() || i.subject == subject)
+            })
+            .collect();
+        let Some(ident) = (if matching.len() == 1 { matching.first().map(|i| (*i).clone()) } else { None }) else {
             return Err(Error::not_found(
                 "identity_not_found",
                 format!("no {provider} identity {subject} is linked to this account"),

@@ -150,6 +150,9 @@ pub struct IdentityForm {
     provider: String,
     #[serde(default)]
     subject: String,
+    /// Instead of `provider` when unlinking: the provider's issuer.
+    #[serde(default)]
+    issuer: String,
 }
 
 fn form_expired(app: &App) -> Response {
@@ -195,9 +198,10 @@ pub async fn unlink_submit(
         return form_expired(&app);
     }
     let app2 = app.clone();
-    let (provider, subject) = (f.provider.clone(), f.subject.clone());
-    match blocking(move || app2.accounts.unlink_identity(&c, &provider, &subject)).await {
-        Ok(()) => Redirect::to(&super::pages::with_params("/account", &[("unlinked", &f.provider)])).into_response(),
+    let provider = if f.provider.is_empty() { f.issuer.clone() } else { f.provider.clone() };
+    let (p2, subject) = (provider.clone(), f.subject.clone());
+    match blocking(move || app2.accounts.unlink_identity(&c, &p2, &subject)).await {
+        Ok(()) => Redirect::to(&super::pages::with_params("/account", &[("unlinked", &provider)])).into_response(),
         Err(e) => refusal(&app, "Not unlinked", &e.0, "/account", "Back to your account"),
     }
 }
@@ -214,7 +218,11 @@ pub async fn unlink_json(State(app): State<Arc<App>>, Authed(c): Authed, p: Para
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ApiError(Error::unprocessable("missing_parameter", format!("{k} is required"))))
     };
-    let (provider, subject) = (need("provider")?, need("subject")?);
+    let provider = match p.get_str("provider")?.filter(|s| !s.is_empty()) {
+        Some(v) => v,
+        None => need("issuer")?,
+    };
+    let subject = p.get_str("subject")?.unwrap_or_default();
     let app2 = app.clone();
     let uuid = c.uuid().clone();
     blocking(move || app2.accounts.unlink_identity(&c, &provider, &subject)).await?;
