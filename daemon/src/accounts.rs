@@ -9,6 +9,7 @@ pub mod anonymous;
 pub mod auth;
 pub mod bounds;
 pub mod error;
+pub mod identities;
 pub mod legacy;
 pub mod listing;
 pub mod merge;
@@ -86,6 +87,7 @@ pub fn user_record(u: &User) -> UserRecord {
         redirect_to_user_uuid: u.redirect_to_user_uuid.clone(),
         last_login_at: u.last_login_at.map(crate::clock::format_time),
         home_seq: u.home_seq,
+        orcid: u.orcid.clone(),
     }
 }
 

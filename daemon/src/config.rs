@@ -222,6 +222,90 @@ pub struct LoginSettings {
     /// (true) instead of offering "continue at <cluster>" (false).
     #[serde(default)]
     pub redirect_to_home: bool,
+    /// `[[login.oidc]]`: OpenID Connect providers people may log in with.
+    #[serde(default)]
+    pub oidc: Vec<OidcProviderSettings>,
+    /// A first login with an identity no account holds creates an account (else it is refused).
+    #[serde(default = "default_true")]
+    pub oidc_create_users: bool,
+}
+
+/// The ORCID preset's issuer.
+pub const ORCID_ISSUER: &str = "https://orcid.org";
+
+/// One `[[login.oidc]]` provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderSettings {
+    /// Short name in URLs (`/login/oidc/<id>/…`): 1–32 of `[a-z0-9_-]`.
+    pub id: String,
+    /// What the login button says ("Log in with <display_name>"). Default: the preset's name, or `id`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `orcid`: issuer `https://orcid.org`, scopes `openid`, and the subject is the ORCID iD.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// The issuer URL (`https://…`); discovery reads `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// The client secret, or
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// a file holding it (trimmed), read at start.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes to ask for. Default: `openid email profile` (`openid` for ORCID); `openid` is always asked.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// The provider's `email_verified: true` counts as verified here (false: it never does).
+    #[serde(default)]
+    pub trusted_email: bool,
+    /// A CA certificate (PEM) to trust for the provider's TLS instead of the system roots.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// The provider's subjects are ORCID iDs (implied by `preset = "orcid"`).
+    #[serde(default)]
+    pub orcid: bool,
+}
+
+impl OidcProviderSettings {
+    fn is_orcid_preset(&self) -> bool {
+        self.preset.as_deref() == Some("orcid")
+    }
+
+    /// The issuer URL (the preset's when none is set).
+    pub fn issuer(&self) -> String {
+        match (&self.issuer, self.is_orcid_preset()) {
+            (Some(i), _) => i.clone(),
+            (None, true) => ORCID_ISSUER.to_string(),
+            (None, false) => String::new(),
+        }
+    }
+
+    /// What the login button names.
+    pub fn display_name(&self) -> String {
+        match (&self.display_name, self.is_orcid_preset()) {
+            (Some(d), _) => d.clone(),
+            (None, true) => "ORCID".to_string(),
+            (None, false) => self.id.clone(),
+        }
+    }
+
+    /// The scopes asked for, `openid` first.
+    pub fn scopes(&self) -> Vec<String> {
+        let default: &[&str] = if self.is_orcid_preset() { &["openid"] } else { &["openid", "email", "profile"] };
+        let mut out = vec!["openid".to_string()];
+        let chosen = self.scopes.clone().unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+        out.extend(chosen.into_iter().filter(|s| s != "openid"));
+        out
+    }
+
+    /// Whether subjects are ORCID iDs.
+    pub fn subjects_are_orcid(&self) -> bool {
+        self.orcid || self.is_orcid_preset()
+    }
 }
 
 impl Default for LoginSettings {
@@ -232,6 +316,8 @@ impl Default for LoginSettings {
             max_failures: default_max_failures(),
             failure_window_secs: default_failure_window(),
             redirect_to_home: false,
+            oidc: Vec::new(),
+            oidc_create_users: true,
         }
     }
 }
@@ -417,6 +503,7 @@ impl Settings {
         for (i, o) in self.login.trusted_origins.iter().enumerate() {
             check_https_origin_url(&format!("login.trusted_origins[{i}]"), o)?;
         }
+        self.validate_oidc()?;
         if self.login.max_failures == 0 {
             return Err(invalid("login.max_failures", "must be at least 1"));
         }
@@ -466,6 +553,60 @@ impl Settings {
         }
         if self.policy.max_list_limit == 0 {
             return Err(invalid("policy.max_list_limit", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, p) in self.login.oidc.iter().enumerate() {
+            let key = |k: &str| format!("login.oidc[{i}].{k}");
+            let id_ok = !p.id.is_empty()
+                && p.id.len() <= 32
+                && p.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !id_ok {
+                return Err(invalid(&key("id"), "must be 1 to 32 of a-z, 0-9, - and _"));
+            }
+            if !ids.insert(p.id.as_str()) {
+                return Err(invalid(&key("id"), format!("provider {} is listed twice", p.id)));
+            }
+            match p.preset.as_deref() {
+                None | Some("orcid") => {}
+                Some(other) => {
+                    return Err(invalid(&key("preset"), format!("unknown preset {other:?} (known: \"orcid\")")));
+                }
+            }
+            if p.issuer.is_none() && p.preset.is_none() {
+                return Err(invalid(&key("issuer"), "is required (or a preset)"));
+            }
+            let issuer = p.issuer();
+            check_https_origin_url(&key("issuer"), &issuer)?;
+            if reqwest::Url::parse(&issuer).is_ok_and(|u| u.query().is_some() || u.fragment().is_some()) {
+                return Err(invalid(&key("issuer"), "must not have a query or fragment"));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(invalid(&key("client_id"), "must not be empty"));
+            }
+            match (&p.client_secret, &p.client_secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(&key("client_secret"), "set client_secret or client_secret_file, not both"));
+                }
+                (None, None) => {
+                    return Err(invalid(&key("client_secret"), "set client_secret or client_secret_file"));
+                }
+                (Some(s), None) if s.is_empty() => return Err(invalid(&key("client_secret"), "must not be empty")),
+                _ => {}
+            }
+            if let Some(scopes) = &p.scopes
+                && let Some(bad) = scopes
+                    .iter()
+                    .find(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+            {
+                return Err(invalid(&key("scopes"), format!("{bad:?} is not a scope")));
+            }
+            if p.display_name.as_ref().is_some_and(|d| d.trim().is_empty() || d.len() > 64) {
+                return Err(invalid(&key("display_name"), "must be 1 to 64 bytes"));
+            }
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod legacy;
 pub mod login;
 pub mod migration;
 pub mod migration_pages;
+pub mod oidc_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
@@ -41,6 +42,8 @@ pub struct App {
     pub accounts: Accounts,
     /// Peers, keys, notices, the remote cache.
     pub federation: Arc<crate::federation::Federation>,
+    /// OpenID Connect providers.
+    pub oidc: Arc<crate::oidc::Oidc>,
     /// Renders `/metrics` (none when another daemon in this process owns the recorder).
     pub metrics: Option<PrometheusHandle>,
     /// Mail to admins.
@@ -241,6 +244,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/login/federated", get(pages::login_federated))
+        .route("/login/oidc/{id}/start", get(oidc_pages::start))
+        .route("/login/oidc/{id}/callback", get(oidc_pages::callback))
+        .route("/account/identities/link", post(oidc_pages::link_submit))
+        .route("/account/identities/unlink", post(oidc_pages::unlink_submit))
+        .route("/hearth/v1/identities", get(oidc_pages::identities_json))
+        .route("/hearth/v1/identities/unlink", post(oidc_pages::unlink_json))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))
         .route("/collections", get(anonymous_pages::collections_page).post(anonymous_pages::create_submit))

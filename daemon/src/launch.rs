@@ -53,6 +53,8 @@ struct Checked {
     signing_key: Option<federation_proto::ClusterSigningKey>,
     /// The server's TLS configuration, when its files exist (else a self-signed one is generated).
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The OpenID Connect providers (each client secret file and `ca_cert` read).
+    oidc: crate::oidc::Oidc,
 }
 
 /// Reads and checks every file the settings name, writing nothing: a bad `ca_cert`, certificate
@@ -60,6 +62,7 @@ struct Checked {
 /// key or a certificate is created.
 fn check_files(settings: &Settings) -> anyhow::Result<Checked> {
     let peers = crate::federation::peers::clients(settings)?;
+    let oidc = crate::oidc::Oidc::from_settings(settings)?;
     let key_path = settings.signing_key_path();
     let signing_key = signing_key::read_if_present(&key_path)
         .map_err(|e| ConfigError::invalid("federation.signing_key", format!("{e:#}")))?;
@@ -68,7 +71,7 @@ fn check_files(settings: &Settings) -> anyhow::Result<Checked> {
         _ => {
             let (c, k) = crate::tls::self_signed_paths(&settings.cluster.data_dir);
             if !(c.exists() && k.exists()) {
-                return Ok(Checked { peers, signing_key, tls: None });
+                return Ok(Checked { peers, signing_key, tls: None, oidc });
             }
             (c, k, "tls.self_signed", "tls.self_signed")
         }
@@ -77,7 +80,7 @@ fn check_files(settings: &Settings) -> anyhow::Result<Checked> {
         ServerTlsError::Cert(e) => ConfigError::invalid(cert_key, format!("{e:#}")),
         ServerTlsError::Key(e) => ConfigError::invalid(key_key, format!("{e:#}")),
     })?;
-    Ok(Checked { peers, signing_key, tls: Some(tls) })
+    Ok(Checked { peers, signing_key, tls: Some(tls), oidc })
 }
 
 /// Checks every file the settings name, then opens (or creates) the store, keys and certificates,
@@ -124,9 +127,17 @@ pub async fn run(
     let federation = Arc::new(Federation::new(&settings, store.clone(), Clock::System, signing_key, checked.peers)?);
     let accounts = Accounts::new(store, account_settings, Clock::System).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut background = federation.start_background(accounts.outbox_signal().clone());
+    let oidc = Arc::new(checked.oidc.with_store(accounts.store().clone()));
+    // Providers are discovered before we serve, for a few seconds at most: one that cannot be
+    // reached by then is retried in the background and its button says it is unavailable.
+    oidc.discover_all(Duration::from_secs(5)).await;
+    if !oidc.is_empty() {
+        let o = oidc.clone();
+        background.push(tokio::spawn(async move { o.keep_discovering().await }));
+    }
     let notifier = crate::notify::Notifier::new(&settings.notify, settings.cluster.id.as_str())?;
     let list_gate = Arc::new(tokio::sync::Semaphore::new(crate::http::list_workers()));
-    let app = Arc::new(App { settings, accounts, federation, metrics, notifier, list_gate });
+    let app = Arc::new(App { settings, accounts, federation, oidc, metrics, notifier, list_gate });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
     background.push(tokio::spawn(sweep_anonymous(app.clone())));
     listener.set_nonblocking(true)?;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod launch;
 pub mod migration;
 pub mod notify;
+pub mod oidc;
 pub mod store;
 pub mod tls;
 

@@ -18,14 +18,15 @@ use federation_proto::ClusterId;
 use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
-    AnonymousSession, AuthorizedKey, Collection, Group, LegacyAccount, Link, LogEntry, MergeIntent, Migration, Person,
-    PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
+    AnonymousSession, AuthorizedKey, Collection, Group, Identity, LegacyAccount, Link, LogEntry, MergeIntent,
+    Migration, OidcPending, Person, PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::collections::BTreeMap;
 use std::path::Path;
+use time::OffsetDateTime;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,9 @@ trees! {
     ClaimsByClaimant => "claimant_claimuuid": "claimant uuid \\0 claim uuid → ()",
     AnonSessions => "anonuuid_anonsession": "anonymous session uuid → AnonymousSession",
     AnonLastUse => "lastused_anonuuid": "big-endian unix seconds of last use \\0 anonymous session uuid → () (the expiry sweep's order)",
+    Identities => "issuersubject_identity": "issuer \\0 subject → Identity (an OpenID Connect identity and the one account it logs in to)",
+    UserIdentities => "useruuid_issuersubject": "user uuid \\0 issuer \\0 subject → ()",
+    OidcPending => "browserhash_oidcpending": "SHA-256 (hex) of a browser's hearth_oidc cookie → OidcPending (an authorization in flight, single use)",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -303,6 +307,13 @@ fn pair(a: &str, b: &str) -> Vec<u8> {
     k.extend_from_slice(a.as_bytes());
     k.push(0);
     k.extend_from_slice(b.as_bytes());
+    k
+}
+
+fn identity_user_key(i: &Identity) -> Vec<u8> {
+    let mut k = pair(&i.user_uuid.to_string(), &i.issuer);
+    k.push(0);
+    k.extend_from_slice(i.subject.as_bytes());
     k
 }
 
@@ -598,6 +609,27 @@ impl WriteBatch {
         let uuid = row.uuid.to_string();
         self.del_raw(TreeId::AnonLastUse, last_use_key(row.last_used_at, &uuid));
         self.del_raw(TreeId::AnonSessions, uuid.into_bytes());
+    }
+
+    /// Writes an external identity and its per-user index entry (moving it when the user changed).
+    pub fn put_identity(&mut self, old: Option<&Identity>, new: &Identity) -> StoreResult<()> {
+        if let Some(o) = old
+            && o.user_uuid != new.user_uuid
+        {
+            self.del_raw(TreeId::UserIdentities, identity_user_key(o));
+        }
+        if old.is_none_or(|o| o.user_uuid != new.user_uuid) {
+            self.put_raw(TreeId::UserIdentities, identity_user_key(new), Vec::new());
+        }
+        let bytes = encode(TreeId::Identities, new)?;
+        self.put_raw(TreeId::Identities, pair(&new.issuer, &new.subject), bytes);
+        Ok(())
+    }
+
+    /// Deletes an external identity and its index entry.
+    pub fn delete_identity(&mut self, row: &Identity) {
+        self.del_raw(TreeId::UserIdentities, identity_user_key(row));
+        self.del_raw(TreeId::Identities, pair(&row.issuer, &row.subject));
     }
 
     /// Sets a store-wide value.
@@ -1163,6 +1195,62 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The identity (issuer, subject), if any account holds it.
+    pub fn identity(&self, issuer: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        self.get_json(TreeId::Identities, &pair(issuer, subject))
+    }
+
+    /// The identities linked to `user`.
+    pub fn identities_of(&self, user: &ObjectUuid) -> StoreResult<Vec<Identity>> {
+        let mut out = Vec::new();
+        for rest in self.index_scan(TreeId::UserIdentities, &user.to_string())? {
+            let Some((issuer, subject)) = rest.split_once('\0') else { continue };
+            if let Some(i) = self.identity(issuer, subject)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an authorization in flight under `key` (the hash of its browser's secret). Protocol
+    /// state like the request nonces, not an account change: no audit entry.
+    pub fn put_oidc_pending(&self, key: &str, p: &OidcPending) -> StoreResult<()> {
+        let bytes = encode(TreeId::OidcPending, p)?;
+        self.tree(TreeId::OidcPending).insert(key.as_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Takes (reads and deletes, atomically) the authorization in flight under `key`: only the
+    /// first of several concurrent callbacks gets it.
+    pub fn take_oidc_pending(&self, key: &str) -> StoreResult<Option<OidcPending>> {
+        let t = self.tree(TreeId::OidcPending);
+        match t.remove(key.as_bytes())? {
+            Some(v) => {
+                self.db.flush()?;
+                decode(TreeId::OidcPending, &v).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets authorizations in flight that expired before `now`.
+    pub fn prune_oidc_pending(&self, now: OffsetDateTime) -> StoreResult<usize> {
+        let t = self.tree(TreeId::OidcPending);
+        let mut b = sled::Batch::default();
+        let mut n = 0;
+        for kv in t.iter() {
+            let (k, v) = kv?;
+            let expired = decode::<OidcPending>(TreeId::OidcPending, &v).map_or(true, |p| p.expires_at < now);
+            if expired {
+                b.remove(k);
+                n += 1;
+            }
+        }
+        t.apply_batch(b)?;
+        Ok(n)
     }
 
     /// A validated remote token.

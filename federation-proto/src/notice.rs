@@ -49,6 +49,11 @@ pub struct UserRecord {
     pub last_login_at: Option<String>,
     /// The home sequence number of this version of the record (at most 2^53 − 1).
     pub home_seq: u64,
+    /// The person's ORCID iD (`0000-0002-1825-0097`), when the home cluster learned it from an
+    /// ORCID (or ORCID-flagged OpenID Connect) login. Absent from the JSON when unknown, so that
+    /// records without one are the same bytes as before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcid: Option<String>,
 }
 
 impl UserRecord {
@@ -76,6 +81,7 @@ impl UserRecord {
             Some(&self.first_name),
             Some(&self.last_name),
             self.last_login_at.as_ref(),
+            self.orcid.as_ref(),
         ];
         if texts.into_iter().flatten().any(|t| t.len() > MAX_FIELD_LEN) {
             return Err(ProtoError::Refused(format!("a user record field is longer than {MAX_FIELD_LEN} bytes")));
@@ -234,6 +240,7 @@ pub(crate) mod tests {
             redirect_to_user_uuid: None,
             last_login_at: Some("2025-01-02T03:04:05Z".into()),
             home_seq: seq,
+            orcid: None,
         }
     }
 
@@ -336,5 +343,23 @@ pub(crate) mod tests {
             prop_assert!(back.check(&cid("aaaaa"), &cid("bbbbb")).is_ok());
             prop_assert_eq!(back.batch_id().unwrap(), b.batch_id().unwrap());
         }
+    }
+
+    /// `orcid` is optional on the wire: a record without it has the same bytes as before the field
+    /// existed (signatures and batch ids over such records do not change), and one with it round-trips.
+    #[test]
+    fn orcid_is_absent_unless_known() {
+        let plain = user("aaaaa-tpzed-000000000000001", 3);
+        let text = to_canonical_string(&plain).unwrap();
+        assert!(!text.contains("orcid"), "{text}");
+        let back: UserRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, plain);
+        let with = UserRecord { orcid: Some("0000-0002-1825-0097".into()), ..plain };
+        let text = to_canonical_string(&with).unwrap();
+        assert!(text.contains(r#""orcid":"0000-0002-1825-0097""#), "{text}");
+        assert_eq!(serde_json::from_str::<UserRecord>(&text).unwrap(), with);
+        with.check_home(&cid("aaaaa")).unwrap();
+        let long = UserRecord { orcid: Some("x".repeat(MAX_FIELD_LEN + 1)), ..with };
+        assert!(long.check_home(&cid("aaaaa")).is_err());
     }
 }

@@ -2,8 +2,9 @@
 //! a temporary directory, HTTPS with certificates from one CA per federation, and typed clients.
 //! Tests read as the scenario they check: `let fed = Federation::start(&["aaaaa"]).await;`.
 
-use hearth::cli::demo::{PlannedCluster, plan_federation};
+use hearth::cli::demo::{PlannedCluster, plan_federation_with_ca};
 use hearth::client::Client;
+use hearth::tls::LocalCa;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -203,15 +204,37 @@ pub struct Federation {
     pub dir: tempfile::TempDir,
 }
 
-impl Federation {
-    /// Starts one daemon per id; `extra_toml` is appended to every config.
-    pub async fn start_with(ids: &[&str], extra_toml: &str) -> Federation {
-        hearth::install_crypto_provider();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (plan, ca_path) = plan_federation(dir.path(), ids, extra_toml).expect("plan");
-        let ca_pem = std::fs::read(&ca_path).expect("ca");
+/// A federation planned (configs, certificates, keys, ports) but not started: a test may add to a
+/// cluster's config or start other servers (an OpenID provider) that need the clusters' URLs first.
+pub struct Planned {
+    /// The clusters' plans, in the order named.
+    pub plan: Vec<PlannedCluster>,
+    /// The federation's CA.
+    pub ca: LocalCa,
+    /// Its certificate's path.
+    pub ca_path: PathBuf,
+    /// Root of all their files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Planned {
+    /// The plan of cluster `id`.
+    pub fn at(&self, id: &str) -> &PlannedCluster {
+        self.plan.iter().find(|c| c.id == id).expect("no such cluster")
+    }
+
+    /// Appends `toml` to cluster `id`'s config.
+    pub fn append_toml(&self, id: &str, toml: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.at(id).config).expect("config");
+        writeln!(f, "\n{toml}").expect("write config");
+    }
+
+    /// Starts every cluster and waits until each answers.
+    pub async fn start(self) -> Federation {
+        let ca_pem = std::fs::read(&self.ca_path).expect("ca");
         let mut clusters = Vec::new();
-        for p in plan {
+        for p in self.plan {
             let url = p.url();
             let anon = Client::new(&url, Some(&ca_pem)).expect("client");
             let mut c = Cluster {
@@ -220,7 +243,7 @@ impl Federation {
                 anon,
                 url,
                 ca_pem: ca_pem.clone(),
-                ca_path: ca_path.clone(),
+                ca_path: self.ca_path.clone(),
                 plan: p,
                 child: None,
             };
@@ -230,7 +253,22 @@ impl Federation {
         for c in &clusters {
             c.wait_up().await;
         }
-        Federation { clusters, dir }
+        Federation { clusters, dir: self.dir }
+    }
+}
+
+impl Federation {
+    /// Plans one daemon per id (`extra_toml` is appended to every config) without starting them.
+    pub fn plan(ids: &[&str], extra_toml: &str) -> Planned {
+        hearth::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (plan, ca_path, ca) = plan_federation_with_ca(dir.path(), ids, extra_toml).expect("plan");
+        Planned { plan, ca, ca_path, dir }
+    }
+
+    /// Starts one daemon per id; `extra_toml` is appended to every config.
+    pub async fn start_with(ids: &[&str], extra_toml: &str) -> Federation {
+        Self::plan(ids, extra_toml).start().await
     }
 
     /// Starts one daemon per id with default settings.

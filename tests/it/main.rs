@@ -14,6 +14,7 @@ mod harness;
 mod legacy;
 mod merge;
 mod migration;
+mod oidc;
 mod pages;
 mod persons;
 mod redirects;

@@ -147,7 +147,8 @@ fn serve(config: &Path) -> Start {
 
 /// A peer's `ca_cert` that is missing, not PEM, or PEM without a usable certificate, a TLS
 /// certificate or key that cannot be loaded, or a signing key that does not parse stops the start
-/// with one line naming the key, and nothing is created: no data dir, or the empty one stays
+/// with one line naming the key, and so does an OpenID provider's unreadable client secret file,
+/// unusable `ca_cert` or bad setting; nothing is created: no data dir, or the empty one stays
 /// empty. Before, the signing key, a self-signed certificate and the store were written first.
 #[test]
 fn a_bad_file_in_the_config_stops_the_start_before_anything_is_created() {
@@ -168,6 +169,9 @@ fn a_bad_file_in_the_config_stops_the_start_before_anything_is_created() {
         )
     };
     let self_signed = "[tls]\nself_signed = true\n".to_string();
+    let oidc = |rest: &str| {
+        format!("[[login.oidc]]\nid = \"op\"\nissuer = \"https://127.0.0.1:3\"\nclient_id = \"c\"\n{rest}\n")
+    };
     let tls = |c: &Path, k: &Path| format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", c.display(), k.display());
     let cases: Vec<(String, String, &str)> = vec![
         (self_signed.clone(), peer(&d.join("missing.pem")), "federation.peers[0].ca_cert"),
@@ -183,6 +187,29 @@ fn a_bad_file_in_the_config_stops_the_start_before_anything_is_created() {
             self_signed.clone(),
             format!("[federation]\nsigning_key = \"{}\"\n", d.join("bad.key").display()),
             "federation.signing_key",
+        ),
+        (
+            self_signed.clone(),
+            oidc(&format!("client_secret_file = \"{}\"", d.join("missing").display())),
+            "login.oidc[0].client_secret_file",
+        ),
+        (
+            self_signed.clone(),
+            oidc(&format!("client_secret = \"s\"\nca_cert = \"{}\"", d.join("garbage.pem").display())),
+            "login.oidc[0].ca_cert",
+        ),
+        (self_signed.clone(), oidc("client_secret = \"s\"\npreset = \"gitlab\""), "login.oidc[0].preset"),
+        (
+            self_signed.clone(),
+            oidc("client_secret = \"s\"\nclient_secret_file = \"/x\""),
+            "login.oidc[0].client_secret",
+        ),
+        (
+            self_signed.clone(),
+            oidc(
+                "client_secret = \"s\"\n[[login.oidc]]\nid = \"op\"\npreset = \"orcid\"\nclient_id = \"c\"\nclient_secret = \"s\"",
+            ),
+            "login.oidc[1].id",
         ),
     ];
     for (i, (tls_section, federation, key_named)) in cases.iter().enumerate() {

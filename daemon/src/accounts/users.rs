@@ -33,6 +33,8 @@ const READ_ONLY: &[&str] = &[
     "can_manage",
     "last_login_at",
     "home_cluster",
+    "orcid",
+    "identities",
 ];
 
 /// The bound of each free-form user attribute (others are short strings: see [`bounds`]).
@@ -55,7 +57,7 @@ pub struct LoginOutcome {
     pub user: User,
 }
 
-fn check_username(u: &str) -> Result<()> {
+pub(crate) fn check_username(u: &str) -> Result<()> {
     let ok = u.len() <= bounds::MAX_USERNAME_CHARS
         && u.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && u.chars().all(|c| c.is_ascii_alphanumeric());
@@ -72,7 +74,7 @@ fn check_username(u: &str) -> Result<()> {
     }
 }
 
-fn normalize_email(e: &str) -> Result<String> {
+pub(crate) fn normalize_email(e: &str) -> Result<String> {
     let e = e.trim().to_lowercase();
     let valid = e.len() <= bounds::MAX_EMAIL_BYTES
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
@@ -131,7 +133,7 @@ impl Accounts {
         if !caller.is_admin() && &u.uuid != caller.uuid() && !self.can_read(caller, uuid)? {
             return Err(not_found());
         }
-        Ok(views::user(&u))
+        self.user_view(caller, &u)
     }
 
     /// `GET users`: all users for admins, else the caller. Merged-away users are hidden.
@@ -143,7 +145,7 @@ impl Accounts {
                 continue;
             }
             if caller.is_admin() || &u.uuid == caller.uuid() {
-                items.push(views::user(&u));
+                items.push(self.user_view(caller, &u)?);
             }
         }
         params.apply("arvados#userList", items)
@@ -368,7 +370,12 @@ impl Accounts {
         };
         let local: Vec<User> =
             self.store().users_by_email(&email)?.into_iter().filter(|u| u.uuid.cluster() == self.cluster()).collect();
-        let mut live = local.iter().filter(|u| u.redirect_to_user_uuid.is_none());
+        let live: Vec<&User> = local.iter().filter(|u| u.redirect_to_user_uuid.is_none()).collect();
+        // An account that cannot log in with a password (one made by an OpenID Connect login, say)
+        // does not make an email ambiguous for the one that can.
+        let with_password: Vec<&User> = live.iter().copied().filter(|u| u.password_hash.is_some()).collect();
+        let candidates = if live.len() > 1 && with_password.len() == 1 { with_password } else { live };
+        let mut live = candidates.into_iter();
         Ok(match (live.next(), live.next()) {
             (Some(_), Some(_)) => LoginTarget::Ambiguous,
             (Some(u), None) => LoginTarget::Account(Box::new(u.clone())),
@@ -452,26 +459,44 @@ impl Accounts {
             .store()
             .user(&user.uuid)?
             .ok_or_else(|| Error::unauthorized("invalid_login", "invalid login or password"))?;
+        let mut b = WriteBatch::new();
+        let out = self.login_into(&mut b, &old, old.clone(), kind, json!({}))?;
+        self.commit_and_signal(b)?;
+        Ok(out)
+    }
+
+    /// Adds a login of `updated` (the stored row `old`, maybe with other changes already made) to
+    /// `b`: the token, last login, sequence, the audit entry (with `details` added to its
+    /// properties) and the login notice. The caller holds the writer lock and commits `b`.
+    pub(crate) fn login_into(
+        &self,
+        b: &mut WriteBatch,
+        old: &User,
+        mut updated: User,
+        kind: TokenKind,
+        details: Value,
+    ) -> Result<(Token, User)> {
         let now = self.clock().now();
-        let mut updated = old.clone();
         updated.last_login_at = Some(now);
         updated.home_seq += 1;
         let lifetime = self.settings().login_token_lifetime_secs;
         let expires =
             (lifetime > 0).then(|| now + time::Duration::seconds(i64::try_from(lifetime).unwrap_or(i64::MAX / 4)));
         let (token, row) = self.new_token_row(&updated.uuid, federation_proto::Scopes::all(), expires, kind)?;
-        let mut b = WriteBatch::new();
-        b.put_user(Some(&old), &updated)?;
+        b.put_user(Some(old), &updated)?;
         b.put_token(None, &row)?;
+        let mut props = json!({"token_uuid": row.uuid});
+        if let (Some(p), Value::Object(extra)) = (props.as_object_mut(), details) {
+            p.extend(extra);
+        }
         b.put_log(&self.audit(
             Some(&updated.uuid),
             "login",
             Some((&updated.uuid, &updated.owner_uuid)),
             format!("{} logged in", updated.uuid),
-            json!({"token_uuid": row.uuid}),
+            props,
         ))?;
-        self.queue_notice(&mut b, &Notice::Login { user: super::user_record(&updated) })?;
-        self.commit_and_signal(b)?;
+        self.queue_notice(b, &Notice::Login { user: super::user_record(&updated) })?;
         Ok((token, updated))
     }
 }

@@ -40,6 +40,7 @@ pub fn user(u: &User) -> Value {
         "redirect_to_user_uuid": u.redirect_to_user_uuid,
         "last_login_at": u.last_login_at.map(format_time),
         "home_cluster": u.uuid.cluster(),
+        "orcid": u.orcid,
         "writable_by": [u.uuid, u.owner_uuid],
         "can_write": true,
         "can_manage": true,

@@ -52,6 +52,17 @@ impl PlannedCluster {
 /// Writes configs, certificates and keys for a federation of `ids` under `root`: every cluster
 /// lists every other as a peer. Returns the plan and the CA certificate path.
 pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf)> {
+    let (plan, ca_path, _) = plan_federation_with_ca(root, ids, extra_toml)?;
+    Ok((plan, ca_path))
+}
+
+/// [`plan_federation`], also returning the CA itself (to issue certificates for other test
+/// servers of the federation, such as an OpenID provider).
+pub fn plan_federation_with_ca(
+    root: &Path,
+    ids: &[&str],
+    extra_toml: &str,
+) -> anyhow::Result<(Vec<PlannedCluster>, PathBuf, LocalCa)> {
     let ca = LocalCa::new("Hearth demo federation CA")?;
     let ca_path = root.join("ca.pem");
     std::fs::create_dir_all(root)?;
@@ -97,7 +108,7 @@ pub fn plan_federation(root: &Path, ids: &[&str], extra_toml: &str) -> anyhow::R
         );
         std::fs::write(&c.config, toml)?;
     }
-    Ok((plan, ca_path))
+    Ok((plan, ca_path, ca))
 }
 
 /// Starts `hearth serve` for a planned cluster (the current executable), logging to `<dir>/hearth.log`.
@@ -128,9 +139,23 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
     };
     println!("Hearth demo: three clusters under {}", root.display());
     let mut facts = serde_json::Map::new();
-    let (plan, ca_path) = plan_federation(&root, &CLUSTERS, "")?;
+    let (plan, ca_path, ca) = plan_federation_with_ca(&root, &CLUSTERS, "")?;
     let ca_pem = std::fs::read(&ca_path)?;
     let mut children = Vec::new();
+    let provider = match plan.first() {
+        Some(first) => demo_provider(&root, &ca, &ca_path, first).await,
+        None => Err("no cluster".into()),
+    };
+    match &provider {
+        Ok((child, issuer)) => {
+            println!(
+                "OpenID Connect: a test provider (tests/oidc-provider) at {issuer} for cluster {}; log in there as ada or grace, any password",
+                CLUSTERS[0]
+            );
+            let _ = child;
+        }
+        Err(why) => println!("OpenID Connect: skipped ({why})"),
+    }
     for c in &plan {
         children.push(spawn_cluster(c)?);
     }
@@ -158,6 +183,15 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
         );
         println!("  admin  {}  login admin / admin-password", admin["uuid"].as_str().unwrap_or(""));
         println!("  demo   {}  login demo / demo-password", demo["uuid"].as_str().unwrap_or(""));
+        let ready = client.get("/readyz").await?;
+        if let Some(oidc) = ready.body["oidc"].as_object().filter(|o| !o.is_empty()) {
+            for (id, status) in oidc {
+                println!(
+                    "  OpenID Connect provider {id}: {}  (the login page has its button)",
+                    status.as_str().unwrap_or("")
+                );
+            }
+        }
         println!("  demo user's API token: {token}");
         println!("  system root token:     {}", c.root_token);
         println!(
@@ -192,6 +226,10 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
         wait_for_stop().await;
     }
     for mut ch in children {
+        let _ = ch.start_kill();
+        let _ = ch.wait().await;
+    }
+    if let Ok((mut ch, _)) = provider {
         let _ = ch.start_kill();
         let _ = ch.wait().await;
     }
@@ -276,6 +314,83 @@ async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Resu
         done["new_owner_uuid"].as_str().unwrap_or("")
     );
     Ok(())
+}
+
+/// Where the test provider lives in the source tree (the demo runs from it, through cargo).
+fn provider_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("oidc-provider")
+}
+
+/// Starts the tests' OpenID provider (Node, `tests/oidc-provider`) on 127.0.0.200 for `cluster`,
+/// and adds it to that cluster's config as `[[login.oidc]] id = "demo"`. Says why not when Node
+/// or the provider's `node_modules` is missing, or it does not start.
+async fn demo_provider(
+    root: &Path,
+    ca: &LocalCa,
+    ca_path: &Path,
+    cluster: &PlannedCluster,
+) -> Result<(Child, String), String> {
+    let src = provider_source();
+    let node = Command::new("node").arg("--version").output().await;
+    if !node.as_ref().is_ok_and(|o| o.status.success()) {
+        return Err("node is not installed".into());
+    }
+    if !src.join("node_modules").join("oidc-provider").exists() {
+        return Err(format!("{} has no node_modules: run `npm ci` there", src.display()));
+    }
+    let ip = "127.0.0.200";
+    let port = free_port_on(ip).map_err(|e| e.to_string())?;
+    let issuer = format!("https://{ip}:{port}");
+    let dir = root.join("oidc-provider");
+    let (_, cert, key) = ca.write_leaf(&dir.join("tls"), &[ip]).map_err(|e| e.to_string())?;
+    let secret = crate::accounts::random_secret();
+    let accounts = json!({
+        "ada": {"sub": "0000-0002-1825-0097", "email": "ada@example.org", "email_verified": true, "name": "Ada Lovelace", "preferred_username": "ada"},
+        "grace": {"sub": "grace-hopper", "email": "grace@example.org", "email_verified": false, "name": "Grace Hopper", "preferred_username": "grace"},
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("accounts.json"), accounts.to_string()).map_err(|e| e.to_string())?;
+    let clients = json!([{"client_id": "hearth-demo", "client_secret": secret,
+        "redirect_uris": [format!("{}/login/oidc/demo/callback", cluster.url())]}]);
+    let log = std::fs::File::create(dir.join("provider.log")).map_err(|e| e.to_string())?;
+    let child = Command::new("node")
+        .arg(src.join("server.js"))
+        .env("OIDC_ISSUER", &issuer)
+        .env("OIDC_CERT", &cert)
+        .env("OIDC_KEY", &key)
+        .env("OIDC_JWKS", dir.join("jwks.json"))
+        .env("OIDC_CLIENTS", clients.to_string())
+        .env("OIDC_ACCOUNTS", dir.join("accounts.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("node did not start: {e}"))?;
+    let pem = std::fs::read(ca_path).map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?])
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    loop {
+        let r = http.get(format!("{issuer}/.well-known/openid-configuration")).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(format!("the provider did not answer; see {}", dir.join("provider.log").display()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let toml = format!(
+        "\n[login]\n\n[[login.oidc]]\nid = \"demo\"\ndisplay_name = \"Demo ID (ORCID-like)\"\nissuer = \"{issuer}\"\n\
+         client_id = \"hearth-demo\"\nclient_secret = \"{secret}\"\nca_cert = \"{}\"\norcid = true\ntrusted_email = true\n",
+        ca_path.display()
+    );
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&cluster.config).map_err(|e| e.to_string())?;
+    f.write_all(toml.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((child, issuer))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -81,6 +81,7 @@ impl Federation {
             last_login_at: rec.last_login_at.as_deref().and_then(parse_time),
             home_seq: rec.home_seq,
             cached_from_home: true,
+            orcid: rec.orcid.clone(),
             ..User::new(rec.uuid.clone(), home_root, now)
         };
         b.put_user(old.as_ref(), &user)?;

@@ -33,8 +33,8 @@ pub(crate) fn list_params(app: &App, p: &Params) -> Result<ListParams, Error> {
 }
 
 /// `GET users/current`.
-pub async fn users_current(Authed(c): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(crate::accounts::views::user(&c.user)))
+pub async fn users_current(State(app): AppState, Authed(c): Authed) -> ApiResult<Json<Value>> {
+    Ok(Json(app.accounts.user_view(&c, &c.user)?))
 }
 
 /// `GET users`. Lists parse, scan, filter, sort and render on the blocking pool (`App::list_json`).

@@ -36,6 +36,40 @@ struct LoginPage<'a> {
     return_to: &'a str,
     remote: &'a str,
     login: &'a str,
+    providers: Vec<OidcButton>,
+}
+
+/// One "Log in with …" button.
+pub struct OidcButton {
+    /// Provider id.
+    pub id: String,
+    /// Its name.
+    pub display_name: String,
+    /// The start URL, carrying `return_to` and `remote`.
+    pub href: String,
+    /// Discovered (else the button says it is unavailable).
+    pub available: bool,
+}
+
+/// The buttons of the login page, for a login that goes on to `return_to` (for `remote`).
+pub fn oidc_buttons(app: &App, return_to: &str, remote: &str) -> Vec<OidcButton> {
+    let mut params = Vec::new();
+    if !return_to.is_empty() {
+        params.push(("return_to", return_to));
+    }
+    if !remote.is_empty() {
+        params.push(("remote", remote));
+    }
+    app.oidc
+        .buttons()
+        .into_iter()
+        .map(|b| OidcButton {
+            href: with_params(&format!("/login/oidc/{}/start", b.id), &params),
+            id: b.id,
+            display_name: b.display_name,
+            available: b.available,
+        })
+        .collect()
 }
 
 struct TokenLine {
@@ -62,6 +96,29 @@ struct AccountPage<'a> {
     collections: Vec<CollectionLine>,
     more_collections: usize,
     csrf: &'a str,
+    notice: Option<String>,
+    orcid: String,
+    has_password: bool,
+    identities: Vec<IdentityLine>,
+    link_providers: Vec<OidcButton>,
+}
+
+struct IdentityLine {
+    provider: String,
+    display_name: String,
+    subject: String,
+    email: String,
+}
+
+/// Query of `GET /account`: what the last action did.
+#[derive(Debug, Deserialize, Default)]
+pub struct AccountQuery {
+    /// A provider whose identity was just linked.
+    #[serde(default)]
+    linked: String,
+    /// A provider whose identity was just unlinked.
+    #[serde(default)]
+    unlinked: String,
 }
 
 #[derive(Template)]
@@ -103,7 +160,7 @@ pub fn with_params(url: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The audience a `remote` gives `return_to`: that peer's own origin, or ours.
-fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
+pub(super) fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
     match remote {
         Some(r) => Audience::Peer(r),
         None => Audience::Local,
@@ -135,7 +192,7 @@ pub struct LoginQuery {
     moved_from: String,
 }
 
-fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
+pub(super) fn check_remote(app: &App, remote: &str) -> Result<Option<ClusterId>, String> {
     match parse_remote(Some(remote.to_string())) {
         Err(_) => Err("Invalid remote cluster id".into()),
         Ok(None) => Ok(None),
@@ -171,6 +228,7 @@ fn login_form(
         remote: st.remote,
         login: st.login,
         migration_request: st.migration_request,
+        providers: oidc_buttons(app, st.return_to, st.remote),
     };
     with_csrf_cookie(html(status, page.render()), &csrf, fresh)
 }
@@ -362,6 +420,20 @@ pub async fn login_submit(
             return login_form(&app, status, &headers, Some(text), st);
         }
     };
+    logged_in(&app, &headers, &out, return_to.as_ref(), remote.as_ref(), migration_request).await
+}
+
+/// Where a successful page login (password or OpenID Connect) goes: `return_to` with the token
+/// (for `remote`: a token salted for it, a signed login assertion and any migration grant), or
+/// `/account`; with the session cookie set.
+pub async fn logged_in(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    out: &crate::accounts::users::LoginOutcome,
+    return_to: Option<&Url>,
+    remote: Option<&ClusterId>,
+    migration_request: Option<serde_json::Value>,
+) -> Response {
     let session = out.token.to_string();
     if remote.is_none() {
         let (app2, user) = (app.clone(), out.user.clone());
@@ -371,21 +443,21 @@ pub async fn login_submit(
     }
     // Work this browser did before logging in is offered first (not on a login for another
     // cluster: that login's answer goes back there).
-    let offer = match &remote {
-        None => anonymous_pages::offer_location(&app, &headers, return_to.as_ref()),
+    let offer = match remote {
+        None => anonymous_pages::offer_location(app, headers, return_to),
         Some(_) => None,
     };
-    let target = match (offer, return_to, &remote) {
+    let target = match (offer, return_to, remote) {
         (Some(offer), _, _) => offer,
         (None, None, _) => "/account".to_string(),
-        (None, Some(url), Some(r)) => match handoff_params(&app, r, &out, migration_request) {
+        (None, Some(url), Some(r)) => match handoff_params(app, r, out, migration_request) {
             Ok(params) => {
                 let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                return_to::with_params(url, &refs)
+                return_to::with_params(url.clone(), &refs)
             }
-            Err(e) => return message(&app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
+            Err(e) => return message(app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
         },
-        (None, Some(url), None) => return_to::with_params(url, &[("api_token", &session)]),
+        (None, Some(url), None) => return_to::with_params(url.clone(), &[("api_token", &session)]),
     };
     let mut resp = Redirect::to(&target).into_response();
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);
@@ -502,7 +574,7 @@ pub async fn login_federated(
     with_cookie(resp, end_handoff())
 }
 
-fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+pub(super) fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
     resp.headers_mut().append(header::SET_COOKIE, cookie);
     resp
 }
@@ -511,7 +583,12 @@ fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
 const ACCOUNT_COLLECTIONS: usize = 20;
 
 /// `GET /account`.
-pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, headers: HeaderMap) -> Response {
+pub async fn account_page(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Response {
     let Some(c) = c else {
         return Redirect::to("/login?return_to=/account").into_response();
     };
@@ -540,7 +617,31 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
     collections.truncate(ACCOUNT_COLLECTIONS);
     let (csrf, fresh) = csrf_token(&headers);
     let u = &c.user;
+    let local = u.uuid.cluster() == app.accounts.cluster();
+    let name_of = |id: &str| app.oidc.info(id).map(|p| p.display_name).unwrap_or_else(|_| id.to_string());
+    let identities = if local { app.accounts.store().identities_of(&u.uuid).unwrap_or_default() } else { Vec::new() };
+    let identities = identities
+        .into_iter()
+        .map(|i| IdentityLine {
+            display_name: name_of(&i.provider),
+            email: i.claims.email.clone().unwrap_or_default(),
+            provider: i.provider,
+            subject: i.subject,
+        })
+        .collect();
+    let notice = if !q.linked.is_empty() {
+        Some(format!("Your {} identity is linked to this account: you can log in with it.", name_of(&q.linked)))
+    } else if !q.unlinked.is_empty() {
+        Some(format!("Your {} identity is no longer linked to this account.", name_of(&q.unlinked)))
+    } else {
+        None
+    };
     let page = AccountPage {
+        notice,
+        has_password: u.password_hash.is_some(),
+        orcid: u.orcid.clone().unwrap_or_default(),
+        identities,
+        link_providers: if local { oidc_buttons(&app, "", "") } else { Vec::new() },
         cluster: app.settings.cluster.id.as_str(),
         full_name: format!("{} {}", u.first_name, u.last_name).trim().to_string(),
         username: u.username.clone().unwrap_or_default(),

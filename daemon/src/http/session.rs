@@ -28,6 +28,8 @@ pub const HOME_COOKIE: &str = "hearth_home";
 pub const CSRF_COOKIE: &str = "hearth_csrf";
 /// Name of the cookie that binds a federated hand-off to this browser.
 pub const HANDOFF_COOKIE: &str = "hearth_handoff";
+/// Name of the cookie that binds an OpenID Connect login to the browser that started it.
+pub const OIDC_COOKIE: &str = "hearth_oidc";
 /// How long a federated hand-off may take, from leaving for the home cluster to coming back.
 pub const HANDOFF_SECS: i64 = 600;
 

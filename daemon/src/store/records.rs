@@ -54,9 +54,9 @@ pub struct User {
     /// validations from that cluster change it).
     #[serde(default)]
     pub cached_from_home: bool,
-    /// The user's ORCID iD, known from an ORCID login (or, for a remote user, its home's signed
-    /// record); never set by hand.
-    #[serde(default)]
+    /// The person's ORCID iD: for a local user, the subject of a linked identity whose provider's
+    /// subjects are ORCID iDs; for a cached remote user, what its home's record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcid: Option<String>,
 }
 
@@ -82,8 +82,8 @@ impl User {
             password_hash: None,
             last_login_at: None,
             home_seq: 0,
-            orcid: None,
             cached_from_home: false,
+            orcid: None,
         }
     }
 }
@@ -472,4 +472,90 @@ pub struct AnonymousSession {
     /// time after this.
     #[serde(with = "arv_time")]
     pub last_used_at: OffsetDateTime,
+}
+
+/// An external identity: the immutable (issuer, subject) pair of an OpenID Connect provider,
+/// linked to exactly one local account. Never found by email.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Identity {
+    /// The provider's issuer URL (as its discovery document says).
+    pub issuer: String,
+    /// The provider's subject (`sub`) for this person.
+    pub subject: String,
+    /// The configured provider's id when the identity was linked or last used.
+    pub provider: String,
+    /// The account it logs in to.
+    pub user_uuid: ObjectUuid,
+    /// The subject is an ORCID iD (the provider's subjects are, by preset or flag).
+    #[serde(default)]
+    pub orcid: bool,
+    /// The claims the provider sent at the last login.
+    pub claims: IdentityClaims,
+    /// When it was linked.
+    #[serde(with = "arv_time")]
+    pub created_at: OffsetDateTime,
+    /// The last login with it.
+    #[serde(with = "arv_time::option", default)]
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+/// What a provider said about a person in its ID token, as it said it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IdentityClaims {
+    /// `email`.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `email_verified` (the provider's word only: whether it counts is the provider's trust).
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    /// `name`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `given_name`.
+    #[serde(default)]
+    pub given_name: Option<String>,
+    /// `family_name`.
+    #[serde(default)]
+    pub family_name: Option<String>,
+    /// `preferred_username`.
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+}
+
+/// What an OpenID Connect login started in one browser is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OidcPurpose {
+    /// Log in (or create an account).
+    Login {
+        /// Where to go afterwards (checked again at the callback).
+        return_to: String,
+        /// The peer the login is for (`remote=`), if any.
+        remote: Option<ClusterId>,
+    },
+    /// Link the identity to this account, whose session started it.
+    Link {
+        /// The account.
+        user_uuid: ObjectUuid,
+    },
+}
+
+/// An OpenID Connect authorization in flight, keyed by SHA-256 of the secret that only the
+/// browser which started it holds (its `hearth_oidc` cookie). Taken (deleted) by the first
+/// callback that presents the cookie, whatever the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OidcPending {
+    /// The configured provider's id.
+    pub provider: String,
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE verifier (S256) for the code exchange.
+    pub pkce_verifier: String,
+    /// What the login is for.
+    pub purpose: OidcPurpose,
+    /// After this the callback is refused.
+    #[serde(with = "arv_time")]
+    pub expires_at: OffsetDateTime,
 }
