@@ -79,6 +79,7 @@ pub fn user_record(u: &User) -> UserRecord {
         redirect_to_user_uuid: u.redirect_to_user_uuid.clone(),
         last_login_at: u.last_login_at.map(crate::clock::format_time),
         home_seq: u.home_seq,
+        profiles: Vec::new(),
     }
 }
 

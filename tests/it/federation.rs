@@ -105,6 +105,7 @@ fn record(uuid: &str, home_seq: u64, first_name: &str) -> UserRecord {
         redirect_to_user_uuid: None,
         last_login_at: Some("2025-01-02T03:04:05.000000000Z".to_string()),
         home_seq,
+        profiles: Vec::new(),
     }
 }
 
