@@ -220,6 +220,7 @@ impl Accounts {
             uuid: self.new_uuid(ObjectKind::Log),
             owner_uuid: self.system_user.clone(),
             modified_by_user_uuid: actor.cloned(),
+            acting_parent_uuid: None,
             object_uuid: object.map(|(o, _)| o.clone()),
             object_owner_uuid: object.map(|(_, owner)| owner.clone()),
             event_type: event_type.into(),
