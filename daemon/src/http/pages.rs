@@ -390,7 +390,7 @@ fn handoff_params(
         issuer: app.accounts.cluster().clone(),
         audience: remote.clone(),
         token_uuid: salted.uuid().clone(),
-        user: crate::accounts::user_record(&out.user),
+        user: app.accounts.user_record(&out.user)?,
         issued_at: now,
         expires_at: now + 300,
     };
