@@ -13,6 +13,7 @@ pub mod migration_pages;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod profiles;
 pub mod return_to;
 pub mod session;
 
@@ -176,12 +177,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hearth/v1/legacy_offers/{legacy_id}/dismiss", post(legacy::dismiss))
         .route("/legacy/claim", post(legacy::claim_submit))
         .route("/legacy/dismiss", post(legacy::dismiss_submit))
+        .route("/hearth/v1/profiles", get(profiles::list).post(profiles::create))
+        .route(
+            "/hearth/v1/profiles/{uuid}",
+            axum::routing::put(profiles::update).patch(profiles::update).delete(profiles::delete),
+        )
+        .route("/hearth/v1/profiles/{uuid}/hand_over", post(profiles::hand_over))
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/users/{uuid}/password", post(login::set_password))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/login/federated", get(pages::login_federated))
         .route("/logout", get(pages::logout_get).post(pages::logout_submit))
         .route("/account", get(pages::account_page))
+        .route("/account/profiles", post(pages::profile_create_submit))
+        .route("/account/switch", post(pages::switch_submit))
+        .route("/account/switch_back", post(pages::switch_back_submit))
+        .route("/collections", get(pages::collections_page).post(pages::collection_create_submit))
         .route("/migrations", post(migration_pages::start_submit))
         .route("/migrations/start", get(migration_pages::start_page))
         .route("/migrations/home", post(migration_pages::make_home_submit))
