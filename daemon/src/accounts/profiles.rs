@@ -125,7 +125,7 @@ impl Accounts {
     /// The parent's row with its home sequence bumped and the notice telling peers its profile
     /// list is now `profiles`, both into `b`. Nothing is written for a remote parent (a profile
     /// whose parent moved away in a migration): its record is its home's to send.
-    fn parent_changed(&self, b: &mut WriteBatch, parent: &ObjectUuid, profiles: &[User]) -> Result<()> {
+    pub(crate) fn parent_changed(&self, b: &mut WriteBatch, parent: &ObjectUuid, profiles: &[User]) -> Result<()> {
         let Some(old) = self.store().user(parent)? else { return Ok(()) };
         if old.cached_from_home {
             return Ok(());

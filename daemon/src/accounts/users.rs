@@ -189,6 +189,16 @@ impl Accounts {
             format!("updated user {}", user.uuid),
             json!({"old_attributes": views::user(&old), "new_attributes": views::user(&user)}),
         ))?;
+        if let Some(parent) = &user.managed_by {
+            // The parent's record lists its profiles' names: peers learn the change from it too.
+            let profiles: Vec<User> = self
+                .store()
+                .profiles_of(parent)?
+                .into_iter()
+                .map(|p| if p.uuid == user.uuid { user.clone() } else { p })
+                .collect();
+            self.parent_changed(&mut b, parent, &profiles)?;
+        }
         let record = self.user_record(&user)?;
         let notice = if user.redirect_to_user_uuid.is_some() && old.redirect_to_user_uuid != user.redirect_to_user_uuid
         {
@@ -209,6 +219,17 @@ impl Accounts {
             if !known {
                 return Err(Error::unprocessable("unknown_attribute", format!("unknown attribute for user: {k}")));
             }
+        }
+        if let Some(v) = attrs.get("managed_by")
+            && v != &json!(user.managed_by)
+        {
+            return Err(Error::unprocessable(
+                "read_only",
+                format!(
+                    "managed_by cannot be set here (not {v}): profiles are made with POST /hearth/v1/profiles and \
+                     become ordinary accounts with POST /hearth/v1/profiles/<uuid>/hand_over"
+                ),
+            ));
         }
         if let Some(v) = want_str(attrs, "first_name")? {
             user.first_name = v.unwrap_or_default();

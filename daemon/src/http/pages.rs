@@ -67,6 +67,8 @@ struct AccountPage<'a> {
     offers: Vec<super::migration_pages::Offer>,
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
     profiles: Vec<ProfileLine>,
+    /// For a managed profile: its parent's name.
+    managed_by: Option<String>,
     /// Whether this account may have profiles (a person's account here, not acting as one).
     may_have_profiles: bool,
     csrf: &'a str,
@@ -590,6 +592,10 @@ pub async fn account_page(State(app): State<Arc<App>>, Session(c): Session, head
         offers,
         legacy,
         profiles,
+        managed_by: c.user.managed_by.as_ref().map(|p| match &c.acting_parent {
+            Some(parent) if &parent.uuid == p => name_of(parent),
+            _ => p.to_string(),
+        }),
         may_have_profiles,
         csrf: &csrf,
         banner,
@@ -615,6 +621,10 @@ async fn end_session(app: &Arc<App>, caller: Option<Caller>, headers: &HeaderMap
     if let Some(c) = caller
         && let Some(t) = &c.token
     {
+        // A peer's token outlives a logout here: its switch to a profile must not.
+        if c.is_acting() {
+            let _ = app.accounts.switch_back(&c);
+        }
         let _ = app.accounts.revoke_token(&c, &t.uuid);
     }
     let mut resp = Redirect::to(&target).into_response();
