@@ -13,6 +13,7 @@ mod legacy;
 mod merge;
 mod migration;
 mod pages;
+mod profiles;
 mod redirects;
 mod sdk;
 mod server;
