@@ -17,6 +17,7 @@ pub mod objects;
 pub mod passwords;
 pub mod permissions;
 pub mod persons;
+pub mod profiles;
 pub mod redirects;
 pub mod tokens;
 pub mod users;
@@ -26,13 +27,13 @@ use crate::clock::Clock;
 use crate::store::records::{LogEntry, User};
 use crate::store::{Store, WriteBatch};
 use error::Result;
-use federation_proto::notice::{Notice, UserRecord};
+use federation_proto::notice::{Notice, ProfileRecord, UserRecord};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, SecretHash};
 use rand::RngExt;
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-pub use auth::Caller;
+pub use auth::{Actor, Caller};
 pub use error::{Error, ErrorKind};
 
 /// Settings the account services need (a slice of the daemon config).
@@ -74,8 +75,21 @@ pub struct Accounts {
     anonymous_starts: anonymous::SessionStarts,
 }
 
-/// The federation's view of a user (what notices and assertions carry).
-pub fn user_record(u: &User) -> UserRecord {
+/// The federation's view of a user (what notices and assertions carry), listing `profiles` as
+/// its managed profiles. Callers that change a user's profiles pass the list as it will be; others
+/// use [`Accounts::user_record`], which reads it.
+pub fn user_record_with(u: &User, profiles: &[User]) -> UserRecord {
+    let mut profiles: Vec<ProfileRecord> = profiles
+        .iter()
+        .map(|p| ProfileRecord {
+            uuid: p.uuid.clone(),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            username: p.username.clone(),
+        })
+        .collect();
+    profiles.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    profiles.dedup_by(|a, b| a.uuid == b.uuid);
     UserRecord {
         uuid: u.uuid.clone(),
         email: u.email.clone().unwrap_or_default(),
@@ -88,6 +102,7 @@ pub fn user_record(u: &User) -> UserRecord {
         last_login_at: u.last_login_at.map(crate::clock::format_time),
         home_seq: u.home_seq,
         orcid: u.orcid.clone(),
+        profiles,
     }
 }
 
@@ -145,6 +160,13 @@ impl Accounts {
         b.put_user(None, &root)?;
         self.store.commit(b)?;
         Ok(())
+    }
+
+    /// The federation's view of `u` as stored: its record with its managed profiles. Every
+    /// record we send about a user lists them, since a peer takes a record without a profile as
+    /// "that profile is no longer this user's".
+    pub fn user_record(&self, u: &User) -> Result<UserRecord> {
+        Ok(user_record_with(u, &self.store.profiles_of(&u.uuid)?))
     }
 
     /// The store (read access for other services of the daemon).
@@ -225,10 +247,12 @@ impl Accounts {
         }
     }
 
-    /// Builds an audit entry (not yet written).
+    /// Builds an audit entry (not yet written). `actor` comes from the request's [`Caller`]
+    /// wherever there is one, so that an entry written while acting as a managed profile names the
+    /// profile and the account behind it.
     pub(crate) fn audit(
         &self,
-        actor: Option<&ObjectUuid>,
+        actor: Actor<'_>,
         event_type: &str,
         object: Option<(&ObjectUuid, &ObjectUuid)>,
         summary: String,
@@ -238,7 +262,8 @@ impl Accounts {
         LogEntry {
             uuid: self.new_uuid(ObjectKind::Log),
             owner_uuid: self.system_user.clone(),
-            modified_by_user_uuid: actor.cloned(),
+            modified_by_user_uuid: actor.user_uuid().cloned(),
+            acting_parent_uuid: actor.acting_parent_uuid().cloned(),
             object_uuid: object.map(|(o, _)| o.clone()),
             object_owner_uuid: object.map(|(_, owner)| owner.clone()),
             event_type: event_type.into(),

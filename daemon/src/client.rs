@@ -12,6 +12,7 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    act_as: Option<String>,
 }
 
 /// An answer: status and JSON body (Null when the body was not JSON).
@@ -44,12 +45,18 @@ impl Client {
             let cert = reqwest::Certificate::from_pem(pem).context("bad CA certificate")?;
             b = b.tls_certs_only([cert]);
         }
-        Ok(Client { base: base_url.trim_end_matches('/').to_string(), http: b.build()?, token: None })
+        Ok(Client { base: base_url.trim_end_matches('/').to_string(), http: b.build()?, token: None, act_as: None })
     }
 
     /// The same client, authenticating with `token`.
     pub fn with_token(&self, token: &str) -> Client {
-        Client { base: self.base.clone(), http: self.http.clone(), token: Some(token.to_string()) }
+        Client { base: self.base.clone(), http: self.http.clone(), token: Some(token.to_string()), act_as: None }
+    }
+
+    /// The same client, acting as managed profile `profile` (the header `X-Hearth-Act-As`, sent as
+    /// given: the daemon judges it).
+    pub fn acting_as(&self, profile: &str) -> Client {
+        Client { act_as: Some(profile.to_string()), ..self.clone() }
     }
 
     /// The base URL.
@@ -67,6 +74,9 @@ impl Client {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(p) = &self.act_as {
+            req = req.header("X-Hearth-Act-As", p);
         }
         if let Some(b) = body {
             req = req.json(b);

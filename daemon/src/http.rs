@@ -17,6 +17,7 @@ pub mod ops;
 pub mod pages;
 pub mod params;
 pub mod persons;
+pub mod profiles;
 pub mod return_to;
 pub mod session;
 
@@ -237,6 +238,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/persons/{uuid}/claim", post(persons::claim_submit))
         .route("/admin/claims", get(persons::queue_page))
         .route("/admin/claims/{uuid}/{decision}", post(persons::decide_submit))
+        .route("/hearth/v1/profiles", get(profiles::list).post(profiles::create))
+        .route(
+            "/hearth/v1/profiles/{uuid}",
+            axum::routing::put(profiles::update).patch(profiles::update).delete(profiles::delete),
+        )
+        .route("/hearth/v1/profiles/{uuid}/hand_over", post(profiles::hand_over))
         .route("/hearth/v1/login", post(login::api_login))
         .route("/hearth/v1/anonymous", post(anonymous::start))
         .route("/hearth/v1/anonymous_imports", post(anonymous::import))
@@ -255,6 +262,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/collections", get(anonymous_pages::collections_page).post(anonymous_pages::create_submit))
         .route("/collections/{uuid}/delete", post(anonymous_pages::delete_submit))
         .route("/anonymous/import", get(anonymous_pages::offer_page).post(anonymous_pages::offer_submit))
+        .route("/account/profiles", post(pages::profile_create_submit))
+        .route("/account/switch", post(pages::switch_submit))
+        .route("/account/switch_back", post(pages::switch_back_submit))
         .route("/migrations", post(migration_pages::start_submit))
         .route("/migrations/start", get(migration_pages::start_page))
         .route("/migrations/home", post(migration_pages::make_home_submit))

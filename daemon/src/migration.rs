@@ -133,6 +133,13 @@ fn check_old_account(accounts: &Accounts, caller: &Caller) -> Result<User, Error
     if user.redirect_to_user_uuid.is_some() {
         return Err(refuse(ErrorKind::Unprocessable, "already_merged", "cannot merge an already merged user"));
     }
+    if user.managed_by.is_some() {
+        return Err(refuse(
+            ErrorKind::Unprocessable,
+            "merge_profile",
+            "a managed profile cannot be migrated: it lives with its parent's account",
+        ));
+    }
     Ok(user)
 }
 
@@ -217,7 +224,7 @@ pub fn grant_for_login(
     req.check(remote, accounts.cluster(), accounts.clock().unix()).map_err(|e| {
         refuse(ErrorKind::Forbidden, "migration_request_refused", format!("migration request refused: {e}"))
     })?;
-    let grant = MigrationGrant::for_request(&req, crate::accounts::user_record(user), salted, req.expires_at);
+    let grant = MigrationGrant::for_request(&req, accounts.user_record(user)?, salted, req.expires_at);
     let signed = fed.sign(grant)?.to_value();
     {
         let _w = accounts.write_lock();
@@ -232,7 +239,7 @@ pub fn grant_for_login(
             at: accounts.clock().now(),
         })?;
         b.put_log(&accounts.audit(
-            Some(&user.uuid),
+            crate::accounts::Actor::user(&user.uuid),
             "migration_grant",
             Some((&user.uuid, &user.owner_uuid)),
             format!("{} granted {} at {} a migration into it", user.uuid, req.old_user_uuid, req.requester),
@@ -318,7 +325,7 @@ pub fn confirm(
         m.new_user_uuid = Some(g.user.uuid.clone());
         m.new_owner_uuid = Some(project_uuid.clone());
         b.put_migration(&m)?;
-        merge_into_remote(accounts, fed, &old, &g.user, &old.uuid, project_uuid, props, b)?
+        merge_into_remote(accounts, fed, &old, &g.user, caller.actor(), project_uuid, props, b)?
     };
     Ok(json!({
         "old_user": views::user(&old_after),
@@ -339,7 +346,7 @@ pub(crate) fn merge_into_remote(
     fed: &Federation,
     old: &User,
     new: &federation_proto::notice::UserRecord,
-    actor: &ObjectUuid,
+    actor: crate::accounts::Actor<'_>,
     project_uuid: ObjectUuid,
     properties: Value,
     mut b: WriteBatch,
@@ -354,7 +361,7 @@ pub(crate) fn merge_into_remote(
     }
     // The cached record as it stands once `b` is applied: the one written now, or the newer one held.
     let held = accounts.store().user(&new.uuid)?;
-    let new_user = match fed.upsert_remote_user_over(accounts, &mut b, new, held.clone())? {
+    let new_user = match fed.upsert_remote_user_over(accounts, &mut b, new, held.clone(), &mut Default::default())? {
         Some(written) => written,
         None => held.ok_or_else(|| refuse(ErrorKind::Internal, "cache", "remote user missing from the cache"))?,
     };
@@ -364,7 +371,7 @@ pub(crate) fn merge_into_remote(
         owner_uuid: new.uuid.clone(),
         created_at: now,
         modified_at: now,
-        modified_by_user_uuid: Some(actor.clone()),
+        modified_by_user_uuid: actor.user_uuid().cloned(),
         name: project_name(old),
         description: Some(format!(
             "Everything {} owned at {} before it moved to {}.",
@@ -377,6 +384,6 @@ pub(crate) fn merge_into_remote(
     };
     b.put_object(None, &project)?;
     let plan = MergePlan { old: old.clone(), new: new_user, new_owner: project.uuid.clone(), redirect: true };
-    let (old_after, counts) = accounts.execute_merge(Some(actor), &plan, b)?;
+    let (old_after, counts) = accounts.execute_merge(actor, &plan, b)?;
     Ok((old_after, project.uuid, counts))
 }

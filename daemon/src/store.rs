@@ -19,7 +19,7 @@ use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use records::{
     AnonymousSession, AuthorizedKey, Collection, Group, Identity, LegacyAccount, Link, LogEntry, MergeIntent,
-    Migration, OidcPending, Person, PersonClaim, RedirectConsent, RemoteTokenRow, TokenRow, User,
+    Migration, OidcPending, Person, PersonClaim, ProfileSwitch, RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,6 +101,8 @@ trees! {
     Identities => "issuersubject_identity": "issuer \\0 subject → Identity (an OpenID Connect identity and the one account it logs in to)",
     UserIdentities => "useruuid_issuersubject": "user uuid \\0 issuer \\0 subject → ()",
     OidcPending => "browserhash_oidcpending": "SHA-256 (hex) of a browser's hearth_oidc cookie → OidcPending (an authorization in flight, single use)",
+    ManagedProfiles => "parentuuid_profileuuid": "parent user uuid \\0 managed profile uuid → () (local profiles, and cached ones as their parent's home lists them)",
+    ProfileSwitches => "tokenuuid_profileswitch": "session token uuid → ProfileSwitch (the managed profile a browser session acts as)",
 }
 
 /// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
@@ -388,6 +390,14 @@ impl WriteBatch {
                 self.del_raw(TreeId::Username, u.as_bytes().to_vec());
             }
         }
+        if let Some(parent) = old.and_then(|o| o.managed_by.as_ref())
+            && Some(parent) != new.managed_by.as_ref()
+        {
+            self.del_raw(TreeId::ManagedProfiles, pair(&parent.to_string(), &uuid));
+        }
+        if let Some(parent) = &new.managed_by {
+            self.put_raw(TreeId::ManagedProfiles, pair(&parent.to_string(), &uuid), Vec::new());
+        }
         if let Some(e) = &new.email {
             self.put_raw(TreeId::UserEmail, pair(e, &uuid), Vec::new());
         }
@@ -400,6 +410,36 @@ impl WriteBatch {
         let bytes = encode(TreeId::Users, new)?;
         self.put_raw(TreeId::Users, uuid.into_bytes(), bytes);
         Ok(())
+    }
+
+    /// Deletes a user row (a managed profile, DESIGN §4.8) and its email, username and profile
+    /// index entries. Nothing else of a user is ever deleted: merged-away accounts stay as redirects.
+    pub fn delete_user(&mut self, row: &User) {
+        let uuid = row.uuid.to_string();
+        if let Some(e) = &row.email {
+            self.del_raw(TreeId::UserEmail, pair(e, &uuid));
+        }
+        if let Some(u) = &row.username
+            && !row.cached_from_home
+        {
+            self.del_raw(TreeId::Username, u.as_bytes().to_vec());
+        }
+        if let Some(parent) = &row.managed_by {
+            self.del_raw(TreeId::ManagedProfiles, pair(&parent.to_string(), &uuid));
+        }
+        self.del_raw(TreeId::Users, uuid.into_bytes());
+    }
+
+    /// Switches a browser session to a managed profile (replacing any switch it had).
+    pub fn put_profile_switch(&mut self, s: &ProfileSwitch) -> StoreResult<()> {
+        let bytes = encode(TreeId::ProfileSwitches, s)?;
+        self.put_raw(TreeId::ProfileSwitches, s.token_uuid.to_string().into_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Ends a session's switch, if it had one.
+    pub fn delete_profile_switch(&mut self, token_uuid: &ObjectUuid) {
+        self.del_raw(TreeId::ProfileSwitches, token_uuid.to_string().into_bytes());
     }
 
     /// Writes a token row and its per-user index entry, moving it when the user changed.
@@ -416,10 +456,11 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Deletes a token row and its index entry.
+    /// Deletes a token row, its index entry and the profile switch of its session, if any.
     pub fn delete_token(&mut self, row: &TokenRow) {
         let uuid = row.uuid.to_string();
         self.del_raw(TreeId::UserTokens, pair(&row.user_uuid.to_string(), &uuid));
+        self.delete_profile_switch(&row.uuid);
         self.del_raw(TreeId::Tokens, uuid.into_bytes());
     }
 
@@ -516,8 +557,9 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Forgets a validated remote token.
+    /// Forgets a validated remote token, and the profile switch of its session, if any.
     pub fn delete_remote_token(&mut self, uuid: &ObjectUuid) {
+        self.delete_profile_switch(uuid);
         self.del_raw(TreeId::RemoteTokens, uuid.to_string().into_bytes());
     }
 
@@ -852,6 +894,36 @@ impl Store {
     /// All users.
     pub fn users(&self) -> impl Iterator<Item = StoreResult<User>> + '_ {
         self.iter_json(TreeId::Users)
+    }
+
+    /// The managed profiles of `parent` (local ones, or cached ones its home listed), by uuid.
+    pub fn profiles_of(&self, parent: &ObjectUuid) -> StoreResult<Vec<User>> {
+        let mut out = Vec::new();
+        for uuid in self.index_scan(TreeId::ManagedProfiles, &parent.to_string())? {
+            if let Some(u) = self.get_json::<User>(TreeId::Users, uuid.as_bytes())?
+                && u.managed_by.as_ref() == Some(parent)
+            {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The managed profile a session token's session acts as, if it switched to one.
+    pub fn profile_switch(&self, token_uuid: &ObjectUuid) -> StoreResult<Option<ProfileSwitch>> {
+        self.get_json(TreeId::ProfileSwitches, token_uuid.to_string().as_bytes())
+    }
+
+    /// The sessions switched to `profile` (a scan: only sessions switched right now are listed).
+    pub fn switches_to(&self, profile: &ObjectUuid) -> StoreResult<Vec<ProfileSwitch>> {
+        let mut out = Vec::new();
+        for s in self.iter_json::<ProfileSwitch>(TreeId::ProfileSwitches) {
+            let s = s?;
+            if &s.profile_uuid == profile {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     /// A token row.

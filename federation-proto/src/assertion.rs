@@ -284,9 +284,25 @@ mod tests {
         bad.user = user("ccccc-tpzed-000000000000001", 1);
         assert_eq!(bad.check(&salted, &b, NOW).unwrap_err().code(), "cluster_mismatch");
         // Another token of the same issuer.
-        let mut bad = assertion;
+        let mut bad = assertion.clone();
         bad.token_uuid = "aaaaa-gj3su-000000000000000".parse().unwrap();
         assert_eq!(bad.check(&salted, &b, NOW).unwrap_err().code(), "refused");
+
+        // The parent's profiles ride in the signed user record; one of another cluster is refused.
+        let mut parent = assertion;
+        parent.user.profiles = vec![crate::notice::ProfileRecord {
+            uuid: "aaaaa-tpzed-00000000000000a".parse().unwrap(),
+            first_name: "Kit".into(),
+            last_name: String::new(),
+            username: None,
+        }];
+        let signed = Signed::sign(parent.clone(), &a, &key(1)).unwrap();
+        let back: Signed<TokenAssertion> = Signed::from_value(signed.to_value()).unwrap();
+        let got = back.verify(&a, &trusted()).unwrap();
+        assert_eq!(got.user.profiles, parent.user.profiles);
+        assert!(got.check(&salted, &b, NOW).is_ok());
+        parent.user.profiles[0].uuid = "ccccc-tpzed-00000000000000a".parse().unwrap();
+        assert_eq!(parent.check(&salted, &b, NOW).unwrap_err().code(), "cluster_mismatch");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use assertion::{LoginAssertion, MigrationGrant, MigrationRequest, TokenAsser
 pub use cluster::ClusterId;
 pub use error::{ParseError, ProtoError, SaltError};
 pub use keys::{ClusterSigningKey, KeyDocument, KeyId, KeyLookup, TrustedKeys, VerifyKey};
-pub use notice::{Notice, NoticeBatch, UserRecord};
+pub use notice::{Notice, NoticeBatch, ProfileRecord, UserRecord};
 pub use request::RequestSignature;
 pub use scope::Scopes;
 pub use signed::Signed;

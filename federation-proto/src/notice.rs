@@ -18,6 +18,27 @@ use crate::uuid::{ObjectKind, ObjectUuid};
 pub const MAX_NOTICES_PER_BATCH: usize = 100;
 /// Longest text field (email, names, username, timestamp) accepted in a user record, in bytes.
 pub const MAX_FIELD_LEN: usize = 512;
+/// Most managed profiles one user record may list.
+pub const MAX_PROFILES: usize = 100;
+
+/// A managed profile as its parent's home record lists it: a user of the same home cluster, with no
+/// email and no credentials of its own, that only the parent may act as (DESIGN §4.8). A peer learns
+/// which profiles a user manages from this list alone, so a profile dropped from the list (deleted or
+/// handed over at home) stops being the parent's to act as there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// The profile's uuid (a user of the parent's home cluster).
+    pub uuid: ObjectUuid,
+    /// First name (may be empty).
+    #[serde(default)]
+    pub first_name: String,
+    /// Last name (may be empty).
+    #[serde(default)]
+    pub last_name: String,
+    /// Username, if any.
+    #[serde(default)]
+    pub username: Option<String>,
+}
 
 /// A user's record as its home cluster publishes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +75,11 @@ pub struct UserRecord {
     /// records without one are the same bytes as before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcid: Option<String>,
+    /// The managed profiles of this user, sorted by uuid (at most [`MAX_PROFILES`]). Absent on the wire
+    /// when empty, so a record without profiles is byte for byte what older clusters sign and send, and
+    /// their records (which never carry it) parse as "no profiles".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ProfileRecord>,
 }
 
 impl UserRecord {
@@ -86,8 +112,39 @@ impl UserRecord {
         if texts.into_iter().flatten().any(|t| t.len() > MAX_FIELD_LEN) {
             return Err(ProtoError::Refused(format!("a user record field is longer than {MAX_FIELD_LEN} bytes")));
         }
+        self.check_profiles(home)?;
         if self.home_seq > MAX_SAFE_INTEGER.unsigned_abs() {
             return Err(ProtoError::NotCanonical("home_seq exceeds 2^53-1".into()));
+        }
+        Ok(())
+    }
+}
+
+impl UserRecord {
+    /// The profile list's rules: at most [`MAX_PROFILES`], each a user of `home` other than the record's
+    /// own user, listed once, in uuid order, with bounded text fields.
+    fn check_profiles(&self, home: &ClusterId) -> Result<(), ProtoError> {
+        if self.profiles.len() > MAX_PROFILES {
+            return Err(ProtoError::Refused(format!(
+                "a user record lists {} profiles; at most {MAX_PROFILES}",
+                self.profiles.len()
+            )));
+        }
+        for (i, p) in self.profiles.iter().enumerate() {
+            check_user_uuid(&p.uuid, "user.profiles.uuid")?;
+            if p.uuid.cluster() != home {
+                return Err(ProtoError::mismatch("user.profiles.uuid", home, p.uuid.cluster()));
+            }
+            if p.uuid == self.uuid {
+                return Err(ProtoError::Refused("a user cannot be its own managed profile".into()));
+            }
+            if i > 0 && self.profiles[i - 1].uuid >= p.uuid {
+                return Err(ProtoError::Refused("user.profiles must be sorted by uuid, each listed once".into()));
+            }
+            let texts = [Some(&p.first_name), Some(&p.last_name), p.username.as_ref()];
+            if texts.into_iter().flatten().any(|t| t.len() > MAX_FIELD_LEN) {
+                return Err(ProtoError::Refused(format!("a profile field is longer than {MAX_FIELD_LEN} bytes")));
+            }
         }
         Ok(())
     }
@@ -241,6 +298,64 @@ pub(crate) mod tests {
             last_login_at: Some("2025-01-02T03:04:05Z".into()),
             home_seq: seq,
             orcid: None,
+            profiles: Vec::new(),
+        }
+    }
+
+    fn profile(uuid: &str, first: &str) -> ProfileRecord {
+        ProfileRecord {
+            uuid: uuid.parse().unwrap(),
+            first_name: first.into(),
+            last_name: "Liddell".into(),
+            username: None,
+        }
+    }
+
+    /// Profiles travel in the user record; a record without them is what older clusters sign and send
+    /// (the field is absent, not empty), and their records parse as having none.
+    #[test]
+    fn profiles_in_the_record_and_older_records() {
+        let plain = user("aaaaa-tpzed-000000000000001", 3);
+        let v = serde_json::to_value(&plain).unwrap();
+        assert!(v.get("profiles").is_none(), "no profiles field when there are none: {v}");
+        let old_wire = json!({"uuid": "aaaaa-tpzed-000000000000001", "email": "alice@example.org",
+            "email_verified": true, "username": "alice", "first_name": "Alice", "last_name": "Liddell",
+            "is_active": true, "redirect_to_user_uuid": null, "last_login_at": "2025-01-02T03:04:05Z", "home_seq": 3});
+        assert_eq!(serde_json::from_value::<UserRecord>(old_wire.clone()).unwrap(), plain);
+        assert_eq!(to_canonical_string(&plain).unwrap(), to_canonical_string(&old_wire).unwrap());
+
+        let mut parent = plain.clone();
+        parent.profiles =
+            vec![profile("aaaaa-tpzed-00000000000000a", "Kit"), profile("aaaaa-tpzed-00000000000000b", "Lou")];
+        let v = serde_json::to_value(&parent).unwrap();
+        assert_eq!(v["profiles"][0]["uuid"], "aaaaa-tpzed-00000000000000a");
+        assert_eq!(v["profiles"][1]["first_name"], "Lou");
+        assert_eq!(serde_json::from_value::<UserRecord>(v).unwrap(), parent);
+        assert!(parent.check_home(&cid("aaaaa")).is_ok());
+        let n = Notice::UserUpdated { user: parent.clone() };
+        assert!(batch(vec![n]).check(&cid("aaaaa"), &cid("bbbbb")).is_ok());
+
+        // Another cluster's user, the parent itself, a non-user, repeats, disorder, too many, too long.
+        let cases: Vec<(&str, Vec<ProfileRecord>)> = vec![
+            ("foreign", vec![profile("ccccc-tpzed-00000000000000a", "Kit")]),
+            ("self", vec![profile("aaaaa-tpzed-000000000000001", "Alice")]),
+            ("not a user", vec![profile("aaaaa-j7d0g-00000000000000a", "Kit")]),
+            (
+                "twice",
+                vec![profile("aaaaa-tpzed-00000000000000a", "Kit"), profile("aaaaa-tpzed-00000000000000a", "Kit")],
+            ),
+            (
+                "unsorted",
+                vec![profile("aaaaa-tpzed-00000000000000b", "Lou"), profile("aaaaa-tpzed-00000000000000a", "Kit")],
+            ),
+            ("too many", (0..=MAX_PROFILES).map(|i| profile(&format!("aaaaa-tpzed-{i:015}"), "P")).collect()),
+            ("too long", vec![profile("aaaaa-tpzed-00000000000000a", &"k".repeat(MAX_FIELD_LEN + 1))]),
+        ];
+        for (case, profiles) in cases {
+            let mut bad = plain.clone();
+            bad.profiles = profiles;
+            assert!(bad.check_home(&cid("aaaaa")).is_err(), "{case}");
+            assert!(batch(vec![Notice::Login { user: bad }]).check(&cid("aaaaa"), &cid("bbbbb")).is_err(), "{case}");
         }
     }
 

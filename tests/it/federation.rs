@@ -18,7 +18,7 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ABC: [&str; 3] = ["aaaaa", "bbbbb", "ccccc"];
-const NOTICES: &str = "/federation/v1/notices";
+pub(crate) const NOTICES: &str = "/federation/v1/notices";
 const VALIDATE: &str = "/federation/v1/tokens/validate";
 
 /// A bounded wait on observable state: `tick` sleeps 50 ms, or fails the test once `secs` passed.
@@ -48,7 +48,7 @@ fn nonce() -> String {
 }
 
 /// The signing key a cluster signs with now (read from its data dir, as a hostile insider could).
-fn key_of(c: &Cluster) -> ClusterSigningKey {
+pub(crate) fn key_of(c: &Cluster) -> ClusterSigningKey {
     signing_key::read(&c.plan.dir.join("signing.key")).unwrap()
 }
 
@@ -88,12 +88,18 @@ async fn post_raw(to: &Cluster, path: &str, authorization: Option<&str>, body: &
 }
 
 /// POSTs `body` to `path` at `to`, signed as `origin` with `key`.
-async fn post_signed(to: &Cluster, origin: &str, key: &ClusterSigningKey, path: &str, body: &[u8]) -> Answer {
+pub(crate) async fn post_signed(
+    to: &Cluster,
+    origin: &str,
+    key: &ClusterSigningKey,
+    path: &str,
+    body: &[u8],
+) -> Answer {
     post_raw(to, path, Some(&signed_for(to, origin, key, path, body)), body).await
 }
 
 /// A home record as a home cluster would publish it.
-fn record(uuid: &str, home_seq: u64, first_name: &str) -> UserRecord {
+pub(crate) fn record(uuid: &str, home_seq: u64, first_name: &str) -> UserRecord {
     UserRecord {
         uuid: uuid.parse().unwrap(),
         email: format!("{}@forged.example", first_name.to_lowercase()),
@@ -106,6 +112,7 @@ fn record(uuid: &str, home_seq: u64, first_name: &str) -> UserRecord {
         last_login_at: Some("2025-01-02T03:04:05.000000000Z".to_string()),
         home_seq,
         orcid: None,
+        profiles: Vec::new(),
     }
 }
 
@@ -113,11 +120,11 @@ fn login(user: UserRecord) -> Notice {
     Notice::Login { user }
 }
 
-fn batch(origin: &str, destination: &str, notices: Vec<Notice>) -> NoticeBatch {
+pub(crate) fn batch(origin: &str, destination: &str, notices: Vec<Notice>) -> NoticeBatch {
     NoticeBatch { origin: origin.parse().unwrap(), destination: destination.parse().unwrap(), notices }
 }
 
-fn body_of(b: &NoticeBatch) -> Vec<u8> {
+pub(crate) fn body_of(b: &NoticeBatch) -> Vec<u8> {
     serde_json::to_vec(b).unwrap()
 }
 

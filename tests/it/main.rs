@@ -17,6 +17,7 @@ mod migration;
 mod oidc;
 mod pages;
 mod persons;
+mod profiles;
 mod redirects;
 mod sdk;
 mod server;

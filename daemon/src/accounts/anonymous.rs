@@ -231,7 +231,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_anon_session(None, &row)?;
         b.put_log(&self.audit(
-            Some(&row.uuid),
+            super::auth::Actor::user(&row.uuid),
             "anonymous_session_start",
             Some((&row.uuid, self.system_user())),
             format!("anonymous session {} started", row.uuid),
@@ -281,7 +281,7 @@ impl Accounts {
             is_active: true,
             ..User::new(row.uuid.clone(), self.system_user().clone(), row.created_at)
         };
-        Ok(Caller { user, token: None, scopes: anonymous_scopes()?, is_system_root: false })
+        Ok(Caller { user, token: None, scopes: anonymous_scopes()?, is_system_root: false, acting_parent: None })
     }
 
     /// Writes `now` as the session's last use when the stored one is a minute old or more. Skipped
@@ -425,7 +425,7 @@ impl Accounts {
         b.delete_anon_session(&session);
         let moved: Vec<ObjectUuid> = rows.into_iter().map(|c| c.uuid).collect();
         b.put_log(&self.audit(
-            Some(&owner),
+            super::auth::Actor::user(&owner),
             "anonymous_import",
             Some((&session.uuid, &owner)),
             format!("{owner} imported {} collections of anonymous session {}", moved.len(), session.uuid),
@@ -461,7 +461,7 @@ impl Accounts {
         b.delete_anon_session(session);
         let deleted: Vec<ObjectUuid> = rows.into_iter().map(|c| c.uuid).collect();
         b.put_log(&self.audit(
-            actor,
+            actor.map_or_else(super::auth::Actor::nobody, super::auth::Actor::user),
             event,
             Some((&session.uuid, self.system_user())),
             format!("anonymous session {} {verb} with its {} collections", session.uuid, deleted.len()),

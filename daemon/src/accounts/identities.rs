@@ -91,7 +91,7 @@ impl Accounts {
     /// A user as the API shows it to `caller`: with its identities when the caller is that user or
     /// an admin.
     pub fn user_view(&self, caller: &Caller, u: &User) -> Result<Value> {
-        let mut v = super::views::user(u);
+        let mut v = super::users::user_view_for(caller, u);
         if (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster() {
             v["identities"] = Value::Array(self.identities_view(&u.uuid)?);
         }
@@ -145,7 +145,7 @@ impl Accounts {
             None => {
                 let user = self.new_oidc_user(p, &claims, now)?;
                 b.put_log(&self.audit(
-                    Some(&user.uuid),
+                    super::auth::Actor::user(&user.uuid),
                     "create",
                     Some((&user.uuid, &user.owner_uuid)),
                     format!("created user {} at a first {} login", user.uuid, p.display_name),
@@ -266,7 +266,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_identity(existing.as_ref(), &ident)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "identity_linked",
             Some((&old_user.uuid, &old_user.owner_uuid)),
             format!("{} identity {} linked to {}", p.display_name, who.subject, old_user.uuid),
@@ -275,7 +275,7 @@ impl Accounts {
         if ident.orcid && old_user.orcid.is_none() {
             let user = User { orcid: Some(ident.subject.clone()), ..self.changed(&old_user) };
             b.put_user(Some(&old_user), &user)?;
-            self.queue_notice(&mut b, &Notice::UserUpdated { user: super::user_record(&user) })?;
+            self.queue_notice(&mut b, &Notice::UserUpdated { user: self.user_record(&user)? })?;
         }
         self.commit_and_signal(b)?;
         Ok(ident)
@@ -318,7 +318,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.delete_identity(&ident);
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "identity_unlinked",
             Some((&old_user.uuid, &old_user.owner_uuid)),
             format!("{} identity {} unlinked from {}", ident.provider, ident.subject, old_user.uuid),
@@ -328,7 +328,7 @@ impl Accounts {
             let next = others.iter().find(|i| i.orcid).map(|i| i.subject.clone());
             let user = User { orcid: next, ..self.changed(&old_user) };
             b.put_user(Some(&old_user), &user)?;
-            self.queue_notice(&mut b, &Notice::UserUpdated { user: super::user_record(&user) })?;
+            self.queue_notice(&mut b, &Notice::UserUpdated { user: self.user_record(&user)? })?;
         }
         self.commit_and_signal(b)?;
         Ok(())

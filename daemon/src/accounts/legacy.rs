@@ -314,7 +314,7 @@ impl Accounts {
             let (first, last) = (lines.first().map_or(0, |l| l.0), lines.last().map_or(0, |l| l.0));
             let c = &report.counts;
             b.put_log(&self.audit(
-                Some(caller.uuid()),
+                caller.actor(),
                 "legacy_import",
                 None,
                 format!(
@@ -524,7 +524,7 @@ impl Accounts {
         };
         b.put_legacy(Some(&l), &claimed)?;
         b.put_log(&self.audit(
-            Some(&me),
+            caller.actor(),
             "legacy_claim",
             Some((&l.uuid, &me)),
             format!(
@@ -569,7 +569,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_user(Some(&old), &new)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "legacy_dismiss",
             Some((&l.uuid, &l.uuid)),
             format!("{} said legacy account {} ({}) is not theirs", caller.uuid(), l.uuid, l.legacy_id),

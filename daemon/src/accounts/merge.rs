@@ -24,7 +24,7 @@
 
 use super::error::{Error, Result};
 use super::permissions::Level;
-use super::{Accounts, Caller, views};
+use super::{Accounts, Actor, Caller, views};
 use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
@@ -90,6 +90,13 @@ pub struct MergeCounts {
     pub tokens: usize,
     /// SSH keys moved (redirect) or deleted.
     pub keys: usize,
+    /// Managed profiles whose parent became the new user (shown when there were some).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub profiles: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The checked plan of a merge.
@@ -185,6 +192,29 @@ fn move_end(l: &mut Link, index: AliasedIndex, m: &MergeIntent) -> bool {
     true
 }
 
+/// A managed profile is neither merged away nor merged into (DESIGN §4.8): it has no credentials
+/// of its own to redirect, and its parent's relation must not be carried anywhere by a merge. The
+/// one rule, for the local merge, a migration and the batch.
+pub(crate) fn refuse_profile_merge(old: &User, new: &User) -> Result<()> {
+    if let Some(parent) = &old.managed_by {
+        return Err(Error::unprocessable(
+            "merge_profile",
+            format!(
+                "cannot merge a managed profile: {} is managed by {parent}; its parent may hand it over \
+                 (POST /hearth/v1/profiles/<uuid>/hand_over) and the account it becomes be merged",
+                old.uuid
+            ),
+        ));
+    }
+    if new.managed_by.is_some() {
+        return Err(Error::unprocessable(
+            "merge_into_profile",
+            format!("cannot merge into a managed profile: {} has no credentials of its own", new.uuid),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "true" | "1" | "t" | "yes" | "y" => Some(true),
@@ -262,6 +292,7 @@ impl Accounts {
         if old.uuid == new.uuid {
             return Err(Error::unprocessable("merge_to_self", "cannot merge user to self"));
         }
+        refuse_profile_merge(&old, &new)?;
         let Some(owner_raw) = p.new_owner_uuid.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
             return Err(Error::unprocessable("merge_missing_new_owner", "missing new_owner_uuid"));
         };
@@ -330,8 +361,48 @@ impl Accounts {
     pub fn merge(&self, caller: &Caller, p: &MergeParams, new_user: Option<NewUserAuth>) -> Result<Value> {
         let _w = self.write_lock();
         let plan = self.plan_merge(caller, p, new_user)?;
-        let (old_after, _) = self.execute_merge(Some(caller.uuid()), &plan, WriteBatch::new())?;
+        let (old_after, _) = self.execute_merge(caller.actor(), &plan, WriteBatch::new())?;
         Ok(views::user(&old_after))
+    }
+
+    /// Gives `old`'s managed profiles of this cluster to `new` (their `managed_by` follows the
+    /// merge, in its first transaction) and tells peers `new`'s profile list when `new` is ours.
+    /// Profiles cached from a peer stay as their parent's home lists them. Returns the profiles
+    /// `old` still has afterwards.
+    fn move_profiles(
+        &self,
+        b: &mut WriteBatch,
+        old: &User,
+        new: &User,
+        now: time::OffsetDateTime,
+        counts: &mut MergeCounts,
+    ) -> Result<Vec<User>> {
+        let (ours, left): (Vec<User>, Vec<User>) =
+            self.store().profiles_of(&old.uuid)?.into_iter().partition(|p| !p.cached_from_home);
+        if ours.is_empty() {
+            return Ok(left);
+        }
+        let mut moved = Vec::with_capacity(ours.len());
+        for p in &ours {
+            let n =
+                User { managed_by: Some(new.uuid.clone()), modified_at: now, home_seq: p.home_seq + 1, ..p.clone() };
+            b.put_user(Some(p), &n)?;
+            moved.push(n);
+        }
+        counts.profiles = moved.len();
+        if new.uuid.cluster() == self.cluster()
+            && let Some(stored) = self.store().user(&new.uuid)?
+            && !stored.cached_from_home
+        {
+            let after = User { home_seq: stored.home_seq + 1, ..stored.clone() };
+            b.put_user(Some(&stored), &after)?;
+            let mut profiles = self.store().profiles_of(&new.uuid)?;
+            profiles.extend(moved);
+            let notice =
+                federation_proto::notice::Notice::UserUpdated { user: super::user_record_with(&after, &profiles) };
+            self.queue_notice(b, &notice)?;
+        }
+        Ok(left)
     }
 
     /// Reads the rows `m` moves, changed as the merge changes them. Rows moved already (by an
@@ -471,7 +542,7 @@ impl Accounts {
     /// lock must be held. Returns the old user afterwards and the counts.
     pub(crate) fn execute_merge(
         &self,
-        actor: Option<&ObjectUuid>,
+        actor: Actor<'_>,
         plan: &MergePlan,
         b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
@@ -492,9 +563,10 @@ impl Accounts {
     }
 
     /// Step 1 (reading the rows to move, then one transaction). Returns what step 2 must still do.
-    fn begin_merge(&self, actor: Option<&ObjectUuid>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge> {
+    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge> {
         let store = self.store();
         let (old, new) = (&plan.old, &plan.new);
+        refuse_profile_merge(old, new)?;
         let keep_credentials = plan.redirect && old.uuid.cluster() == self.cluster();
         let now = self.clock().now();
         let intent = MergeIntent {
@@ -568,10 +640,11 @@ impl Accounts {
             }
         }
         old_after.modified_at = now;
-        old_after.modified_by_user_uuid = actor.cloned();
+        old_after.modified_by_user_uuid = actor.user_uuid().cloned();
         old_after.home_seq += 1;
         b.put_user(Some(old), &old_after)?;
-        let record = super::user_record(&old_after);
+        let left = self.move_profiles(&mut b, old, new, now, &mut counts)?;
+        let record = super::user_record_with(&old_after, &left);
         let notice = if plan.redirect {
             federation_proto::notice::Notice::UserRedirected { user: record }
         } else {
@@ -631,7 +704,7 @@ mod tests {
             };
             {
                 let _w = accounts.write_lock();
-                let (_, counts, rest) = accounts.begin_merge(None, &plan, WriteBatch::new()).unwrap();
+                let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
                 assert_eq!((counts.objects, counts.links), (600, 600));
                 let (_, moves) = rest.expect("rows to move");
                 let part = RowMoves {

@@ -426,7 +426,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_object(None, &record)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "create",
             Some((record.uuid(), record.owner_uuid())),
             format!("created {} {}", T::RESOURCE, record.uuid()),
@@ -509,7 +509,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_object(Some(&old), &new)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "update",
             Some((new.uuid(), new.owner_uuid())),
             format!("updated {} {uuid}", T::RESOURCE),
@@ -536,7 +536,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.delete_object(&old);
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "delete",
             Some((old.uuid(), old.owner_uuid())),
             format!("deleted {} {uuid}", T::RESOURCE),

@@ -269,7 +269,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_object(None, &p)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "create",
             Some((&p.uuid, &p.owner_uuid)),
             format!("created person {} ({})", p.uuid, p.name),
@@ -313,7 +313,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_object(Some(&old), &new)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "update",
             Some((&new.uuid, &new.owner_uuid)),
             format!("updated person {}", new.uuid),
@@ -455,7 +455,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_object(None, &link)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "person_attach",
             Some((&link.uuid, &link.owner_uuid)),
             format!("attached person {person} to {object} as {role}"),
@@ -596,7 +596,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_claim(None, &claim)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "person_claim_pending",
             Some((&claim.uuid, &p.uuid)),
             format!("{} claims name-only person {} ({}); waiting for an admin", caller.uuid(), p.uuid, p.name),
@@ -618,7 +618,7 @@ impl Accounts {
         let claimed = Person { claimed_by: Some(user.clone()), claimed_at: Some(now), modified_at: now, ..p.clone() };
         b.put_object(Some(p), &claimed)?;
         b.put_log(&self.audit(
-            Some(user),
+            super::auth::Actor::user(user),
             "person_claim",
             Some((&p.uuid, &p.owner_uuid)),
             format!(
@@ -759,7 +759,7 @@ impl Accounts {
         };
         b.put_claim(Some(&c), &decided)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "person_claim_approved",
             Some((&c.uuid, &p.uuid)),
             format!(
@@ -802,7 +802,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_claim(Some(&c), &decided)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "person_claim_rejected",
             Some((&c.uuid, &c.person_uuid)),
             format!("rejected claim {} of {} on person {}: {reason}", c.uuid, c.claimant_uuid, c.person_uuid),

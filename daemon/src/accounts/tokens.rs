@@ -53,6 +53,13 @@ impl Accounts {
         if !caller.scopes.is_all() {
             return Err(Error::forbidden("scoped_token", "a scoped token cannot create tokens"));
         }
+        if caller.is_acting() {
+            return Err(Error::forbidden(
+                "profile_cannot_create_tokens",
+                "a managed profile cannot hold or create tokens: act as it with its parent's token and the \
+                 header X-Hearth-Act-As",
+            ));
+        }
         for k in attrs.keys() {
             if !matches!(k.as_str(), "scopes" | "expires_at" | "owner_uuid" | "user_uuid" | "api_client_id") {
                 return Err(Error::unprocessable(
@@ -126,11 +133,17 @@ impl Accounts {
         if user.uuid.cluster() != self.cluster() || user.redirect_to_user_uuid.is_some() {
             return Err(Error::unprocessable("not_local", "tokens can only be issued for live local users"));
         }
+        if user.managed_by.is_some() {
+            return Err(Error::unprocessable(
+                "profile_cannot_hold_tokens",
+                format!("{owner} is a managed profile: it cannot hold tokens; its parent acts as it instead"),
+            ));
+        }
         let (token, row) = self.new_token_row(&owner, scopes, expires_at, TokenKind::Api)?;
         let mut b = WriteBatch::new();
         b.put_token(None, &row)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "create",
             Some((&row.uuid, &row.user_uuid)),
             format!("token {} created", row.uuid),
@@ -185,17 +198,22 @@ impl Accounts {
         params.apply("arvados#apiClientAuthorizationList", items)
     }
 
-    /// `DELETE api_client_authorizations/<uuid>`: revokes a token. Returns the revoked row.
+    /// `DELETE api_client_authorizations/<uuid>`: revokes a token. Returns the revoked row. Every
+    /// caller may revoke the token it presents (a logout), also while acting as a managed profile.
     pub fn revoke_token(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
-        if !caller.scopes.is_all() && caller.token.as_ref().map(|t| &t.uuid) != Some(uuid) {
+        let own = caller.token.as_ref().map(|t| &t.uuid) == Some(uuid);
+        if !caller.scopes.is_all() && !own {
             return Err(Error::forbidden("scoped_token", "a scoped token can only revoke itself"));
         }
         let _w = self.write_lock();
-        let row = self.visible_token(caller, uuid)?;
+        let row = match self.store().token(uuid)? {
+            Some(row) if own => row,
+            _ => self.visible_token(caller, uuid)?,
+        };
         let mut b = WriteBatch::new();
         b.delete_token(&row);
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "delete",
             Some((&row.uuid, &row.user_uuid)),
             format!("token {} revoked", row.uuid),
@@ -203,7 +221,7 @@ impl Accounts {
         ))?;
         if let Some(user) = self.store().user(&row.user_uuid)? {
             let notice = federation_proto::notice::Notice::TokenRevoked {
-                user: super::user_record(&user),
+                user: self.user_record(&user)?,
                 token_uuid: row.uuid.clone(),
             };
             self.queue_notice(&mut b, &notice)?;

@@ -33,6 +33,7 @@ const READ_ONLY: &[&str] = &[
     "can_manage",
     "last_login_at",
     "home_cluster",
+    "managed_by",
     "orcid",
     "identities",
 ];
@@ -130,13 +131,15 @@ impl Accounts {
         if u.redirect_to_user_uuid.is_some() {
             return Err(not_found());
         }
-        if !caller.is_admin() && &u.uuid != caller.uuid() && !self.can_read(caller, uuid)? {
+        let parent = u.managed_by.as_ref() == Some(caller.uuid());
+        if !caller.is_admin() && &u.uuid != caller.uuid() && !parent && !self.can_read(caller, uuid)? {
             return Err(not_found());
         }
         self.user_view(caller, &u)
     }
 
-    /// `GET users`: all users for admins, else the caller. Merged-away users are hidden.
+    /// `GET users`: all users for admins, else the caller and its managed profiles. Merged-away
+    /// users are hidden.
     pub fn list_users(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
         let mut items = Vec::new();
         for u in self.store().users() {
@@ -144,7 +147,7 @@ impl Accounts {
             if u.redirect_to_user_uuid.is_some() {
                 continue;
             }
-            if caller.is_admin() || &u.uuid == caller.uuid() {
+            if caller.is_admin() || &u.uuid == caller.uuid() || u.managed_by.as_ref() == Some(caller.uuid()) {
                 items.push(self.user_view(caller, &u)?);
             }
         }
@@ -170,7 +173,7 @@ impl Accounts {
         let mut b = WriteBatch::new();
         b.put_user(None, &user)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "create",
             Some((&user.uuid, &user.owner_uuid)),
             format!("created user {}", user.uuid),
@@ -210,19 +213,32 @@ impl Accounts {
         }
         let mut user = old.clone();
         self.apply_user_attrs(&mut user, attrs, caller.is_admin())?;
+        if old.managed_by.is_some() {
+            check_profile_fields(&old, &user)?;
+        }
         user.modified_at = self.clock().now();
         user.modified_by_user_uuid = Some(caller.uuid().clone());
         user.home_seq += 1;
         let mut b = WriteBatch::new();
         b.put_user(Some(&old), &user)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "update",
             Some((&user.uuid, &user.owner_uuid)),
             format!("updated user {}", user.uuid),
             json!({"old_attributes": views::user(&old), "new_attributes": views::user(&user)}),
         ))?;
-        let record = super::user_record(&user);
+        if let Some(parent) = &user.managed_by {
+            // The parent's record lists its profiles' names: peers learn the change from it too.
+            let profiles: Vec<User> = self
+                .store()
+                .profiles_of(parent)?
+                .into_iter()
+                .map(|p| if p.uuid == user.uuid { user.clone() } else { p })
+                .collect();
+            self.parent_changed(&mut b, parent, &profiles)?;
+        }
+        let record = self.user_record(&user)?;
         let notice = if user.redirect_to_user_uuid.is_some() && old.redirect_to_user_uuid != user.redirect_to_user_uuid
         {
             Notice::UserRedirected { user: record }
@@ -236,6 +252,17 @@ impl Accounts {
 
     fn apply_user_attrs(&self, user: &mut User, attrs: &Map<String, Value>, admin: bool) -> Result<()> {
         check_user_attrs(attrs)?;
+        if let Some(v) = attrs.get("managed_by")
+            && v != &json!(user.managed_by)
+        {
+            return Err(Error::unprocessable(
+                "read_only",
+                format!(
+                    "managed_by cannot be set here (not {v}): profiles are made with POST /hearth/v1/profiles and \
+                     become ordinary accounts with POST /hearth/v1/profiles/<uuid>/hand_over"
+                ),
+            ));
+        }
         if let Some(v) = want_str(attrs, "first_name")? {
             user.first_name = v.unwrap_or_default();
         }
@@ -316,6 +343,9 @@ impl Accounts {
         if caller.token.as_ref().is_some_and(|_| !caller.scopes.is_all()) {
             return Err(Error::forbidden("scoped_token", "cannot set a password with a scoped token"));
         }
+        if self.store().user(uuid)?.is_some_and(|u| u.managed_by.is_some()) {
+            return Err(profile_has_no_password(uuid));
+        }
         passwords::check_new_password(password)?;
         let owned = password.to_owned();
         let hash = self.hash_gate.run(move || passwords::hash_password(&owned))?;
@@ -328,13 +358,16 @@ impl Accounts {
         if old.redirect_to_user_uuid.is_some() {
             return Err(Error::unprocessable("merged_user", "this account was merged into another"));
         }
+        if old.managed_by.is_some() {
+            return Err(profile_has_no_password(uuid));
+        }
         let mut user = old.clone();
         user.password_hash = Some(hash);
         user.modified_at = self.clock().now();
         let mut b = WriteBatch::new();
         b.put_user(Some(&old), &user)?;
         b.put_log(&self.audit(
-            Some(caller.uuid()),
+            caller.actor(),
             "password",
             Some((&user.uuid, &user.owner_uuid)),
             format!("password set for {}", user.uuid),
@@ -425,6 +458,8 @@ impl Accounts {
         let owned = password.to_owned();
         let ok = self.hash_gate.run(move || passwords::verify_password(&owned, stored.as_deref()));
         let user = match (target, ok, account_key) {
+            // Checked against the dummy hash like any account without a password, then told why.
+            (LoginTarget::Account(u), _, _) if u.managed_by.is_some() => return Err(profile_cannot_log_in(&u)),
             (LoginTarget::Account(u), true, Some(key)) => {
                 slot.succeeded(&key);
                 *u
@@ -476,6 +511,10 @@ impl Accounts {
         kind: TokenKind,
         details: Value,
     ) -> Result<(Token, User)> {
+        // A managed profile has no login of its own, whatever the way in.
+        if old.managed_by.is_some() {
+            return Err(profile_cannot_log_in(old));
+        }
         let now = self.clock().now();
         updated.last_login_at = Some(now);
         updated.home_seq += 1;
@@ -490,13 +529,13 @@ impl Accounts {
             p.extend(extra);
         }
         b.put_log(&self.audit(
-            Some(&updated.uuid),
+            super::Actor::user(&updated.uuid),
             "login",
             Some((&updated.uuid, &updated.owner_uuid)),
             format!("{} logged in", updated.uuid),
             props,
         ))?;
-        self.queue_notice(b, &Notice::Login { user: super::user_record(&updated) })?;
+        self.queue_notice(b, &Notice::Login { user: self.user_record(&updated)? })?;
         Ok((token, updated))
     }
 }
@@ -509,6 +548,58 @@ enum LoginTarget {
     Unknown,
     /// An email shared by several live local accounts.
     Ambiguous,
+}
+
+/// A user's API view as `caller` may see it: `managed_by` only for the profile's parent (also
+/// while acting as it) and admins.
+pub fn user_view_for(caller: &Caller, u: &User) -> Value {
+    let mut v = views::user(u);
+    let parent = u.managed_by.as_ref();
+    let sees = caller.is_admin()
+        || parent == Some(caller.uuid())
+        || caller.acting_parent.as_ref().is_some_and(|p| parent == Some(&p.uuid));
+    if !sees {
+        v["managed_by"] = Value::Null;
+    }
+    v
+}
+
+/// What an admin may not change on a managed profile through the users API: a profile has no
+/// email (its hand-over gives it one), is never admin and is never merged.
+fn check_profile_fields(old: &User, new: &User) -> Result<()> {
+    let refuse =
+        |what: &str| Err(Error::unprocessable("profile_field", format!("{} is a managed profile: {what}", old.uuid)));
+    if new.email != old.email || new.email_verified != old.email_verified {
+        return refuse("it has no email; hand it over (POST /hearth/v1/profiles/<uuid>/hand_over) to give it one");
+    }
+    if new.is_admin {
+        return refuse("a managed profile is never admin");
+    }
+    if new.redirect_to_user_uuid.is_some() {
+        return refuse("a managed profile cannot be redirected (merged)");
+    }
+    Ok(())
+}
+
+fn profile_has_no_password(uuid: &ObjectUuid) -> Error {
+    Error::unprocessable(
+        "profile_has_no_password",
+        format!(
+            "{uuid} is a managed profile: it has no password; its parent hands it over \
+             (POST /hearth/v1/profiles/<uuid>/hand_over) to give it one"
+        ),
+    )
+}
+
+fn profile_cannot_log_in(u: &User) -> Error {
+    let name = u.username.clone().unwrap_or_else(|| u.uuid.to_string());
+    Error::forbidden(
+        "profile_cannot_log_in",
+        format!(
+            "{name} is a managed profile: it has no password and cannot log in; its parent switches to it on \
+             the account page, or acts as it with the header X-Hearth-Act-As"
+        ),
+    )
 }
 
 fn ambiguous_login() -> Error {

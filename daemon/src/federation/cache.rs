@@ -3,7 +3,9 @@
 //! Receiving notices: a batch is applied idempotently (the same batch id gets the same answer),
 //! and per user only a higher home sequence number changes the cached record, so replays and
 //! reordering change nothing. A cached record is never admin and is changed only by notices and
-//! assertions from the user's home cluster.
+//! assertions from the user's home cluster. Which cached users are a user's managed profiles
+//! (their `managed_by`) comes only from that user's newer home record: its `profiles` list is
+//! applied with it, and a profile it no longer lists stops being the user's to act as here.
 //!
 //! Tokens of other clusters: the first use of a token at this cluster asks its home cluster
 //! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
@@ -15,7 +17,7 @@
 //! row of the real one.
 
 use super::{Federation, fed_err};
-use crate::accounts::{Accounts, Caller, Error, ErrorKind, auth::invalid_token, user_record};
+use crate::accounts::{Accounts, Caller, Error, ErrorKind, auth::invalid_token};
 use crate::clock::{format_time, parse_time};
 use crate::store::WriteBatch;
 use crate::store::records::{RemoteTokenRow, TokenKind, TokenRow, User};
@@ -47,17 +49,19 @@ impl Federation {
         rec: &UserRecord,
     ) -> Result<bool, Error> {
         let old = self.store.user(&rec.uuid)?;
-        Ok(self.upsert_remote_user_over(accounts, b, rec, old)?.is_some())
+        Ok(self.upsert_remote_user_over(accounts, b, rec, old, &mut HashMap::new())?.is_some())
     }
 
     /// Like [`Federation::upsert_remote_user`], over `old` (what the store holds once `b` is
-    /// applied, when `b` already writes this user). Returns the record written, if newer.
+    /// applied, when `b` already writes this user). `written` holds the other users `b` already
+    /// writes (it gains the profiles this record changes). Returns the record written, if newer.
     pub(crate) fn upsert_remote_user_over(
         &self,
         accounts: &Accounts,
         b: &mut WriteBatch,
         rec: &UserRecord,
         old: Option<User>,
+        written: &mut HashMap<ObjectUuid, User>,
     ) -> Result<Option<User>, Error> {
         if let Some(o) = &old
             && (o.home_seq >= rec.home_seq || !o.cached_from_home)
@@ -82,10 +86,77 @@ impl Federation {
             home_seq: rec.home_seq,
             cached_from_home: true,
             orcid: rec.orcid.clone(),
-            ..User::new(rec.uuid.clone(), home_root, now)
+            // Only the parent's record says whose profile this is.
+            managed_by: old.as_ref().and_then(|o| o.managed_by.clone()),
+            ..User::new(rec.uuid.clone(), home_root.clone(), now)
         };
         b.put_user(old.as_ref(), &user)?;
+        self.apply_profile_list(b, rec, &home_root, written)?;
         Ok(Some(user))
+    }
+
+    /// Makes the cached profiles of `rec`'s user exactly those its home lists: a listed profile is
+    /// cached (names as listed, a new one active, home sequence 0 so that the profile's own record
+    /// still wins) with `managed_by` its parent; one the list dropped (deleted or handed over at
+    /// home) loses `managed_by`, and every session switched to it here ends. `written` is what `b`
+    /// already writes, read before the store.
+    fn apply_profile_list(
+        &self,
+        b: &mut WriteBatch,
+        rec: &UserRecord,
+        home_root: &ObjectUuid,
+        written: &mut HashMap<ObjectUuid, User>,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let parent = &rec.uuid;
+        let current = |uuid: &ObjectUuid, written: &HashMap<ObjectUuid, User>| -> Result<Option<User>, Error> {
+            Ok(match written.get(uuid) {
+                Some(u) => Some(u.clone()),
+                None => self.store.user(uuid)?,
+            })
+        };
+        for p in &rec.profiles {
+            let old = current(&p.uuid, written)?;
+            if old.as_ref().is_some_and(|o| !o.cached_from_home) {
+                continue;
+            }
+            let base = old.clone().unwrap_or_else(|| User {
+                is_active: rec.is_active,
+                cached_from_home: true,
+                ..User::new(p.uuid.clone(), home_root.clone(), now)
+            });
+            let new = User {
+                first_name: p.first_name.clone(),
+                last_name: p.last_name.clone(),
+                username: p.username.clone(),
+                managed_by: Some(parent.clone()),
+                ..base
+            };
+            if old.as_ref() != Some(&new) {
+                b.put_user(old.as_ref(), &new)?;
+                written.insert(new.uuid.clone(), new);
+            }
+        }
+        let mut held: Vec<ObjectUuid> = self.store.profiles_of(parent)?.into_iter().map(|u| u.uuid).collect();
+        held.extend(written.values().filter(|u| u.managed_by.as_ref() == Some(parent)).map(|u| u.uuid.clone()));
+        held.sort();
+        held.dedup();
+        for uuid in held {
+            if rec.profiles.iter().any(|p| p.uuid == uuid) {
+                continue;
+            }
+            let Some(old) = current(&uuid, written)? else { continue };
+            if old.managed_by.as_ref() != Some(parent) || !old.cached_from_home {
+                continue;
+            }
+            let new = User { managed_by: None, ..old.clone() };
+            b.put_user(Some(&old), &new)?;
+            written.insert(uuid.clone(), new);
+            for s in self.store.switches_to(&uuid)? {
+                b.delete_profile_switch(&s.token_uuid);
+            }
+        }
+        Ok(())
     }
 
     /// How long a revocation notice is remembered: longer than any validation round trip can take.
@@ -133,7 +204,7 @@ impl Federation {
                 Some(u) => Some(u.clone()),
                 None => self.store.user(uuid)?,
             };
-            let newer = match self.upsert_remote_user_over(accounts, &mut b, n.user(), old)? {
+            let newer = match self.upsert_remote_user_over(accounts, &mut b, n.user(), old, &mut written)? {
                 Some(user) => {
                     written.insert(uuid.clone(), user);
                     true
@@ -200,7 +271,7 @@ impl Federation {
             token_uuid: token.uuid().clone(),
             scopes: row.scopes.clone(),
             expires_at: row.expires_at.map(format_time),
-            user: user_record(&caller.user),
+            user: accounts.user_record(&caller.user)?,
             issued_at: self.clock.unix(),
         };
         let signed = Signed::sign(assertion, &self.me, &self.signing_key())
@@ -230,7 +301,7 @@ impl Federation {
             modified_at: now,
             kind: TokenKind::Api,
         };
-        Ok(Caller { user, scopes: row.scopes.clone(), token: Some(token), is_system_root: false })
+        Ok(Caller { user, scopes: row.scopes.clone(), token: Some(token), is_system_root: false, acting_parent: None })
     }
 
     fn usable(&self, accounts: &Accounts, row: &RemoteTokenRow, hash: &SecretHash) -> bool {

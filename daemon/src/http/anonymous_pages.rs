@@ -14,7 +14,7 @@ use super::App;
 use super::error::status_of;
 use super::pages::{html, message, with_params};
 use super::return_to::{self, Audience};
-use super::session::{SESSION_COOKIE, Session, cookies, csrf_ok, csrf_token, set_cookie, with_csrf_cookie};
+use super::session::{Banner, SESSION_COOKIE, Session, cookies, csrf_ok, csrf_token, set_cookie, with_csrf_cookie};
 use crate::accounts::{Caller, Error, ErrorKind};
 use crate::store::records::Collection;
 use askama::Template;
@@ -58,6 +58,7 @@ impl From<&Collection> for CollectionLine {
 #[derive(Template)]
 #[template(path = "collections.html")]
 struct CollectionsPage<'a> {
+    banner: Option<Banner>,
     cluster: &'a str,
     anonymous: bool,
     lifetime: String,
@@ -71,6 +72,7 @@ struct CollectionsPage<'a> {
 #[derive(Template)]
 #[template(path = "anonymous_import.html")]
 struct OfferPage<'a> {
+    banner: Option<Banner>,
     cluster: &'a str,
     count: usize,
     names: Vec<String>,
@@ -157,6 +159,7 @@ fn render(app: &App, caller: Option<&Caller>, r: Render<'_>) -> Response {
     let pending = if anonymous { 0 } else { pending_in_cookie(app, r.headers) };
     let (csrf, fresh) = csrf_token(r.headers);
     let page = CollectionsPage {
+        banner: Banner::of(caller, r.headers),
         cluster: app.settings.cluster.id.as_str(),
         anonymous,
         lifetime: lifetime_text(app.settings.anonymous.lifetime_secs),
@@ -172,6 +175,7 @@ fn render(app: &App, caller: Option<&Caller>, r: Render<'_>) -> Response {
 fn form_expired(app: &App, back: &str) -> Response {
     message(
         app,
+        None,
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form has expired or was not sent by this site. Nothing was changed; please try again.",
@@ -336,7 +340,7 @@ pub async fn offer_page(
     };
     let return_to = match return_to::check(&app, &q.return_to, Audience::Local) {
         Ok(r) => r,
-        Err(e) => return message(&app, StatusCode::BAD_REQUEST, "Bad request", &e.0, None, ""),
+        Err(e) => return message(&app, None, StatusCode::BAD_REQUEST, "Bad request", &e.0, None, ""),
     };
     let offer = cookie_token(&headers).and_then(|t| app.accounts.anonymous_offer(&t).ok());
     let Some(offer) = offer.filter(|o| !o.collections.is_empty()) else {
@@ -346,6 +350,7 @@ pub async fn offer_page(
     };
     let (csrf, fresh) = csrf_token(&headers);
     let page = OfferPage {
+        banner: None,
         cluster: app.settings.cluster.id.as_str(),
         count: offer.collections.len(),
         names: offer.collections.into_iter().map(|c| c.name).collect(),
@@ -383,11 +388,19 @@ pub async fn offer_submit(
     };
     let return_to = match return_to::check(&app, &f.return_to, Audience::Local) {
         Ok(r) => r,
-        Err(e) => return message(&app, StatusCode::BAD_REQUEST, "Bad request", &e.0, None, ""),
+        Err(e) => return message(&app, None, StatusCode::BAD_REQUEST, "Bad request", &e.0, None, ""),
     };
     let result = match (cookie_token(&headers), f.choice.as_str()) {
         (_, c) if c != "import" && c != "discard" => {
-            return message(&app, StatusCode::BAD_REQUEST, "Bad request", "choice must be import or discard", None, "");
+            return message(
+                &app,
+                None,
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "choice must be import or discard",
+                None,
+                "",
+            );
         }
         (None, _) => Err(Error::unauthorized(
             "invalid_anonymous_token",
@@ -401,6 +414,7 @@ pub async fn offer_submit(
         Ok(()) => Redirect::to(&next).into_response(),
         Err(e) => message(
             &app,
+            None,
             status_of(e.kind),
             "Nothing was imported",
             &format!("{} Nothing was changed.", refusal_text(&e)),

@@ -74,20 +74,22 @@ pub async fn users_merge(State(app): AppState, Authed(c): Authed, p: Params) -> 
     let new_user = match params.new_user_token.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => {
-            Some(match super::auth::authenticate(&app, raw, &Method::POST, "/arvados/v1/users/merge", None).await {
-                Ok(nc) => NewUserAuth::Valid(Box::new(nc)),
-                Err(e) if e.code == "scope_forbids" => {
-                    // A restricted new_user_token is reported as such by the merge checks.
-                    match app.accounts.parse_presented(raw)? {
-                        crate::accounts::auth::Presented::Local(t) => {
-                            NewUserAuth::Valid(Box::new(app.accounts.authenticate_local(&t)?))
+            Some(
+                match super::auth::authenticate(&app, raw, &Method::POST, "/arvados/v1/users/merge", None, None).await {
+                    Ok(nc) => NewUserAuth::Valid(Box::new(nc)),
+                    Err(e) if e.code == "scope_forbids" => {
+                        // A restricted new_user_token is reported as such by the merge checks.
+                        match app.accounts.parse_presented(raw)? {
+                            crate::accounts::auth::Presented::Local(t) => {
+                                NewUserAuth::Valid(Box::new(app.accounts.authenticate_local(&t)?))
+                            }
+                            crate::accounts::auth::Presented::Remote(..)
+                            | crate::accounts::auth::Presented::Anonymous(_) => NewUserAuth::Invalid,
                         }
-                        crate::accounts::auth::Presented::Remote(..)
-                        | crate::accounts::auth::Presented::Anonymous(_) => NewUserAuth::Invalid,
                     }
-                }
-                Err(_) => NewUserAuth::Invalid,
-            })
+                    Err(_) => NewUserAuth::Invalid,
+                },
+            )
         }
     };
     let app2 = app.clone();

@@ -8,6 +8,9 @@
 //! everywhere else (401, "an anonymous session can only use collections"), and [`anonymous_fence`]
 //! does the same before routing for every endpoint that does not take [`Authed`] (pages, logins),
 //! so that no handler can forget.
+//! A request acts as a managed profile when its session was switched to one, or when it carries
+//! [`ACT_AS_HEADER`] naming one (DESIGN §4.8); the caller it then gets is the profile, with the
+//! token's user as its acting parent, as `Accounts::act_as` decides.
 
 use super::App;
 use super::error::ApiError;
@@ -19,8 +22,11 @@ use axum::http::{HeaderMap, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use federation_proto::AnonymousToken;
-use federation_proto::ClusterId;
+use federation_proto::{ClusterId, ObjectKind, ObjectUuid};
 use std::sync::Arc;
+
+/// The header naming the managed profile a request acts as: `X-Hearth-Act-As: <profile uuid>`.
+pub const ACT_AS_HEADER: &str = "x-hearth-act-as";
 
 /// An authenticated caller whose token allows this request.
 pub struct Authed(pub Caller);
@@ -53,6 +59,27 @@ fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     query_in(uri, "api_token")
 }
 
+/// The profile a request names in [`ACT_AS_HEADER`]: none, or exactly one user uuid. Anything
+/// else — the header twice, an empty value, a malformed uuid or one of another kind — is a malformed
+/// request (400), told apart from a well-formed uuid one may not act as (403), which says nothing
+/// about whether that user exists.
+pub fn act_as_header(parts: &Parts) -> Result<Option<ObjectUuid>, Error> {
+    let mut values = parts.headers.get_all(ACT_AS_HEADER).iter();
+    let Some(v) = values.next() else { return Ok(None) };
+    let bad = |why: &str| Error::bad_request("invalid_act_as", format!("X-Hearth-Act-As: {why}"));
+    if values.next().is_some() {
+        return Err(bad("give the header once, naming one profile"));
+    }
+    let raw = v.to_str().map_err(|_| bad("the value must be a user uuid, <cluster>-tpzed-<15 characters>"))?.trim();
+    let uuid: ObjectUuid = raw
+        .parse()
+        .map_err(|_| bad(&format!("{raw:?} is not a user uuid (<cluster>-tpzed-<15 characters of [a-z0-9]>)")))?;
+    if uuid.kind() != ObjectKind::User {
+        return Err(bad(&format!("{uuid} is not a user uuid (<cluster>-tpzed-…)")));
+    }
+    Ok(Some(uuid))
+}
+
 /// One query parameter.
 pub fn query_param(parts: &Parts, name: &str) -> Option<String> {
     query_in(&parts.uri, name)
@@ -63,8 +90,23 @@ fn query_in(uri: &Uri, name: &str) -> Option<String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// Authenticates `raw` for a request to `method path` (scopes checked), possibly on the `?remote=` form.
+/// Authenticates `raw` for a request to `method path` (scopes checked), possibly on the `?remote=`
+/// form, acting as the profile its session switched to or `act_as` names, if any.
 pub async fn authenticate(
+    app: &Arc<App>,
+    raw: &str,
+    method: &Method,
+    path: &str,
+    remote: Option<&str>,
+    act_as: Option<&ObjectUuid>,
+) -> Result<Caller, Error> {
+    let caller = credentials(app, raw, method, path, remote).await?;
+    app.accounts.effective_caller(caller, act_as)
+}
+
+/// The caller `raw` authenticates as itself (before any profile is acted as), its scopes checked
+/// for `method path`.
+async fn credentials(
     app: &Arc<App>,
     raw: &str,
     method: &Method,
@@ -111,7 +153,10 @@ impl FromRequestParts<Arc<App>> for Authed {
             return Err(ApiError(invalid_token()));
         }
         let remote = query_param(parts, "remote");
-        let caller = authenticate(app, &raw, &parts.method, parts.uri.path(), remote.as_deref()).await?;
+        let caller = credentials(app, &raw, &parts.method, parts.uri.path(), remote.as_deref()).await?;
+        // The header is judged once the credentials are: a request without them is told only that.
+        let act_as = act_as_header(parts)?;
+        let caller = app.accounts.effective_caller(caller, act_as.as_ref())?;
         Ok(Authed(caller))
     }
 }

@@ -7,7 +7,7 @@ use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::pages::message;
 use super::params::Params;
-use super::session::{Session, csrf_ok};
+use super::session::{Banner, Session, csrf_ok};
 use crate::accounts::Error;
 use crate::accounts::legacy::{ImportReport, LegacyClaim, LegacyOffer};
 use axum::extract::{Path, State};
@@ -95,9 +95,10 @@ pub struct LegacyForm {
     legacy_id: String,
 }
 
-fn form_expired(app: &App) -> Response {
+fn form_expired(app: &App, banner: Option<Banner>) -> Response {
     message(
         app,
+        banner,
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form has expired or was not sent by this site. Nothing was changed.",
@@ -106,9 +107,9 @@ fn form_expired(app: &App) -> Response {
     )
 }
 
-fn refused(app: &App, e: &Error) -> Response {
+fn refused(app: &App, banner: Option<Banner>, e: &Error) -> Response {
     let text = format!("{} Nothing was changed.", e.message);
-    message(app, super::error::status_of(e.kind), "Not done", &text, Some("/account"), "Back to your account")
+    message(app, banner, super::error::status_of(e.kind), "Not done", &text, Some("/account"), "Back to your account")
 }
 
 /// `POST /legacy/claim` ("Migrate data").
@@ -118,8 +119,9 @@ pub async fn claim_submit(
     headers: HeaderMap,
     Form(f): Form<LegacyForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
     let app2 = app.clone();
@@ -132,9 +134,9 @@ pub async fn claim_submit(
                 done.legacy_id,
                 done.owner_uuid
             );
-            message(&app, StatusCode::OK, "Data migrated", &text, Some("/account"), "Back to your account")
+            message(&app, banner, StatusCode::OK, "Data migrated", &text, Some("/account"), "Back to your account")
         }
-        Err(e) => refused(&app, &e.0),
+        Err(e) => refused(&app, banner, &e.0),
     }
 }
 
@@ -145,13 +147,14 @@ pub async fn dismiss_submit(
     headers: HeaderMap,
     Form(f): Form<LegacyForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
     let app2 = app.clone();
     match blocking(move || app2.accounts.dismiss_legacy(&c, &f.legacy_id)).await {
         Ok(()) => Redirect::to("/account").into_response(),
-        Err(e) => refused(&app, &e.0),
+        Err(e) => refused(&app, banner, &e.0),
     }
 }

@@ -10,7 +10,7 @@ use super::blocking;
 use super::error::status_of;
 use super::pages::{html, message, with_params};
 use super::session::{
-    HOME_COOKIE, Handoff, SESSION_COOKIE, Session, csrf_ok, csrf_token, set_cookie, with_csrf_cookie,
+    Banner, HOME_COOKIE, Handoff, SESSION_COOKIE, Session, csrf_ok, csrf_token, set_cookie, with_csrf_cookie,
 };
 use crate::accounts::{Caller, Error, ErrorKind};
 use crate::migration;
@@ -48,6 +48,7 @@ struct StartPage<'a> {
     email: &'a str,
     target_uuid: &'a str,
     csrf: &'a str,
+    banner: Option<Banner>,
 }
 
 #[derive(Template)]
@@ -64,6 +65,7 @@ struct ConfirmPage<'a> {
     grant: &'a str,
     api_token: &'a str,
     csrf: &'a str,
+    banner: Option<Banner>,
 }
 
 #[derive(Template)]
@@ -75,6 +77,7 @@ struct DonePage<'a> {
     new_cluster: &'a str,
     project_name: &'a str,
     project_uuid: &'a str,
+    banner: Option<Banner>,
 }
 
 #[derive(Template)]
@@ -86,11 +89,13 @@ struct MovedPage<'a> {
     new_cluster: &'a str,
     login_url: Option<&'a str>,
     csrf: &'a str,
+    banner: Option<Banner>,
 }
 
-fn form_expired(app: &App) -> Response {
+fn form_expired(app: &App, banner: Option<Banner>) -> Response {
     message(
         app,
+        banner,
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form has expired or was not sent by this site. Nothing was changed; please start again.",
@@ -100,13 +105,13 @@ fn form_expired(app: &App) -> Response {
 }
 
 /// A refusal of the service layer as a page: the status of its kind, and why; nothing changed.
-fn refused(app: &App, e: &Error) -> Response {
+fn refused(app: &App, banner: Option<Banner>, e: &Error) -> Response {
     let text = if e.kind == ErrorKind::Internal {
         "Something went wrong; nothing was changed. Please try again.".to_string()
     } else {
         format!("{} Nothing was changed.", sentence(&e.message))
     };
-    message(app, status_of(e.kind), "Migration refused", &text, Some("/account"), "Back to your account")
+    message(app, banner, status_of(e.kind), "Migration refused", &text, Some("/account"), "Back to your account")
 }
 
 fn sentence(s: &str) -> String {
@@ -186,6 +191,7 @@ pub fn moved_page(app: &App, c: &Caller, headers: &HeaderMap) -> Option<Response
         new_cluster: home.as_str(),
         login_url: login_url.as_deref(),
         csrf: &csrf,
+        banner: Banner::of(Some(c), headers),
     };
     let resp = with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh);
     Some(match handoff {
@@ -212,16 +218,17 @@ pub async fn start_submit(
     headers: HeaderMap,
     Form(f): Form<StartForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(c) = c else { return not_logged_in("/account") };
     match migration::start(&app.accounts, &app.federation, &c, &f.target_cluster, &app.settings.cluster.public_url) {
         Ok(v) => match v.get("login_url").and_then(Value::as_str) {
             Some(url) => Redirect::to(url).into_response(),
-            None => refused(&app, &Error::new(ErrorKind::Internal, "no_login_url", "no login url")),
+            None => refused(&app, banner, &Error::new(ErrorKind::Internal, "no_login_url", "no login url")),
         },
-        Err(e) => refused(&app, &e),
+        Err(e) => refused(&app, banner, &e),
     }
 }
 
@@ -236,13 +243,20 @@ pub struct ClusterForm {
 
 /// `POST /migrations/home`: "make this cluster my home" — the merge runs where the other account
 /// lives, so the person goes to that peer's `/migrations/start?target=<this cluster>`.
-pub async fn make_home_submit(State(app): State<Arc<App>>, headers: HeaderMap, Form(f): Form<ClusterForm>) -> Response {
+pub async fn make_home_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<ClusterForm>,
+) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(peer) = parse_peer(&app, &f.cluster).and_then(|p| app.settings.peer(&p).map(|s| s.url.clone())) else {
         return message(
             &app,
+            banner,
             StatusCode::BAD_REQUEST,
             "Bad request",
             "cluster is not a peer of this cluster",
@@ -264,13 +278,15 @@ pub async fn dismiss_submit(
     headers: HeaderMap,
     Form(f): Form<ClusterForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(c) = c else { return not_logged_in("/account") };
     let Some(peer) = parse_peer(&app, &f.cluster) else {
         return message(
             &app,
+            banner,
             StatusCode::BAD_REQUEST,
             "Bad request",
             "cluster is not a peer of this cluster",
@@ -290,7 +306,7 @@ pub async fn dismiss_submit(
     let uuid = c.uuid().clone();
     match blocking(move || app2.accounts.update_user(&c, &uuid, &attrs)).await {
         Ok(_) => Redirect::to("/account").into_response(),
-        Err(e) => refused(&app, &e.0),
+        Err(e) => refused(&app, banner, &e.0),
     }
 }
 
@@ -309,8 +325,10 @@ pub async fn start_page(
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     let Some(target) = parse_peer(&app, &q.target) else {
-        return message(&app, StatusCode::BAD_REQUEST, "Bad request", "target is not a peer of this cluster", None, "");
+        let text = "target is not a peer of this cluster";
+        return message(&app, banner, StatusCode::BAD_REQUEST, "Bad request", text, None, "");
     };
     let back = with_params("/migrations/start", &[("target", target.as_str())]);
     let me = app.accounts.cluster();
@@ -324,7 +342,7 @@ pub async fn start_page(
             "no_candidate",
             format!("no account at {target} shares the verified email of this account ({})", c.user.uuid),
         );
-        return refused(&app, &e);
+        return refused(&app, banner, &e);
     };
     let (csrf, fresh) = csrf_token(&headers);
     let uuid = c.user.uuid.to_string();
@@ -335,6 +353,7 @@ pub async fn start_page(
         email: &offer.email,
         target_uuid: &offer.user_uuid,
         csrf: &csrf,
+        banner,
     };
     with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)
 }
@@ -380,12 +399,13 @@ pub async fn return_page(
     Path(raw): Path<String>,
     Query(q): Query<ReturnQuery>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     let Some(c) = c else {
         let e = Error::unauthorized(
             "not_logged_in",
             "your session here has ended: log in with the account being moved and start again",
         );
-        return refused(&app, &e);
+        return refused(&app, banner, &e);
     };
     let checked = (|| {
         let uuid = parse_migration(&raw)?;
@@ -395,7 +415,7 @@ pub async fn return_page(
     })();
     let p = match checked {
         Ok(p) => p,
-        Err(e) => return refused(&app, &e),
+        Err(e) => return refused(&app, banner, &e),
     };
     let (csrf, fresh) = csrf_token(&headers);
     let (muuid, old_uuid, new_uuid) =
@@ -412,6 +432,7 @@ pub async fn return_page(
         grant: &q.migration_grant,
         api_token: &q.api_token,
         csrf: &csrf,
+        banner,
     };
     let mut resp = with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh);
     // The page carries a token: keep it out of caches and referrers.
@@ -440,27 +461,28 @@ pub async fn confirm_submit(
     Path(raw): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app);
+        return form_expired(&app, banner);
     }
     let Some(c) = c else {
         let e = Error::unauthorized(
             "not_logged_in",
             "your session here has ended: log in with the account being moved and start again",
         );
-        return refused(&app, &e);
+        return refused(&app, banner, &e);
     };
     let parsed =
         (|| Ok::<_, Error>((parse_migration(&raw)?, parse_token(&f.api_token)?, migration::decode_param(&f.grant)?)))();
     let (uuid, token, grant) = match parsed {
         Ok(v) => v,
-        Err(e) => return refused(&app, &e),
+        Err(e) => return refused(&app, banner, &e),
     };
     // The token becomes the session below: check it at its home first (the grant binds its uuid).
     let home = token.uuid().cluster().clone();
     if let Err(e) = app.remote_caller(&token, &home).await {
         let e = Error::new(e.kind, e.code, format!("the target cluster's token was refused: {}", e.message));
-        return refused(&app, &e);
+        return refused(&app, banner, &e);
     }
     let app2 = app.clone();
     let token2 = token.clone();
@@ -468,7 +490,7 @@ pub async fn confirm_submit(
         blocking(move || migration::confirm(&app2.accounts, &app2.federation, &c, &uuid, grant, Some(&token2))).await;
     let out = match out {
         Ok(v) => v,
-        Err(e) => return refused(&app, &e.0),
+        Err(e) => return refused(&app, banner, &e.0),
     };
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let old_uuid = s(&out["old_user"]["uuid"]);
@@ -488,6 +510,8 @@ pub async fn confirm_submit(
         new_cluster: &new_cluster,
         project_name: &project_name,
         project_uuid: &project_uuid,
+        // The session is now the home account's, never a profile's.
+        banner: None,
     };
     let mut resp = html(StatusCode::OK, page.render());
     let max_age = i64::try_from(app.settings.login.token_lifetime_secs).unwrap_or(i64::MAX);

@@ -29,7 +29,7 @@ use std::sync::Arc;
 /// A refusal as a page, at the status its kind gets.
 fn refusal(app: &App, title: &str, e: &Error, link: &str, link_text: &str) -> Response {
     let text = if e.kind == ErrorKind::Internal { "Something went wrong; please try again." } else { &e.message };
-    message(app, status_of(e.kind), title, text, Some(link), link_text)
+    message(app, None, status_of(e.kind), title, text, Some(link), link_text)
 }
 
 /// Sends the browser to the provider, with the cookie that binds the flow to it.
@@ -158,6 +158,7 @@ pub struct IdentityForm {
 fn form_expired(app: &App) -> Response {
     message(
         app,
+        None,
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form has expired or was not sent by this site.",

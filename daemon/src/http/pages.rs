@@ -9,17 +9,18 @@ use super::blocking;
 use super::login::parse_remote;
 use super::return_to::{self, Audience};
 use super::session::{
-    HOME_COOKIE, Handoff, SESSION_COOKIE, Session, cookies, csrf_ok, csrf_token, end_handoff, handoff_state_ok,
-    set_cookie, with_csrf_cookie,
+    Banner, HOME_COOKIE, Handoff, SESSION_COOKIE, Session, cookies, csrf_ok, csrf_token, end_handoff, handoff_state_ok,
+    name_of, set_cookie, with_csrf_cookie,
 };
-use crate::accounts::{Caller, ErrorKind};
+use crate::accounts::profiles::NewProfile;
+use crate::accounts::{Caller, Error, ErrorKind};
 use crate::store::records::TokenKind;
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use federation_proto::ClusterId;
+use federation_proto::{ClusterId, ObjectUuid};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ struct LoginPage<'a> {
     return_to: &'a str,
     remote: &'a str,
     login: &'a str,
+    banner: Option<Banner>,
     providers: Vec<OidcButton>,
 }
 
@@ -78,6 +80,13 @@ struct TokenLine {
     expires: String,
 }
 
+/// A managed profile on the account page.
+struct ProfileLine {
+    uuid: String,
+    name: String,
+    username: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -91,6 +100,12 @@ struct AccountPage<'a> {
     tokens: Vec<TokenLine>,
     offers: Vec<super::migration_pages::Offer>,
     legacy: Vec<crate::accounts::legacy::LegacyOffer>,
+    profiles: Vec<ProfileLine>,
+    /// For a managed profile: its parent's name.
+    managed_by: Option<String>,
+    /// Whether this account may have profiles (a person's account here, not acting as one).
+    may_have_profiles: bool,
+    banner: Option<Banner>,
     claimed_persons: Vec<crate::accounts::persons::PersonView>,
     claims: Vec<crate::accounts::persons::ClaimView>,
     collections: Vec<CollectionLine>,
@@ -129,6 +144,7 @@ struct MessagePage<'a> {
     message: &'a str,
     link: Option<&'a str>,
     link_text: &'a str,
+    banner: Option<Banner>,
 }
 
 /// A rendered page (or a 500 when the template failed).
@@ -139,16 +155,18 @@ pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response
     }
 }
 
-/// A page with one message (and maybe a link), at `status`.
+/// A page with one message (and maybe a link), at `status`, with the banner of a session that
+/// acts as a managed profile (`banner`; none for a page outside any session).
 pub fn message(
     app: &App,
+    banner: Option<Banner>,
     status: StatusCode,
     title: &str,
     text: &str,
     link: Option<&str>,
     link_text: &str,
 ) -> Response {
-    let page = MessagePage { cluster: app.settings.cluster.id.as_str(), title, message: text, link, link_text };
+    let page = MessagePage { cluster: app.settings.cluster.id.as_str(), title, message: text, link, link_text, banner };
     html(status, page.render())
 }
 
@@ -167,8 +185,8 @@ pub(super) fn audience(remote: Option<&ClusterId>) -> Audience<'_> {
     }
 }
 
-fn bad_request(app: &App, text: &str) -> Response {
-    message(app, StatusCode::BAD_REQUEST, "Bad request", text, None, "")
+fn bad_request(app: &App, banner: Option<Banner>, text: &str) -> Response {
+    message(app, banner, StatusCode::BAD_REQUEST, "Bad request", text, None, "")
 }
 
 /// Query of `GET /login`.
@@ -209,6 +227,7 @@ struct FormState<'a> {
     login: &'a str,
     migration_request: &'a str,
     notice: Option<String>,
+    banner: Option<Banner>,
 }
 
 fn login_form(
@@ -229,6 +248,7 @@ fn login_form(
         login: st.login,
         migration_request: st.migration_request,
         providers: oidc_buttons(app, st.return_to, st.remote),
+        banner: st.banner,
     };
     with_csrf_cookie(html(status, page.render()), &csrf, fresh)
 }
@@ -248,19 +268,25 @@ pub fn handoff_redirect(
 
 /// `GET /login`: the form, or a redirect to the person's home cluster (`home=X` or the
 /// `hearth_home` cookie).
-pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     let remote = match check_remote(&app, &q.remote) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e),
+        Err(e) => return bad_request(&app, banner, &e),
     };
     let return_to = match return_to::check(&app, &q.return_to, audience(remote.as_ref())) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e.0),
+        Err(e) => return bad_request(&app, banner, &e.0),
     };
     let home = if !q.home.is_empty() {
         match check_remote(&app, &q.home) {
             Ok(h) => h,
-            Err(e) => return bad_request(&app, &format!("home: {e}")),
+            Err(e) => return bad_request(&app, banner, &format!("home: {e}")),
         }
     } else if q.remote.is_empty() && q.local.is_empty() {
         cookies(&headers)
@@ -288,6 +314,7 @@ pub async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q
         login: "",
         migration_request: &q.migration_request,
         notice,
+        banner,
     };
     login_form(&app, StatusCode::OK, &headers, None, st)
 }
@@ -311,7 +338,13 @@ pub struct LoginForm {
 
 /// Where a login that failed should go instead: the new account's home for a merged-away account,
 /// or an offer to continue at the peer whose cached verified email matches an unknown login.
-fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: Option<&Url>, code: &str) -> Option<Response> {
+fn redirect_elsewhere(
+    app: &Arc<App>,
+    banner: Option<Banner>,
+    login: &str,
+    return_to: Option<&Url>,
+    code: &str,
+) -> Option<Response> {
     let me = app.accounts.cluster().clone();
     if code == "account_moved" {
         let old = app.accounts.find_login_account(login).ok().flatten()?;
@@ -342,6 +375,7 @@ fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: Option<&Url>, code
         let h = Handoff::start(app, &home, return_to, &[])?;
         let page = message(
             app,
+            banner,
             StatusCode::OK,
             "Your account is at another cluster",
             &format!(
@@ -359,12 +393,15 @@ fn redirect_elsewhere(app: &Arc<App>, login: &str, return_to: Option<&Url>, code
 pub async fn login_submit(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Session(c): Session,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
         return message(
             &app,
+            banner,
             StatusCode::FORBIDDEN,
             "Form expired",
             "This form has expired or was not sent by this site. Please log in again.",
@@ -374,16 +411,16 @@ pub async fn login_submit(
     }
     let remote = match check_remote(&app, &f.remote) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e),
+        Err(e) => return bad_request(&app, banner, &e),
     };
     let return_to = match return_to::check(&app, &f.return_to, audience(remote.as_ref())) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e.0),
+        Err(e) => return bad_request(&app, banner, &e.0),
     };
     let migration_request = if f.migration_request.is_empty() {
         None
     } else {
-        let Some(r) = &remote else { return bad_request(&app, "a migration request needs remote") };
+        let Some(r) = &remote else { return bad_request(&app, banner, "a migration request needs remote") };
         let checked = crate::migration::decode_param(&f.migration_request).and_then(|v| {
             let req: federation_proto::assertion::MigrationRequest = app.federation.verify_from(r, v.clone())?;
             req.check(r, app.accounts.cluster(), app.accounts.clock().unix())
@@ -392,7 +429,7 @@ pub async fn login_submit(
         });
         match checked {
             Ok(v) => Some(v),
-            Err(e) => return message(&app, StatusCode::FORBIDDEN, "Migration refused", &e.message, None, ""),
+            Err(e) => return message(&app, banner, StatusCode::FORBIDDEN, "Migration refused", &e.message, None, ""),
         }
     };
     let app2 = app.clone();
@@ -401,7 +438,7 @@ pub async fn login_submit(
     let out = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if let Some(resp) = redirect_elsewhere(&app, &f.login, return_to.as_ref(), e.0.code) {
+            if let Some(resp) = redirect_elsewhere(&app, banner.clone(), &f.login, return_to.as_ref(), e.0.code) {
                 return resp;
             }
             let status = super::error::status_of(e.0.kind);
@@ -416,6 +453,7 @@ pub async fn login_submit(
                 login: &f.login,
                 migration_request: &f.migration_request,
                 notice: None,
+                banner,
             };
             return login_form(&app, status, &headers, Some(text), st);
         }
@@ -455,7 +493,7 @@ pub async fn logged_in(
                 let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 return_to::with_params(url.clone(), &refs)
             }
-            Err(e) => return message(app, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
+            Err(e) => return message(app, None, StatusCode::FORBIDDEN, "Login refused", &e.message, None, ""),
         },
         (None, Some(url), None) => return_to::with_params(url.clone(), &[("api_token", &session)]),
     };
@@ -480,7 +518,7 @@ fn handoff_params(
         issuer: app.accounts.cluster().clone(),
         audience: remote.clone(),
         token_uuid: salted.uuid().clone(),
-        user: crate::accounts::user_record(&out.user),
+        user: app.accounts.user_record(&out.user)?,
         issued_at: now,
         expires_at: now + 300,
     };
@@ -516,12 +554,14 @@ pub async fn login_federated(
     headers: HeaderMap,
     Query(q): Query<FederatedQuery>,
 ) -> Response {
+    // The way back from a login at home starts a new session: no page here belongs to an old one.
     let return_to = match return_to::check(&app, &q.return_to, Audience::Local) {
         Ok(r) => r,
-        Err(e) => return bad_request(&app, &e.0),
+        Err(e) => return bad_request(&app, None, &e.0),
     };
     let refused = |text: String| {
-        let page = message(&app, StatusCode::FORBIDDEN, "Login refused", &text, Some("/login?local=1"), "Log in here");
+        let page =
+            message(&app, None, StatusCode::FORBIDDEN, "Login refused", &text, Some("/login?local=1"), "Log in here");
         with_cookie(page, end_handoff())
     };
     if !handoff_state_ok(&headers, &q.state) {
@@ -615,24 +655,41 @@ pub async fn account_page(
         app.accounts.collections_owned_by(c.uuid()).unwrap_or_default().iter().map(CollectionLine::from).collect();
     let more_collections = collections.len().saturating_sub(ACCOUNT_COLLECTIONS);
     collections.truncate(ACCOUNT_COLLECTIONS);
+    let may_have_profiles = !c.is_acting()
+        && c.user.managed_by.is_none()
+        && !c.user.cached_from_home
+        && !c.is_system_root
+        && c.uuid() != app.accounts.system_user();
+    let profiles = app
+        .accounts
+        .list_profiles(&c)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| ProfileLine {
+            uuid: p.uuid.to_string(),
+            name: name_of(p),
+            username: p.username.clone().unwrap_or_default(),
+        })
+        .collect();
     let (csrf, fresh) = csrf_token(&headers);
+    let banner = Banner::of(Some(&c), &headers).map(|b| Banner { csrf: Some(csrf.clone()), ..b });
     let u = &c.user;
     let local = u.uuid.cluster() == app.accounts.cluster();
-    let name_of = |id: &str| app.oidc.info(id).map(|p| p.display_name).unwrap_or_else(|_| id.to_string());
+    let provider_name = |id: &str| app.oidc.info(id).map(|p| p.display_name).unwrap_or_else(|_| id.to_string());
     let identities = if local { app.accounts.store().identities_of(&u.uuid).unwrap_or_default() } else { Vec::new() };
     let identities = identities
         .into_iter()
         .map(|i| IdentityLine {
-            display_name: name_of(&i.provider),
+            display_name: provider_name(&i.provider),
             email: i.claims.email.clone().unwrap_or_default(),
             provider: i.provider,
             subject: i.subject,
         })
         .collect();
     let notice = if !q.linked.is_empty() {
-        Some(format!("Your {} identity is linked to this account: you can log in with it.", name_of(&q.linked)))
+        Some(format!("Your {} identity is linked to this account: you can log in with it.", provider_name(&q.linked)))
     } else if !q.unlinked.is_empty() {
-        Some(format!("Your {} identity is no longer linked to this account.", name_of(&q.unlinked)))
+        Some(format!("Your {} identity is no longer linked to this account.", provider_name(&q.unlinked)))
     } else {
         None
     };
@@ -656,7 +713,14 @@ pub async fn account_page(
         claims,
         collections,
         more_collections,
+        profiles,
+        managed_by: c.user.managed_by.as_ref().map(|p| match &c.acting_parent {
+            Some(parent) if &parent.uuid == p => name_of(parent),
+            _ => p.to_string(),
+        }),
+        may_have_profiles,
         csrf: &csrf,
+        banner,
     };
     with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)
 }
@@ -670,15 +734,19 @@ pub struct LogoutForm {
     return_to: String,
 }
 
-async fn end_session(app: &Arc<App>, caller: Option<Caller>, return_to: &str) -> Response {
+async fn end_session(app: &Arc<App>, caller: Option<Caller>, headers: &HeaderMap, return_to: &str) -> Response {
     let target = match return_to::check(app, return_to, Audience::Local) {
         Ok(Some(url)) => url.to_string(),
         Ok(None) => "/login".to_string(),
-        Err(e) => return bad_request(app, &e.0),
+        Err(e) => return bad_request(app, Banner::of(caller.as_ref(), headers), &e.0),
     };
     if let Some(c) = caller
         && let Some(t) = &c.token
     {
+        // A peer's token outlives a logout here: its switch to a profile must not.
+        if c.is_acting() {
+            let _ = app.accounts.switch_back(&c);
+        }
         let _ = app.accounts.revoke_token(&c, &t.uuid);
     }
     let mut resp = Redirect::to(&target).into_response();
@@ -694,24 +762,138 @@ pub async fn logout_submit(
     Form(f): Form<LogoutForm>,
 ) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
-        return message(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form has expired or was not sent by this site.",
-            Some("/account"),
-            "Back",
-        );
+        return form_expired(&app, Banner::of(c.as_ref(), &headers));
     }
-    end_session(&app, c, &f.return_to).await
+    end_session(&app, c, &headers, &f.return_to).await
 }
 
 /// `GET /logout?return_to=…` (Arvados clients log out this way).
-pub async fn logout_get(State(app): State<Arc<App>>, Session(c): Session, Query(q): Query<LoginQuery>) -> Response {
-    end_session(&app, c, &q.return_to).await
+pub async fn logout_get(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    end_session(&app, c, &headers, &q.return_to).await
 }
 
 /// `GET /`: to the account page.
 pub async fn root() -> Redirect {
     Redirect::to("/account")
+}
+
+/// The answer to a form whose CSRF field does not match the cookie: nothing was done.
+fn form_expired(app: &App, banner: Option<Banner>) -> Response {
+    message(
+        app,
+        banner,
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form has expired or was not sent by this site. Nothing was changed.",
+        Some("/account"),
+        "Back to your account",
+    )
+}
+
+/// A refusal of the service layer as a page: the status of its kind, and why; nothing changed.
+fn not_done(app: &App, banner: Option<Banner>, e: &Error) -> Response {
+    let text = if e.kind == ErrorKind::Internal {
+        "Something went wrong; nothing was changed. Please try again.".to_string()
+    } else {
+        format!("{} Nothing was changed.", e.message)
+    };
+    message(app, banner, super::error::status_of(e.kind), "Not done", &text, Some("/account"), "Back to your account")
+}
+
+/// Form of the account page's "New profile".
+#[derive(Debug, Deserialize)]
+pub struct NewProfileForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+/// `POST /account/profiles`: a new managed profile of the session's account.
+pub async fn profile_create_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<NewProfileForm>,
+) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
+    if !csrf_ok(&headers, &f.csrf) {
+        return form_expired(&app, banner);
+    }
+    let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
+    let new = NewProfile { first_name: f.first_name, last_name: f.last_name, username: None };
+    let app2 = app.clone();
+    match blocking(move || app2.accounts.create_profile(&c, &new)).await {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(e) => not_done(&app, banner, &e.0),
+    }
+}
+
+/// Form of "Switch to …".
+#[derive(Debug, Deserialize)]
+pub struct SwitchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    profile_uuid: String,
+}
+
+/// `POST /account/switch`: the session acts as the profile from now on (the same session, no new
+/// login, no new cookie), through the one check of who may act as whom.
+pub async fn switch_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<SwitchForm>,
+) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
+    if !csrf_ok(&headers, &f.csrf) {
+        return form_expired(&app, banner);
+    }
+    let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
+    let profile: ObjectUuid = match f.profile_uuid.trim().parse() {
+        Ok(p) => p,
+        Err(_) => {
+            let e = Error::bad_request("invalid_act_as", format!("{:?} is not a profile uuid", f.profile_uuid));
+            return not_done(&app, banner, &e);
+        }
+    };
+    let app2 = app.clone();
+    match blocking(move || app2.accounts.switch_session(&c, &profile)).await {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(e) => not_done(&app, banner, &e.0),
+    }
+}
+
+/// Form of "Back to …".
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /account/switch_back`: the session acts as its own account again.
+pub async fn switch_back_submit(
+    State(app): State<Arc<App>>,
+    Session(c): Session,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let banner = Banner::of(c.as_ref(), &headers);
+    if !csrf_ok(&headers, &f.csrf) {
+        return form_expired(&app, banner);
+    }
+    let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
+    let app2 = app.clone();
+    match blocking(move || app2.accounts.switch_back(&c)).await {
+        Ok(()) => Redirect::to("/account").into_response(),
+        Err(e) => not_done(&app, banner, &e.0),
+    }
 }

@@ -8,7 +8,7 @@ use super::blocking;
 use super::error::{ApiError, ApiResult};
 use super::pages::{html, message};
 use super::params::Params;
-use super::session::{Session, csrf_ok, csrf_token, with_csrf_cookie};
+use super::session::{Banner, Session, csrf_ok, csrf_token, with_csrf_cookie};
 use crate::accounts::persons::{ClaimOutcome, ClaimView, PersonDetail, PersonInput, PersonView};
 use crate::accounts::{Caller, Error};
 use crate::store::records::Link;
@@ -202,6 +202,7 @@ pub async fn reject(
 #[derive(Template)]
 #[template(path = "person.html")]
 struct PersonPage<'a> {
+    banner: Option<Banner>,
     cluster: &'a str,
     p: PersonDetail,
     csrf: &'a str,
@@ -210,6 +211,7 @@ struct PersonPage<'a> {
 #[derive(Template)]
 #[template(path = "claims_admin.html")]
 struct QueuePage<'a> {
+    banner: Option<Banner>,
     cluster: &'a str,
     claims: Vec<ClaimView>,
     csrf: &'a str,
@@ -218,6 +220,7 @@ struct QueuePage<'a> {
 fn refused(app: &App, e: &Error, back: &str) -> Response {
     message(
         app,
+        None,
         super::error::status_of(e.kind),
         "Not done",
         &format!("{} Nothing was changed.", e.message),
@@ -239,14 +242,23 @@ pub async fn person_page(
 ) -> Response {
     let back = format!("/persons/{raw}");
     let Some(c) = c else { return login_first(&back) };
+    let banner = Banner::of(Some(&c), &headers);
     let Ok(uuid) = raw.parse::<ObjectUuid>() else {
-        return message(&app, StatusCode::NOT_FOUND, "Not found", "No such person record.", Some("/account"), "Back");
+        return message(
+            &app,
+            banner,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such person record.",
+            Some("/account"),
+            "Back",
+        );
     };
     let app2 = app.clone();
     match blocking(move || app2.accounts.get_person(&c, &uuid)).await {
         Ok(p) => {
             let (csrf, fresh) = csrf_token(&headers);
-            let page = PersonPage { cluster: app.settings.cluster.id.as_str(), p, csrf: &csrf };
+            let page = PersonPage { cluster: app.settings.cluster.id.as_str(), p, csrf: &csrf, banner };
             with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)
         }
         Err(e) => refused(&app, &e.0, "/account"),
@@ -265,6 +277,7 @@ pub struct CsrfForm {
 fn form_expired(app: &App) -> Response {
     message(
         app,
+        None,
         StatusCode::FORBIDDEN,
         "Form expired",
         "This form has expired or was not sent by this site. Nothing was changed.",
@@ -287,11 +300,20 @@ pub async fn claim_submit(
     let back = format!("/persons/{raw}");
     let Some(c) = c else { return login_first(&back) };
     let Ok(uuid) = raw.parse::<ObjectUuid>() else {
-        return message(&app, StatusCode::NOT_FOUND, "Not found", "No such person record.", Some("/account"), "Back");
+        return message(
+            &app,
+            None,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such person record.",
+            Some("/account"),
+            "Back",
+        );
     };
     match do_claim(&app, c, uuid).await {
         Ok(ClaimOutcome::Claimed { person, granted, matched }) => message(
             &app,
+            None,
             StatusCode::OK,
             "Claimed",
             &format!(
@@ -305,6 +327,7 @@ pub async fn claim_submit(
         ),
         Ok(ClaimOutcome::Pending { claim }) => message(
             &app,
+            None,
             StatusCode::ACCEPTED,
             "Claim sent",
             &format!(
@@ -321,11 +344,12 @@ pub async fn claim_submit(
 /// `GET /admin/claims` (admins).
 pub async fn queue_page(State(app): State<Arc<App>>, Session(c): Session, headers: HeaderMap) -> Response {
     let Some(c) = c else { return login_first("/admin/claims") };
+    let banner = Banner::of(Some(&c), &headers);
     let app2 = app.clone();
     match blocking(move || app2.accounts.pending_claims(&c)).await {
         Ok(claims) => {
             let (csrf, fresh) = csrf_token(&headers);
-            let page = QueuePage { cluster: app.settings.cluster.id.as_str(), claims, csrf: &csrf };
+            let page = QueuePage { cluster: app.settings.cluster.id.as_str(), claims, csrf: &csrf, banner };
             with_csrf_cookie(html(StatusCode::OK, page.render()), &csrf, fresh)
         }
         Err(e) => refused(&app, &e.0, "/account"),
@@ -345,7 +369,15 @@ pub async fn decide_submit(
     }
     let Some(c) = c else { return login_first("/admin/claims") };
     let Ok(uuid) = raw.parse::<ObjectUuid>() else {
-        return message(&app, StatusCode::NOT_FOUND, "Not found", "No such claim.", Some("/admin/claims"), "Back");
+        return message(
+            &app,
+            None,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such claim.",
+            Some("/admin/claims"),
+            "Back",
+        );
     };
     let app2 = app.clone();
     let out = blocking(move || match decision.as_str() {

@@ -5,7 +5,9 @@
 //! Cookies are HttpOnly, Secure, SameSite=Lax, `Path=/`. A page's caller comes only from
 //! [`Session`]: the `hearth_session` cookie holding a token of ours, or a peer's token salted for
 //! us (validated at its home), whose scopes are exactly `["all"]` — a token scoped to a few API
-//! calls is not a session, whatever cookie it is put in.
+//! calls is not a session, whatever cookie it is put in. A session switched to a managed profile
+//! (kept in the store, keyed by the token's uuid; never in a cookie) acts as the profile, through
+//! the same check as the API's `X-Hearth-Act-As`, and every page shows a [`Banner`] while it does.
 
 use super::App;
 use super::return_to;
@@ -101,7 +103,42 @@ async fn session_caller(app: &Arc<App>, headers: &HeaderMap) -> Option<Caller> {
     } else {
         app.remote_caller(&token, &issuer).await.ok()?
     };
-    caller.scopes.is_all().then_some(caller)
+    if !caller.scopes.is_all() {
+        return None;
+    }
+    app.accounts.effective_caller(caller, None).ok()
+}
+
+/// What every page shows while its session acts as a managed profile: who it acts as, for whom,
+/// and the way back.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    /// The profile's name.
+    pub profile: String,
+    /// The parent's name.
+    pub parent: String,
+    /// The CSRF token for the "Back to …" form (the browser's `hearth_csrf` cookie); without one the
+    /// banner links to the account page instead.
+    pub csrf: Option<String>,
+}
+
+/// The name a page shows for `u`: its full name, else its username, else its uuid.
+pub fn name_of(u: &crate::store::records::User) -> String {
+    let full = format!("{} {}", u.first_name, u.last_name).trim().to_string();
+    if !full.is_empty() { full } else { u.username.clone().unwrap_or_else(|| u.uuid.to_string()) }
+}
+
+impl Banner {
+    /// The banner for a page whose session is `caller`: `Some` while it acts as a profile.
+    pub fn of(caller: Option<&Caller>, headers: &HeaderMap) -> Option<Banner> {
+        let c = caller?;
+        let parent = c.acting_parent.as_ref()?;
+        Some(Banner {
+            profile: name_of(&c.user),
+            parent: name_of(parent),
+            csrf: cookies(headers).get(CSRF_COOKIE).cloned().filter(|v| v.len() >= 32),
+        })
+    }
 }
 
 /// A federated login about to leave for the home cluster: the URL of the home's login page, and

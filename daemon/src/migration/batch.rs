@@ -8,7 +8,7 @@
 //! reported with its number and the run goes on; each merge is all or nothing; a merged account is
 //! skipped on the next run, so a re-run does nothing.
 
-use crate::accounts::{Accounts, Caller, Error, ErrorKind, user_record};
+use crate::accounts::{Accounts, Caller, Error, ErrorKind};
 use crate::federation::Federation;
 use crate::store::WriteBatch;
 use crate::store::records::User;
@@ -128,7 +128,7 @@ pub fn answer_lookup(accounts: &Accounts, fed: &Federation, body: &[u8]) -> Resu
             || u.email.as_ref().is_some_and(|e| emails.contains(e))
             || u.username.as_deref().is_some_and(|n| usernames.contains(n));
         if hit {
-            users.push(user_record(&u));
+            users.push(accounts.user_record(&u)?);
         }
     }
     Ok(fed.sign(UserListing { cluster: accounts.cluster().clone(), users })?.to_value())
@@ -253,7 +253,7 @@ async fn home_account(
         if cached.len() == 1
             && let Some(u) = cached.first()
         {
-            return Ok(Some(user_record(u)));
+            return Ok(Some(accounts.user_record(u)?));
         }
     }
     let q = match key {
@@ -350,7 +350,7 @@ pub async fn merge_one(
         return Err(Error::unprocessable("not_remote", "home_user_uuid must be a user of another cluster"));
     }
     let rec = match accounts.store().user(home_user)? {
-        Some(u) if u.cached_from_home => user_record(&u),
+        Some(u) if u.cached_from_home => accounts.user_record(&u)?,
         _ => {
             let by = old_user.email.clone().map(|e| UserLookup { emails: vec![e], ..Default::default() });
             let q = by.ok_or_else(|| {
@@ -378,7 +378,7 @@ pub async fn merge_one(
         fed,
         &old_user,
         &rec,
-        caller.uuid(),
+        caller.actor(),
         project_uuid,
         props,
         WriteBatch::new(),
@@ -411,7 +411,7 @@ pub fn report_local(accounts: &Accounts, caller: &Caller) -> Result<Vec<UserReco
     for u in accounts.store().users() {
         let u = u?;
         if is_plain_local(accounts, &u) && u.redirect_to_user_uuid.is_none() {
-            records.push(user_record(&u));
+            records.push(accounts.user_record(&u)?);
         }
     }
     Ok(records)

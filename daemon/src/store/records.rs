@@ -58,6 +58,11 @@ pub struct User {
     /// subjects are ORCID iDs; for a cached remote user, what its home's record says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcid: Option<String>,
+    /// Set on a managed profile (DESIGN §4.8): the parent, who alone (besides an admin) may act as
+    /// it. A profile has no email, no password and no tokens, and is never admin. On a cached
+    /// remote profile this is set only from the parent's home record.
+    #[serde(default)]
+    pub managed_by: Option<ObjectUuid>,
 }
 
 impl User {
@@ -84,6 +89,7 @@ impl User {
             home_seq: 0,
             cached_from_home: false,
             orcid: None,
+            managed_by: None,
         }
     }
 }
@@ -332,8 +338,12 @@ pub struct LogEntry {
     pub uuid: ObjectUuid,
     /// The system user.
     pub owner_uuid: ObjectUuid,
-    /// Who did it (after following a managed-profile switch: the acting profile).
+    /// Who did it (while acting as a managed profile: the profile).
     pub modified_by_user_uuid: Option<ObjectUuid>,
+    /// While acting as a managed profile: the account whose credentials acted (the profile's
+    /// parent, or an admin), so that everything a parent did as any profile can be listed.
+    #[serde(default)]
+    pub acting_parent_uuid: Option<ObjectUuid>,
     /// What it was about.
     pub object_uuid: Option<ObjectUuid>,
     /// Owner of that object at the time.
@@ -558,4 +568,20 @@ pub struct OidcPending {
     /// After this the callback is refused.
     #[serde(with = "arv_time")]
     pub expires_at: OffsetDateTime,
+}
+
+/// A browser session switched to a managed profile (DESIGN §4.8): the session's token stays the
+/// parent's, and requests with it act as the profile until it switches back. Kept here, keyed by the
+/// token's uuid, never in a cookie, and checked again on every request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileSwitch {
+    /// The session token (ours, or a peer's token salted for us).
+    pub token_uuid: ObjectUuid,
+    /// The profile the session acts as.
+    pub profile_uuid: ObjectUuid,
+    /// Who switched (the token's user).
+    pub parent_uuid: ObjectUuid,
+    /// When.
+    #[serde(with = "arv_time")]
+    pub at: OffsetDateTime,
 }
