@@ -7,6 +7,7 @@ mod batch;
 mod bounds;
 mod browser;
 mod crash;
+mod examples;
 mod federation;
 mod hardening;
 #[allow(dead_code)] // Helpers serve many test modules; not every build uses each one.
