@@ -388,3 +388,38 @@ async fn claims_of_each_kind_in_a_browser() {
     assert_eq!(p["merged_into"], gina.uuid.as_str());
     b.close().await.unwrap();
 }
+
+/// The ORCID path: a record naming an ORCID iD is claimed at the first ORCID login (the provider
+/// is ORCID-flagged, so its subject is the user's ORCID iD) and by an explicit claim later; a user
+/// without that ORCID iD is told to link it first.
+#[tokio::test]
+async fn an_orcid_login_claims_the_records_naming_its_orcid() {
+    use crate::oidc::{Agent, setup};
+    let accounts = json!({"ada": {"sub": "0000-0002-1825-0097", "email": "ada@elsewhere.example", "email_verified": false,
+        "name": "Ada Lovelace", "preferred_username": "ada"}});
+    let (fed, _op) = setup(&["aaaaa"], &["aaaaa"], "", "orcid = true", accounts).await;
+    let c = fed.at("aaaaa");
+    let writer = c.user("writer").await;
+    let coll = collection(&writer, "analytical engine notes").await;
+    let p = person(&writer, json!({"name": "A. A. Lovelace", "orcid": "0000-0002-1825-0097"})).await;
+    attach(&writer, &uuid(&p), &coll).await.ok().unwrap();
+    // Someone else, without that ORCID iD: told what to link, nothing changed.
+    let other = c.user("other").await;
+    let r = other.client.post(&format!("/hearth/v1/persons/{}/claim", uuid(&p)), &json!({})).await.unwrap();
+    assert_eq!(r.code(), "identity_unverified");
+    assert!(r.body["errors"][0].as_str().unwrap().contains("link the ORCID iD 0000-0002-1825-0097"), "{:?}", r.body);
+    // Ada's first login through the ORCID-flagged provider claims it.
+    let agent = Agent::new(&c.ca_pem);
+    let done = agent.login(c, "ada", "?return_to=%2Faccount").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let ada = agent.session(c);
+    let me = ada.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!(me["orcid"], "0000-0002-1825-0097");
+    let got = ada.get(&format!("/hearth/v1/persons/{}", uuid(&p))).await.unwrap().ok().unwrap();
+    assert_eq!(got["claimed_by"], me["uuid"], "the ORCID login did not claim the record: {got}");
+    assert_eq!(ada.get(&format!("/arvados/v1/collections/{coll}")).await.unwrap().status, StatusCode::OK);
+    // A record made afterwards is claimed by the explicit claim, on the ORCID iD.
+    let later = person(&writer, json!({"name": "Ada", "orcid": "https://orcid.org/0000-0002-1825-0097"})).await;
+    let r = ada.post(&format!("/hearth/v1/persons/{}/claim", uuid(&later)), &json!({})).await.unwrap().ok().unwrap();
+    assert_eq!((r["state"].as_str(), r["matched"].as_str()), (Some("claimed"), Some("orcid")), "{r}");
+}
