@@ -762,6 +762,29 @@ impl Store {
         Ok(())
     }
 
+    /// Applies a batch tree by tree (each tree's writes atomically, the whole batch not), the trees
+    /// in `last` after all others and in that order, then flushes. For writes whose keys are
+    /// derived from their input, so that applying the same batch again completes one a crash cut
+    /// short (the legacy import).
+    pub fn apply_in_order(&self, mut batch: WriteBatch, last: &[TreeId]) -> StoreResult<()> {
+        let mut tail = WriteBatch::new();
+        for t in last {
+            if let Some(ops) = batch.ops.remove(t) {
+                tail.ops.insert(*t, ops);
+            }
+        }
+        self.apply_per_tree(batch)?;
+        for t in last {
+            if let Some(ops) = tail.ops.remove(t) {
+                let mut one = WriteBatch::new();
+                one.ops.insert(*t, ops);
+                self.apply_per_tree(one)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Merges still being rolled forward.
     pub fn merge_intents(&self) -> StoreResult<Vec<MergeIntent>> {
         self.iter_json(TreeId::MergeIntents).collect()

@@ -12,11 +12,12 @@
 use super::error::{Error, Result};
 use super::{Accounts, Caller};
 use crate::clock::parse_time;
-use crate::store::WriteBatch;
 use crate::store::records::{Collection, Group, LegacyAccount};
+use crate::store::{TreeId, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid, SecretHash};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap};
 
 /// Longest `legacy_id`.
@@ -273,6 +274,21 @@ fn parse_line(raw: &str) -> std::result::Result<Line, String> {
 }
 
 impl Accounts {
+    /// A uuid of `kind` derived from `parts` (and this cluster): the same line always names the
+    /// same records, which is what makes a re-run complete an interrupted import.
+    fn derived_uuid(&self, kind: ObjectKind, parts: &[&str]) -> ObjectUuid {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut h = sha2::Sha256::new();
+        for (i, p) in parts.iter().enumerate() {
+            sha2::Digest::update(&mut h, format!("{i}:{}:", p.len()).as_bytes());
+            sha2::Digest::update(&mut h, p.as_bytes());
+        }
+        let digest = sha2::Digest::finalize(h);
+        let id: String =
+            digest.iter().take(15).map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
+        ObjectUuid::new(self.cluster().clone(), kind, &id).unwrap_or_else(|_| self.new_uuid(kind))
+    }
+
     /// Imports legacy accounts (admin only). `lines` are (1-based line number, raw JSON text);
     /// each is answered on its own. With `dry_run` nothing is written.
     pub fn import_legacy(&self, caller: &Caller, lines: &[(u64, String)], dry_run: bool) -> Result<ImportReport> {
@@ -323,7 +339,11 @@ impl Accounts {
                 ),
                 json!({"first_line": first, "last_line": last, "counts": c}),
             ))?;
-            self.store().commit(b)?;
+            // Tree by tree, the legacy rows last: a line counts as imported only once its row (with
+            // the content hash) is written, and every key is derived from the line, so an import cut
+            // short by a crash is completed, key for key, by running it again. Several times cheaper
+            // than one transaction over every tree (see the `legacy` benchmark).
+            self.store().apply_in_order(b, &[TreeId::Logs, TreeId::Legacy])?;
         }
         Ok(report)
     }
@@ -354,7 +374,9 @@ impl Accounts {
                 return Ok(done(Outcome::Refused, &o.uuid, Some(e)));
             }
         }
-        let uuid = old.as_ref().map_or_else(|| self.new_uuid(ObjectKind::LegacyAccount), |o| o.uuid.clone());
+        let uuid = old
+            .as_ref()
+            .map_or_else(|| self.derived_uuid(ObjectKind::LegacyAccount, &[&line.legacy_id]), |o| o.uuid.clone());
         // Existing collections are matched by name: kept (and updated), added or removed.
         let mut existing: BTreeMap<String, Collection> = BTreeMap::new();
         for c in old.iter().flat_map(|o| o.collections.iter()) {
@@ -368,7 +390,10 @@ impl Accounts {
             let prev = existing.remove(&lc.name);
             let created_at = lc.created_at.as_deref().and_then(parse_time).unwrap_or(now);
             let row = Collection {
-                uuid: prev.as_ref().map_or_else(|| self.new_uuid(ObjectKind::Collection), |p| p.uuid.clone()),
+                uuid: prev.as_ref().map_or_else(
+                    || self.derived_uuid(ObjectKind::Collection, &[&line.legacy_id, &lc.name]),
+                    |p| p.uuid.clone(),
+                ),
                 owner_uuid: uuid.clone(),
                 created_at: prev.as_ref().map_or(created_at, |p| p.created_at),
                 modified_at: now,
