@@ -1,5 +1,5 @@
 //! Benchmark (not a timed test): `hearth admin import-legacy` of 100,000 legacy accounts with 3
-//! collections each, through the import service in the CLI's chunks of 1,000 lines, next to a raw
+//! collections each, through the import service in the CLI's requests of up to 5,000 lines, next to a raw
 //! sled batch write of the same number of records of the same average size, in the same run and
 //! store. Prints accounts/s for both and the ratio of the times (goal: ≤ 3).
 //!
@@ -47,7 +47,7 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     accounts.store().flush()?;
     let t = Instant::now();
     let mut imported = 0u64;
-    for chunk in input.chunks(1000) {
+    for chunk in input.chunks(5000) {
         imported += accounts.import_legacy(&root, chunk, false)?.counts.imported;
     }
     let import = t.elapsed();

@@ -381,7 +381,7 @@ async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyh
 }
 
 /// Lines per import request, and bytes: well inside the daemon's body limit.
-const IMPORT_CHUNK_LINES: usize = 1000;
+const IMPORT_CHUNK_LINES: usize = 5000;
 const IMPORT_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
 async fn import_legacy(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyhow::Result<()> {
