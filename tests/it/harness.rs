@@ -167,8 +167,18 @@ impl TestUser {
             .expect("create token")
             .ok()
             .expect("token created");
-        let raw = t["api_token"].as_str().expect("api_token");
-        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", t["uuid"].as_str().expect("uuid")) }
+        full_token(&t)
+    }
+}
+
+/// The full `v2/<uuid>/<secret>` form of a token that `api_client_authorizations.create` answered
+/// (whose `api_token` is the secret alone, as in Arvados; the full form is accepted too).
+pub fn full_token(created: &Value) -> String {
+    let raw = created["api_token"].as_str().expect("api_token");
+    if raw.starts_with("v2/") {
+        raw.to_string()
+    } else {
+        format!("v2/{}/{raw}", created["uuid"].as_str().expect("uuid"))
     }
 }
 

@@ -46,7 +46,9 @@ pub fn user(u: &User) -> Value {
     })
 }
 
-/// A token as the API shows it. `api_token` is only filled in right after creation.
+/// A token as the API shows it. `api_token` is the secret alone, as in Arvados, and only when the
+/// caller holds it anyway (the answer that created the token, or `current` asked with it): Hearth
+/// keeps no secret to show later, so lists and gets show `null`.
 pub fn token(t: &TokenRow, api_token: Option<&str>) -> Value {
     json!({
         "kind": ObjectKind::Token.arvados_kind(),

@@ -95,9 +95,16 @@ pub async fn users_merge(State(app): AppState, Authed(c): Authed, p: Params) -> 
     Ok(Json(out))
 }
 
-/// `GET api_client_authorizations/current`.
-pub async fn tokens_current(State(app): AppState, Authed(c): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.current_token(&c)?))
+/// `GET api_client_authorizations/current` (its secret is shown to whoever presented it).
+pub async fn tokens_current(
+    State(app): AppState,
+    Authed(c): Authed,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> ApiResult<Json<Value>> {
+    let presented =
+        super::auth::presented_in(&headers, &uri).and_then(|raw| raw.parse::<federation_proto::Token>().ok());
+    Ok(Json(app.accounts.current_token(&c, presented.as_ref())?))
 }
 
 /// `GET api_client_authorizations` (on the blocking pool).

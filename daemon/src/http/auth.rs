@@ -40,7 +40,8 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
     presented_in(&parts.headers, &parts.uri)
 }
 
-fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+/// The raw token in these headers or this URI's `api_token`, if any.
+pub fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let h = h.trim();
         for scheme in ["Bearer ", "OAuth2 ", "bearer ", "oauth2 "] {
