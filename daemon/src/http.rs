@@ -140,6 +140,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The refusal when a fixed document (the exported config) could not be rendered.
+fn render_failed(e: &impl std::fmt::Display) -> error::ApiError {
+    error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "render", e.to_string()))
+}
+
 /// All routes of one daemon.
 pub fn router(app: Arc<App>) -> Router {
     use arvados::*;
@@ -195,6 +200,13 @@ pub fn router(app: Arc<App>) -> Router {
         .map(|p| (p.id.to_string(), p.url.trim_start_matches("https://").trim_end_matches('/').to_string()))
         .collect();
     let doc = Arc::new(discovery::document(&cluster, &public_url, &remote_hosts));
+    // Both are public in Arvados: clients read them before they log in.
+    let exported = Arc::new(
+        serde_json::to_value(crate::config::export::ExportedConfig::from_settings(&app.settings, params::MAX_BODY))
+            .map_err(|e| e.to_string()),
+    );
+    let vocabulary =
+        Arc::new(serde_json::to_value(crate::config::export::Vocabulary::default()).map_err(|e| e.to_string()));
     Router::new()
         .merge(api)
         .route(
@@ -202,6 +214,20 @@ pub fn router(app: Arc<App>) -> Router {
             get(move || {
                 let doc = doc.clone();
                 async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .route(
+            "/arvados/v1/config",
+            get(move || {
+                let exported = exported.clone();
+                async move { (*exported).clone().map(axum::Json).map_err(|e| render_failed(&e)) }
+            }),
+        )
+        .route(
+            "/arvados/v1/vocabulary",
+            get(move || {
+                let vocabulary = vocabulary.clone();
+                async move { (*vocabulary).clone().map(axum::Json).map_err(|e| render_failed(&e)) }
             }),
         )
         .route("/federation/v1/keys", get(federation::keys))
