@@ -3,9 +3,74 @@
 //! discovery document declares, names unique per owner, local usernames of remote users, and the
 //! user life-cycle methods. The real SDKs and tools drive the same things in `sdk.rs`.
 
-use crate::harness::Federation;
+use crate::harness::{Federation, full_token};
+use federation_proto::{ClusterId, salted_secret};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
+
+fn uuid(v: &Value) -> &str {
+    v["uuid"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn tokens_are_shown_as_arvados_shows_them_and_salted_by_scripts_work() {
+    let fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let alice = a.user("alice").await;
+    let bob = a.user("bob").await;
+    let admin = a.user_with("adele", json!({"is_admin": true})).await;
+    // Logins still answer the full form.
+    assert!(alice.token.starts_with("v2/"), "{}", alice.token);
+
+    let created = alice.client.post("/arvados/v1/api_client_authorizations", &json!({})).await.unwrap().ok().unwrap();
+    let secret = created["api_token"].as_str().unwrap().to_string();
+    assert!(!secret.contains('/') && secret.len() >= 32, "the secret alone: {secret}");
+    let token_uuid = uuid(&created).to_string();
+    let full = full_token(&created);
+    assert_eq!(full, format!("v2/{token_uuid}/{secret}"));
+
+    // Gets and lists cannot show it (nothing stores it); current shows the one presented.
+    let got = alice.client.get(&format!("/arvados/v1/api_client_authorizations/{token_uuid}")).await.unwrap();
+    assert!(got.ok().unwrap()["api_token"].is_null());
+    let mine = a.client(&full).get("/arvados/v1/api_client_authorizations/current").await.unwrap().ok().unwrap();
+    assert_eq!((mine["uuid"].as_str(), mine["api_token"].as_str()), (Some(token_uuid.as_str()), Some(secret.as_str())));
+
+    // What an admin script does (arv-federation-migrate): HMAC-SHA1 of the secret with the
+    // cluster's id, as hex, in place of the secret — for the peer, and for the issuer itself.
+    let salted =
+        |cluster: &str| format!("v2/{token_uuid}/{}", salted_secret(&secret, &cluster.parse::<ClusterId>().unwrap()));
+    let at_b = b.client(&salted("bbbbb")).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!(at_b.status, StatusCode::OK, "{}", at_b.body);
+    assert_eq!(at_b.body["uuid"], alice.uuid.as_str());
+    let at_a = a.client(&salted("aaaaa")).get("/arvados/v1/users/current").await.unwrap();
+    assert_eq!(at_a.status, StatusCode::OK, "{}", at_a.body);
+    assert_eq!(at_a.body["uuid"], alice.uuid.as_str());
+    let salted_current = a.client(&salted("aaaaa")).get("/arvados/v1/api_client_authorizations/current").await.unwrap();
+    assert!(salted_current.ok().unwrap()["api_token"].is_null(), "a salted form is not the secret");
+    // Salted for B, it is no good at A.
+    assert_eq!(
+        a.client(&salted("bbbbb")).get("/arvados/v1/users/current").await.unwrap().status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An admin makes a token for another local user; nobody else may.
+    let for_alice = admin
+        .client
+        .post("/arvados/v1/api_client_authorizations", &json!({"api_client_authorization": {"owner_uuid": alice.uuid}}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(for_alice["owner_uuid"], alice.uuid.as_str());
+    let me = a.client(&full_token(&for_alice)).get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!(me["uuid"], alice.uuid.as_str());
+    let r = bob
+        .client
+        .post("/arvados/v1/api_client_authorizations", &json!({"api_client_authorization": {"owner_uuid": alice.uuid}}))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "admin_required"));
+}
 
 #[tokio::test]
 async fn the_exported_config_and_the_vocabulary_are_public_and_true() {
