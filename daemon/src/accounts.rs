@@ -12,6 +12,7 @@ pub mod error;
 pub mod legacy;
 pub mod listing;
 pub mod merge;
+pub mod names;
 pub mod objects;
 pub mod passwords;
 pub mod permissions;

@@ -374,6 +374,7 @@ pub(crate) fn merge_into_remote(
         )),
         group_class: "project".into(),
         properties,
+        trash_at: None,
     };
     b.put_object(None, &project)?;
     let plan = MergePlan { old: old.clone(), new: new_user, new_owner: project.uuid.clone(), redirect: true };

@@ -1012,6 +1012,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The records of kind `T` directly owned by `owner`, read and checked (only rows of that kind
+    /// are read: the index's uuids say their kind).
+    pub fn owned_records<T: OwnedRecord>(&self, owner: &ObjectUuid) -> StoreResult<Vec<T>> {
+        let mut out = Vec::new();
+        for uuid in self.candidates(AliasedIndex::Owner, &owner.to_string())? {
+            if uuid.kind() != T::KIND {
+                continue;
+            }
+            if let Some(r) = self.object::<T>(&uuid)?
+                && r.owner_uuid() == owner
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Uuids of the groups, collections, links and keys directly owned by `owner`.
     pub fn owned_by(&self, owner: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
         Ok(self.owned_rows(owner)?.into_iter().map(|r| r.uuid().clone()).collect())
@@ -1240,6 +1257,7 @@ mod tests {
             description: None,
             group_class: "project".into(),
             properties: serde_json::json!({}),
+            trash_at: None,
         }
     }
 

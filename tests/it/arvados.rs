@@ -3,10 +3,17 @@
 //! discovery document declares, names unique per owner, local usernames of remote users, and the
 //! user life-cycle methods. The real SDKs and tools drive the same things in `sdk.rs`.
 
-use crate::harness::{Federation, full_token};
+use crate::harness::{Federation, full_token, single};
 use federation_proto::{ClusterId, salted_secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+/// `path?k=v&…` with the values JSON-encoded where they are not plain strings.
+fn with_query(path: &str, q: &[(&str, Value)]) -> String {
+    let pairs: Vec<(&str, String)> =
+        q.iter().map(|(k, v)| (*k, v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect();
+    format!("{path}?{}", serde_urlencoded::to_string(pairs).unwrap())
+}
 
 fn uuid(v: &Value) -> &str {
     v["uuid"].as_str().unwrap()
@@ -119,4 +126,78 @@ async fn the_exported_config_and_the_vocabulary_are_public_and_true() {
     let session = a.anon.post("/hearth/v1/anonymous", &json!({})).await.unwrap().ok().unwrap();
     let anon = a.client(session["anonymous_token"].as_str().unwrap());
     assert_eq!(anon.get("/arvados/v1/config").await.unwrap().status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_merge_that_would_repeat_a_name_changes_nothing_and_says_which() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let alice = c.user("alice").await;
+    let bob = c.user("bob").await;
+    let project = |who: &crate::harness::TestUser, name: &str| {
+        let body = json!({"group": {"name": name, "group_class": "project"}});
+        let client = who.client.clone();
+        async move { client.post("/arvados/v1/groups", &body).await.unwrap().ok().unwrap() }
+    };
+    let mine = project(&alice, "results").await;
+    let theirs = project(&bob, "results").await;
+    let merge = |owner: &str| {
+        with_query(
+            "/arvados/v1/users/merge",
+            &[
+                ("old_user_uuid", json!(bob.uuid)),
+                ("new_user_uuid", json!(alice.uuid)),
+                ("new_owner_uuid", json!(owner)),
+                ("redirect_to_new_user", json!(true)),
+            ],
+        )
+    };
+    let r = c.root.post(&merge(&alice.uuid), &json!({})).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "merge_name_collision"));
+    let msg = r.body["errors"][0].as_str().unwrap();
+    assert!(msg.contains(uuid(&mine)) && msg.contains(uuid(&theirs)), "names both: {msg}");
+    assert!(
+        msg.contains(&format!("Key (owner_uuid, name)=({}, results) already exists.\n: UPDATE \"groups\"", alice.uuid)),
+        "{msg}"
+    );
+    // Nothing changed: bob is there, with his project and a working token.
+    let me = bob.client.get("/arvados/v1/users/current").await.unwrap().ok().unwrap();
+    assert_eq!((me["uuid"].as_str(), me["redirect_to_user_uuid"].is_null()), (Some(bob.uuid.as_str()), true));
+    let g = c.root.get(&format!("/arvados/v1/groups/{}", uuid(&theirs))).await.unwrap().ok().unwrap();
+    assert_eq!(g["owner_uuid"], bob.uuid.as_str());
+    // Into a fresh project it goes through.
+    let fresh = project(&alice, "from bob").await;
+    let old = c.root.post(&merge(uuid(&fresh)), &json!({})).await.unwrap().ok().unwrap();
+    assert_eq!(old["redirect_to_user_uuid"], alice.uuid.as_str());
+}
+
+#[tokio::test]
+async fn imported_anonymous_work_keeps_names_unique() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let alice = c.user("alice").await;
+    alice
+        .client
+        .post("/arvados/v1/collections", &json!({"collection": {"name": "notes"}}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let session = c.anon.post("/hearth/v1/anonymous", &json!({})).await.unwrap().ok().unwrap();
+    let token = session["anonymous_token"].as_str().unwrap();
+    let anon = c.client(token);
+    let mut made = Vec::new();
+    for name in ["notes", "reads"] {
+        made.push(
+            anon.post("/arvados/v1/collections", &json!({"collection": {"name": name}})).await.unwrap().ok().unwrap(),
+        );
+    }
+    alice.client.post("/hearth/v1/anonymous_imports", &json!({"anonymous_token": token})).await.unwrap().ok().unwrap();
+    let name_of = |v: &Value| {
+        let client = alice.client.clone();
+        let path = format!("/arvados/v1/collections/{}", uuid(v));
+        async move { client.get(&path).await.unwrap().ok().unwrap()["name"].as_str().unwrap().to_string() }
+    };
+    assert_eq!(name_of(&made[0]).await, format!("notes ({})", &uuid(&made[0])[12..]));
+    assert_eq!(name_of(&made[1]).await, "reads");
 }

@@ -501,6 +501,7 @@ impl Accounts {
             description: Some(format!("Collections of {} ({}) in the older system, claimed by {me}.", l.name, l.email)),
             group_class: "project".into(),
             properties: json!({"hearth_legacy_id": l.legacy_id}),
+            trash_at: None,
         };
         let mut b = WriteBatch::new();
         b.put_object(None, &project)?;

@@ -23,6 +23,7 @@
 //! answered between the batches of step 2.
 
 use super::error::{Error, Result};
+use super::objects::ApiObject;
 use super::permissions::Level;
 use super::{Accounts, Caller, views};
 use crate::store::StoreResult;
@@ -392,6 +393,43 @@ impl Accounts {
         Ok((moves, owned_keys))
     }
 
+    /// Refuses (422, naming both objects) a merge that would move a project or collection into
+    /// an owner that already holds one of the same name: names are unique per owner, and Arvados'
+    /// merge fails the same way, changing nothing. Moved rows are compared with what the new owner
+    /// holds now; repeated names among the moved rows themselves (stored before names were
+    /// unique) are left as they are.
+    fn check_no_name_collisions(&self, m: &MergeIntent, moves: &RowMoves) -> Result<()> {
+        fn first_clash<T: ApiObject>(
+            accounts: &Accounts,
+            m: &MergeIntent,
+            moved: &[T],
+        ) -> Result<Option<(String, ObjectUuid, ObjectUuid)>> {
+            if moved.is_empty() {
+                return Ok(None);
+            }
+            let held: HashMap<String, ObjectUuid> = accounts
+                .store()
+                .owned_records::<T>(&m.new_owner_uuid)?
+                .into_iter()
+                .filter_map(|r| r.unique_name().map(|n| (n.to_owned(), r.uuid().clone())))
+                .collect();
+            Ok(moved.iter().find_map(|r| {
+                let name = r.unique_name()?;
+                held.get(name).map(|h| (name.to_owned(), r.uuid().clone(), h.clone()))
+            }))
+        }
+        let clash = match first_clash(self, m, &moves.groups)? {
+            Some(c) => Some((ObjectKind::Group, c)),
+            None => first_clash(self, m, &moves.collections)?.map(|c| (ObjectKind::Collection, c)),
+        };
+        match clash {
+            Some((kind, (name, moving, holder))) => {
+                Err(super::names::merge_collision(kind, &m.old_user_uuid, &m.new_owner_uuid, &name, &moving, &holder))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
     /// thread while the one before is being applied.
     fn apply_moves(&self, moves: &RowMoves) -> Result<()> {
@@ -505,6 +543,7 @@ impl Accounts {
             at: now,
         };
         let (moves, owned_keys) = self.collect_moves(&intent)?;
+        self.check_no_name_collisions(&intent, &moves)?;
         let mut counts = MergeCounts {
             objects: moves.groups.len() + moves.collections.len(),
             links: moves.links.len(),

@@ -147,6 +147,9 @@ pub struct Group {
     pub group_class: String,
     /// Free-form properties.
     pub properties: Value,
+    /// When it was put in the trash (`groups.trash`); it and everything it holds are then hidden.
+    #[serde(with = "arv_time::option", default)]
+    pub trash_at: Option<OffsetDateTime>,
 }
 
 /// A collection's metadata.
