@@ -64,6 +64,7 @@ trees! {
     Users => "useruuid_user": "user uuid → User",
     UserEmail => "email_useruuid": "lowercased email \\0 user uuid → ()",
     Username => "username_useruuid": "username → user uuid",
+    FormerUsernames => "formerusername_useruuid": "username a merge freed → the merged-away user uuid that held it (logins by it lead to the moved page)",
     Tokens => "tokenuuid_token": "token uuid → TokenRow",
     UserTokens => "useruuid_tokenuuid": "user uuid \\0 token uuid → ()",
     Groups => "groupuuid_group": "group uuid → Group",
@@ -370,9 +371,8 @@ impl WriteBatch {
             {
                 self.del_raw(TreeId::UserEmail, pair(e, &uuid));
             }
-            if let Some(u) = &old.username
-                && !old.cached_from_home
-                && (Some(u) != new.username.as_ref() || new.cached_from_home)
+            if let Some(u) = old.indexed_username()
+                && Some(u) != new.indexed_username()
             {
                 self.del_raw(TreeId::Username, u.as_bytes().to_vec());
             }
@@ -380,15 +380,19 @@ impl WriteBatch {
         if let Some(e) = &new.email {
             self.put_raw(TreeId::UserEmail, pair(e, &uuid), Vec::new());
         }
-        // Cached remote users keep their username for display; only local users hold names here.
-        if let Some(u) = &new.username
-            && !new.cached_from_home
-        {
+        // Local users' usernames and the local usernames of cached remote users (a remote user's
+        // home username is kept for display only).
+        if let Some(u) = new.indexed_username() {
             self.put_raw(TreeId::Username, u.as_bytes().to_vec(), uuid.as_bytes().to_vec());
         }
         let bytes = encode(TreeId::Users, new)?;
         self.put_raw(TreeId::Users, uuid.into_bytes(), bytes);
         Ok(())
+    }
+
+    /// Remembers that `username` was `user`'s until a merge freed it.
+    pub fn put_former_username(&mut self, username: &str, user: &ObjectUuid) {
+        self.put_raw(TreeId::FormerUsernames, username.as_bytes().to_vec(), user.to_string().into_bytes());
     }
 
     /// Writes a token row and its per-user index entry, moving it when the user changed.
@@ -729,6 +733,14 @@ impl Store {
     /// The user holding a username.
     pub fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let Some(uuid) = self.tree(TreeId::Username).get(username.as_bytes())? else {
+            return Ok(None);
+        };
+        self.get_json(TreeId::Users, &uuid)
+    }
+
+    /// The merged-away user that last held `username` before a merge freed it, if any.
+    pub fn former_holder_of(&self, username: &str) -> StoreResult<Option<User>> {
+        let Some(uuid) = self.tree(TreeId::FormerUsernames).get(username.as_bytes())? else {
             return Ok(None);
         };
         self.get_json(TreeId::Users, &uuid)

@@ -4,9 +4,11 @@
 //! user life-cycle methods. The real SDKs and tools drive the same things in `sdk.rs`.
 
 use crate::harness::{Federation, full_token, single};
+use crate::migration::wait_cached;
 use federation_proto::{ClusterId, salted_secret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 /// `path?k=v&…` with the values JSON-encoded where they are not plain strings.
 fn with_query(path: &str, q: &[(&str, Value)]) -> String {
@@ -169,6 +171,87 @@ async fn a_merge_that_would_repeat_a_name_changes_nothing_and_says_which() {
     let fresh = project(&alice, "from bob").await;
     let old = c.root.post(&merge(uuid(&fresh)), &json!({})).await.unwrap().ok().unwrap();
     assert_eq!(old["redirect_to_user_uuid"], alice.uuid.as_str());
+}
+
+#[tokio::test]
+async fn merging_into_a_merged_user_is_422_whatever_the_owner() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let (x, y, z) = (c.user("xena").await, c.user("yuri").await, c.user("zack").await);
+    let xp = x
+        .client
+        .post("/arvados/v1/groups", &json!({"group": {"name": "x's", "group_class": "project"}}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let merge = |old: &str, new: &str, owner: &str| {
+        with_query(
+            "/arvados/v1/users/merge",
+            &[
+                ("old_user_uuid", json!(old)),
+                ("new_user_uuid", json!(new)),
+                ("new_owner_uuid", json!(owner)),
+                ("redirect_to_new_user", json!(true)),
+            ],
+        )
+    };
+    c.root.post(&merge(&x.uuid, &y.uuid, &y.uuid), &json!({})).await.unwrap().ok().unwrap();
+    // x's project now belongs to y: x can write nothing but itself. Still the answer is that x
+    // is merged, not that the owner is not writable.
+    for owner in [uuid(&xp), x.uuid.as_str()] {
+        let r = c.root.post(&merge(&z.uuid, &x.uuid, owner), &json!({})).await.unwrap();
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "merge_new_already_merged"),
+            "{owner}: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn remote_users_carry_a_local_username_that_notices_never_change() {
+    let fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let (a, b) = (fed.at("aaaaa"), fed.at("bbbbb"));
+    let carol = a.user("carol").await;
+    let cached = wait_cached(b, &carol.uuid).await;
+    assert_eq!(cached["username"], "carol", "the home's name, shown");
+    let at_b = format!("/arvados/v1/users/{}", carol.uuid);
+    let someone = b.user("sam").await;
+    let r = someone.client.put(&at_b, &json!({"user": {"username": "carolb"}})).await.unwrap();
+    assert!(matches!(r.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{}", r.status);
+
+    let set = b.root.put(&at_b, &json!({"user": {"username": "carolb"}})).await.unwrap().ok().unwrap();
+    assert_eq!(set["username"], "carolb");
+    // It is this cluster's username now: listed by it, and no one else may take it.
+    let q = with_query("/arvados/v1/users", &[("filters", json!([["username", "=", "carolb"]]))]);
+    let found = b.root.get(&q).await.unwrap().ok().unwrap();
+    assert_eq!(found["items"][0]["uuid"], carol.uuid.as_str());
+    let r = b.root.create_user(json!({"username": "carolb", "email": "other@example.org"}), None).await;
+    assert!(r.is_err(), "a second carolb was made");
+    // Only the username is ours to set.
+    let r = b.root.put(&at_b, &json!({"user": {"first_name": "Caroline"}})).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "remote_user"));
+    let r = b.root.put(&at_b, &json!({"user": {"username": "sam"}})).await.unwrap();
+    assert_eq!(r.code(), "username_taken");
+
+    // Carol logs in at home again: B hears of it (a newer record) and keeps the local name.
+    let seen_before = b.root.get(&at_b).await.unwrap().ok().unwrap()["last_login_at"].clone();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.anon.login("carol", &carol.password, None).await.unwrap();
+    let started = Instant::now();
+    let now = loop {
+        let u = b.root.get(&at_b).await.unwrap().ok().unwrap();
+        if u["last_login_at"] != seen_before {
+            break u;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "B never heard of the login");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(now["username"], "carolb");
+    let found = b.root.get(&q).await.unwrap().ok().unwrap();
+    assert_eq!(found["items_available"], 1);
 }
 
 #[tokio::test]

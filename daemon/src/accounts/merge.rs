@@ -272,18 +272,21 @@ impl Accounts {
         if !matches!(new_owner.kind(), ObjectKind::User | ObjectKind::Group) || !self.exists(&new_owner)? {
             return Err(owner_missing());
         }
+        // An account already merged away is refused (422, as in Arvados, where it is not even
+        // found) before anything is asked of it: a merged-away new user can write nothing but itself,
+        // and a 403 would wrongly say that the owner was the problem.
+        if old.redirect_to_user_uuid.is_some() {
+            return Err(Error::old_already_merged());
+        }
+        if new.redirect_to_user_uuid.is_some() {
+            return Err(Error::new_already_merged());
+        }
         let level = self.access_level(&new.uuid, new.is_admin && new.uuid.cluster() == self.cluster(), &new_owner)?;
         if new_owner != new.uuid && level < Level::Write {
             return Err(Error::forbidden(
                 "merge_new_owner_not_writable",
                 "cannot move objects into supplied new_owner_uuid: new user does not have write permission",
             ));
-        }
-        if old.redirect_to_user_uuid.is_some() {
-            return Err(Error::old_already_merged());
-        }
-        if new.redirect_to_user_uuid.is_some() {
-            return Err(Error::new_already_merged());
         }
         let redirect = match p.redirect_to_new_user.as_deref() {
             None => false,
@@ -594,7 +597,12 @@ impl Accounts {
         let mut old_after = old.clone();
         if plan.redirect {
             old_after.redirect_to_user_uuid = Some(new.uuid.clone());
+            if let Some(name) = old.indexed_username().filter(|_| !old.cached_from_home) {
+                // Logins by the freed name lead to the moved page until someone takes it.
+                b.put_former_username(name, &old.uuid);
+            }
             old_after.username = None;
+            old_after.local_username = None;
             if old.uuid.cluster() != self.cluster() {
                 // The redirect of a remote user that our admin made: ours to vouch for (the cached
                 // record alone cannot say who set it; see `redirects`).

@@ -28,7 +28,7 @@ pub fn user(u: &User) -> Value {
         "modified_by_client_uuid": null,
         "email": u.email,
         "email_verified": u.email_verified,
-        "username": u.username,
+        "username": u.shown_username(),
         "first_name": u.first_name,
         "last_name": u.last_name,
         "full_name": full_name,

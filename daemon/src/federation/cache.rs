@@ -3,7 +3,8 @@
 //! Receiving notices: a batch is applied idempotently (the same batch id gets the same answer),
 //! and per user only a higher home sequence number changes the cached record, so replays and
 //! reordering change nothing. A cached record is never admin and is changed only by notices and
-//! assertions from the user's home cluster.
+//! assertions from the user's home cluster, except for the local username an admin may give it
+//! here, which they keep.
 //!
 //! Tokens of other clusters: the first use of a token at this cluster asks its home cluster
 //! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
@@ -81,6 +82,12 @@ impl Federation {
             last_login_at: rec.last_login_at.as_deref().and_then(parse_time),
             home_seq: rec.home_seq,
             cached_from_home: true,
+            // The username an admin gave the user here is this cluster's, not the home's: no
+            // notice changes it. A redirect (the account merged away at home) frees it.
+            local_username: old
+                .as_ref()
+                .and_then(|o| o.local_username.clone())
+                .filter(|_| rec.redirect_to_user_uuid.is_none()),
             ..User::new(rec.uuid.clone(), home_root, now)
         };
         b.put_user(old.as_ref(), &user)?;

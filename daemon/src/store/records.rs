@@ -58,6 +58,24 @@ pub struct User {
     /// record); never set by hand.
     #[serde(default)]
     pub orcid: Option<String>,
+    /// For a cached remote user: the username an admin gave it here (shell logins use it). Unique
+    /// among this cluster's usernames; notices from the user's home never change it (`username`
+    /// keeps the home's name, shown when there is no local one).
+    #[serde(default)]
+    pub local_username: Option<String>,
+}
+
+impl User {
+    /// The name this cluster knows the user by in its username index: a local user's username, a
+    /// cached remote user's local username (a remote user's home username is not this cluster's).
+    pub fn indexed_username(&self) -> Option<&str> {
+        if self.cached_from_home { self.local_username.as_deref() } else { self.username.as_deref() }
+    }
+
+    /// The username shown here: the local one if an admin gave a remote user one, else `username`.
+    pub fn shown_username(&self) -> Option<&str> {
+        self.local_username.as_deref().or(self.username.as_deref())
+    }
 }
 
 impl User {
@@ -84,6 +102,7 @@ impl User {
             home_seq: 0,
             orcid: None,
             cached_from_home: false,
+            local_username: None,
         }
     }
 }
