@@ -150,13 +150,23 @@ pub fn router(app: Arc<App>) -> Router {
     use arvados::*;
     let api = Router::<Arc<App>>::new()
         .route("/arvados/v1/users/current", get(users_current))
+        .route("/arvados/v1/users/system", get(users_system))
         .route("/arvados/v1/users/merge", post(users_merge))
+        .route("/arvados/v1/users/setup", post(users_setup))
+        .route("/arvados/v1/users/{uuid}/activate", post(users_activate))
+        .route("/arvados/v1/users/{uuid}/unsetup", post(users_unsetup))
         .route("/arvados/v1/users", get(users_list).post(users_create))
         .route("/arvados/v1/users/{uuid}", get(users_get).put(users_update).patch(users_update))
         .route("/arvados/v1/api_client_authorizations/current", get(tokens_current))
         .route("/arvados/v1/api_client_authorizations", get(tokens_list).post(tokens_create))
         .route("/arvados/v1/api_client_authorizations/{uuid}", get(tokens_get).delete(tokens_delete))
         .route("/arvados/v1/groups", get(objects_list::<Group>).post(objects_create::<Group>))
+        .route("/arvados/v1/groups/contents", get(groups_contents))
+        .route("/arvados/v1/groups/shared", get(groups_shared))
+        .route("/arvados/v1/groups/{uuid}/contents", get(groups_contents_of))
+        .route("/arvados/v1/groups/{uuid}/trash", post(groups_trash))
+        .route("/arvados/v1/groups/{uuid}/untrash", post(groups_untrash))
+        .route("/arvados/v1/permissions/{uuid}", get(links_get_permissions))
         .route(
             "/arvados/v1/groups/{uuid}",
             get(objects_get::<Group>)

@@ -35,7 +35,7 @@ pub fn user(u: &User) -> Value {
         "identity_url": null,
         "is_active": u.is_active,
         "is_admin": u.is_admin,
-        "is_invited": u.is_active,
+        "is_invited": u.is_active || u.is_invited,
         "prefs": u.prefs,
         "redirect_to_user_uuid": u.redirect_to_user_uuid,
         "last_login_at": u.last_login_at.map(format_time),

@@ -58,6 +58,9 @@ pub struct User {
     /// record); never set by hand.
     #[serde(default)]
     pub orcid: Option<String>,
+    /// Set up by an admin (`users.setup`): the user may activate itself (`users.activate`).
+    #[serde(default)]
+    pub is_invited: bool,
     /// For a cached remote user: the username an admin gave it here (shell logins use it). Unique
     /// among this cluster's usernames; notices from the user's home never change it (`username`
     /// keeps the home's name, shown when there is no local one).
@@ -102,6 +105,7 @@ impl User {
             home_seq: 0,
             orcid: None,
             cached_from_home: false,
+            is_invited: false,
             local_username: None,
         }
     }
