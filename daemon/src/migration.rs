@@ -359,13 +359,16 @@ pub(crate) fn merge_into_remote(
         None => held.ok_or_else(|| refuse(ErrorKind::Internal, "cache", "remote user missing from the cache"))?,
     };
     let now = accounts.clock().now();
+    // Names are unique per owner: a project of that name the new account already has here makes
+    // this one take Arvados' free name.
+    let name = accounts.free_name::<Group>(&new.uuid, &project_name(old), &project_uuid)?;
     let project = Group {
         uuid: project_uuid,
         owner_uuid: new.uuid.clone(),
         created_at: now,
         modified_at: now,
         modified_by_user_uuid: Some(actor.clone()),
-        name: project_name(old),
+        name,
         description: Some(format!(
             "Everything {} owned at {} before it moved to {}.",
             old.uuid,

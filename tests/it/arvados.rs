@@ -676,3 +676,32 @@ async fn imported_anonymous_work_keeps_names_unique() {
     assert_eq!(name_of(&made[0]).await, format!("notes ({})", &uuid(&made[0])[12..]));
     assert_eq!(name_of(&made[1]).await, "reads");
 }
+
+#[tokio::test]
+async fn projects_hearth_makes_itself_take_a_free_name_too() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let lena = c.user("lena").await;
+    let name = "Legacy data: Lena (old-1)";
+    lena.client
+        .post("/arvados/v1/groups", &json!({"group": {"name": name, "group_class": "project"}}))
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let line =
+        json!({"legacy_id": "old-1", "email": "lena@example.org", "name": "Lena", "collections": [{"name": "traits"}]});
+    c.root.post("/hearth/v1/admin/legacy/import", &json!({"lines": [line.to_string()]})).await.unwrap().ok().unwrap();
+    lena.client.post("/hearth/v1/legacy_offers/old-1/claim", &json!({})).await.unwrap().ok().unwrap();
+    let q = with_query("/arvados/v1/groups", &[("filters", json!([["name", "like", "Legacy data: Lena%"]]))]);
+    let mut names: Vec<String> = lena.client.get(&q).await.unwrap().ok().unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], name);
+    assert!(names[1].starts_with(&format!("{name} (")) && names[1].len() == name.len() + 18, "{names:?}");
+}

@@ -491,8 +491,10 @@ impl Accounts {
         if name.chars().count() > MAX_NAME {
             name = name.chars().take(MAX_NAME).collect();
         }
+        let project_uuid = self.new_uuid(ObjectKind::Group);
+        let name = self.free_name::<Group>(&me, &name, &project_uuid)?;
         let project = Group {
-            uuid: self.new_uuid(ObjectKind::Group),
+            uuid: project_uuid,
             owner_uuid: me.clone(),
             created_at: now,
             modified_at: now,

@@ -100,6 +100,15 @@ impl Accounts {
             .map(|r| r.uuid().clone()))
     }
 
+    /// `name` if `owner` holds no live record of kind `T` by that name, else Arvados' free name for
+    /// the record `uuid` (for the projects Hearth makes itself: "Migrated from …", "Legacy data: …").
+    pub(crate) fn free_name<T: ApiObject>(&self, owner: &ObjectUuid, name: &str, uuid: &ObjectUuid) -> Result<String> {
+        Ok(match self.name_holder::<T>(owner, name, Some(uuid))? {
+            None => name.to_owned(),
+            Some(_) => unique_variant(name, uuid),
+        })
+    }
+
     /// Makes sure `record`'s name is free under its owner: refused (422) when it is not, or, with
     /// `ensure_unique`, renamed the way Arvados renames. Records without unique names pass.
     pub(crate) fn claim_name<T: ApiObject>(&self, caller: &Caller, record: &mut T, ensure_unique: bool) -> Result<()> {
