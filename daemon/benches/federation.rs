@@ -495,7 +495,7 @@ async fn remote() {
     let mut tokens = Vec::new();
     for _ in 0..first_uses {
         let v = ann_a.post("/arvados/v1/api_client_authorizations", &json!({})).await.unwrap().ok().unwrap();
-        tokens.push(v["api_token"].as_str().unwrap().to_string());
+        tokens.push(format!("v2/{}/{}", v["uuid"].as_str().unwrap(), v["api_token"].as_str().unwrap()));
     }
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let l = load();

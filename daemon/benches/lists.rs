@@ -129,15 +129,16 @@ async fn main() -> anyhow::Result<()> {
     let mallory = anon.with_token(&token);
 
     let t = Instant::now();
-    let attrs = json!({
-        "name": ends_in_y(MAX_NAME_CHARS),
-        "description": ends_in_y(MAX_DESCRIPTION_BYTES),
-        "properties": biggest_properties(),
-        "manifest_text": "m".repeat(manifest_bytes),
-    });
-    let body = json!({"collection": attrs});
-    for _ in 0..collections {
-        mallory.post("/arvados/v1/collections", &body).await?.ok()?;
+    for i in 0..collections {
+        // Names are unique per owner: each at its bound, ending in y, told apart by a number.
+        let name = format!("{}{i:05}y", "x".repeat(MAX_NAME_CHARS - 6));
+        let attrs = json!({
+            "name": name,
+            "description": ends_in_y(MAX_DESCRIPTION_BYTES),
+            "properties": biggest_properties(),
+            "manifest_text": "m".repeat(manifest_bytes),
+        });
+        mallory.post("/arvados/v1/collections", &json!({"collection": attrs})).await?.ok()?;
     }
     println!("filled in {:.1?} (load {})", t.elapsed(), load());
 

@@ -8,11 +8,13 @@
 pub mod anonymous;
 pub mod auth;
 pub mod bounds;
+pub mod contents;
 pub mod error;
 pub mod identities;
 pub mod legacy;
 pub mod listing;
 pub mod merge;
+pub mod names;
 pub mod objects;
 pub mod passwords;
 pub mod permissions;
@@ -20,6 +22,7 @@ pub mod persons;
 pub mod profiles;
 pub mod redirects;
 pub mod tokens;
+pub mod user_states;
 pub mod users;
 pub mod views;
 
@@ -143,21 +146,33 @@ impl Accounts {
         Ok(accounts)
     }
 
+    /// The system user's email, as Arvados gives its own (admin tools sort users by email and
+    /// would fail on a missing one).
+    const SYSTEM_USER_EMAIL: &'static str = "root";
+
     fn bootstrap(&self) -> Result<()> {
         let _w = self.write_lock();
-        if self.store.user(&self.system_user)?.is_some() {
-            return Ok(());
-        }
-        let now = self.clock.now();
-        let root = User {
-            username: Some("root".into()),
-            first_name: "root".into(),
-            is_active: true,
-            is_admin: true,
-            ..User::new(self.system_user.clone(), self.system_user.clone(), now)
-        };
         let mut b = WriteBatch::new();
-        b.put_user(None, &root)?;
+        match self.store.user(&self.system_user)? {
+            Some(old) if old.email.is_some() => return Ok(()),
+            Some(old) => {
+                // Made before the system user had Arvados' email.
+                let root = User { email: Some(Self::SYSTEM_USER_EMAIL.into()), ..old.clone() };
+                b.put_user(Some(&old), &root)?;
+            }
+            None => {
+                let now = self.clock.now();
+                let root = User {
+                    username: Some("root".into()),
+                    email: Some(Self::SYSTEM_USER_EMAIL.into()),
+                    first_name: "root".into(),
+                    is_active: true,
+                    is_admin: true,
+                    ..User::new(self.system_user.clone(), self.system_user.clone(), now)
+                };
+                b.put_user(None, &root)?;
+            }
+        }
         self.store.commit(b)?;
         Ok(())
     }
@@ -235,6 +250,29 @@ impl Accounts {
             Ok(g) => Some(g),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Arvados' federation parameters, which Hearth answers locally: `bypass_federation` is for
+    /// admins only (403, as in Arvados), and `cluster_id` may only name this cluster (Hearth
+    /// forwards no request to a peer: 422 saying where to send it).
+    pub fn check_federation_params(&self, caller: &Caller, bypass: bool, cluster_id: Option<&str>) -> Result<()> {
+        if bypass && !caller.is_admin() {
+            return Err(Error::forbidden(
+                "bypass_federation_admin_only",
+                "The bypass_federation parameter is only permitted when current user is admin",
+            ));
+        }
+        match cluster_id.map(str::trim).filter(|c| !c.is_empty()) {
+            Some(id) if id != self.cluster().as_str() => Err(Error::unprocessable(
+                "cluster_id_elsewhere",
+                format!(
+                    "cluster_id {}: this cluster ({}) forwards no request to another; send it to that cluster itself",
+                    bounds::excerpt(id),
+                    self.cluster()
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -4,6 +4,8 @@
 //! variable `HEARTH_<SECTION>__<KEY>` (for example `HEARTH_CLUSTER__LISTEN`). Unknown keys and bad
 //! values stop the start: [`Settings::load`] returns an error whose message names the key.
 
+pub mod export;
+
 use federation_proto::ClusterId;
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -97,6 +97,7 @@ pub fn seed_big_user(accounts: &Accounts, prefix: &str, objects: usize, links: u
         description: None,
         group_class: "project".into(),
         properties: json!({}),
+        trash_at: None,
     };
     let key = AuthorizedKey {
         uuid: accounts.new_uuid(ObjectKind::AuthorizedKey),
@@ -133,6 +134,7 @@ pub fn seed_big_user(accounts: &Accounts, prefix: &str, objects: usize, links: u
                 description: Some(format!("fixture project number {i}")),
                 group_class: "project".into(),
                 properties: json!({"fixture": i}),
+                trash_at: None,
             };
             if heads.len() < 1024 {
                 heads.push(g.uuid.clone());

@@ -144,18 +144,33 @@ async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The refusal when a fixed document (the exported config) could not be rendered.
+fn render_failed(e: &impl std::fmt::Display) -> error::ApiError {
+    error::ApiError(Error::new(crate::accounts::ErrorKind::Internal, "render", e.to_string()))
+}
+
 /// All routes of one daemon.
 pub fn router(app: Arc<App>) -> Router {
     use arvados::*;
     let api = Router::<Arc<App>>::new()
         .route("/arvados/v1/users/current", get(users_current))
+        .route("/arvados/v1/users/system", get(users_system))
         .route("/arvados/v1/users/merge", post(users_merge))
+        .route("/arvados/v1/users/setup", post(users_setup))
+        .route("/arvados/v1/users/{uuid}/activate", post(users_activate))
+        .route("/arvados/v1/users/{uuid}/unsetup", post(users_unsetup))
         .route("/arvados/v1/users", get(users_list).post(users_create))
         .route("/arvados/v1/users/{uuid}", get(users_get).put(users_update).patch(users_update))
         .route("/arvados/v1/api_client_authorizations/current", get(tokens_current))
         .route("/arvados/v1/api_client_authorizations", get(tokens_list).post(tokens_create))
         .route("/arvados/v1/api_client_authorizations/{uuid}", get(tokens_get).delete(tokens_delete))
         .route("/arvados/v1/groups", get(objects_list::<Group>).post(objects_create::<Group>))
+        .route("/arvados/v1/groups/contents", get(groups_contents))
+        .route("/arvados/v1/groups/shared", get(groups_shared))
+        .route("/arvados/v1/groups/{uuid}/contents", get(groups_contents_of))
+        .route("/arvados/v1/groups/{uuid}/trash", post(groups_trash))
+        .route("/arvados/v1/groups/{uuid}/untrash", post(groups_untrash))
+        .route("/arvados/v1/permissions/{uuid}", get(links_get_permissions))
         .route(
             "/arvados/v1/groups/{uuid}",
             get(objects_get::<Group>)
@@ -199,6 +214,13 @@ pub fn router(app: Arc<App>) -> Router {
         .map(|p| (p.id.to_string(), p.url.trim_start_matches("https://").trim_end_matches('/').to_string()))
         .collect();
     let doc = Arc::new(discovery::document(&cluster, &public_url, &remote_hosts));
+    // Both are public in Arvados: clients read them before they log in.
+    let exported = Arc::new(
+        serde_json::to_value(crate::config::export::ExportedConfig::from_settings(&app.settings, params::MAX_BODY))
+            .map_err(|e| e.to_string()),
+    );
+    let vocabulary =
+        Arc::new(serde_json::to_value(crate::config::export::Vocabulary::default()).map_err(|e| e.to_string()));
     Router::new()
         .merge(api)
         .route(
@@ -206,6 +228,20 @@ pub fn router(app: Arc<App>) -> Router {
             get(move || {
                 let doc = doc.clone();
                 async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .route(
+            "/arvados/v1/config",
+            get(move || {
+                let exported = exported.clone();
+                async move { (*exported).clone().map(axum::Json).map_err(|e| render_failed(&e)) }
+            }),
+        )
+        .route(
+            "/arvados/v1/vocabulary",
+            get(move || {
+                let vocabulary = vocabulary.clone();
+                async move { (*vocabulary).clone().map(axum::Json).map_err(|e| render_failed(&e)) }
             }),
         )
         .route("/federation/v1/keys", get(federation::keys))

@@ -366,13 +366,16 @@ pub(crate) fn merge_into_remote(
         None => held.ok_or_else(|| refuse(ErrorKind::Internal, "cache", "remote user missing from the cache"))?,
     };
     let now = accounts.clock().now();
+    // Names are unique per owner: a project of that name the new account already has here makes
+    // this one take Arvados' free name.
+    let name = accounts.free_name::<Group>(&new.uuid, &project_name(old), &project_uuid)?;
     let project = Group {
         uuid: project_uuid,
         owner_uuid: new.uuid.clone(),
         created_at: now,
         modified_at: now,
         modified_by_user_uuid: actor.user_uuid().cloned(),
-        name: project_name(old),
+        name,
         description: Some(format!(
             "Everything {} owned at {} before it moved to {}.",
             old.uuid,
@@ -381,6 +384,7 @@ pub(crate) fn merge_into_remote(
         )),
         group_class: "project".into(),
         properties,
+        trash_at: None,
     };
     b.put_object(None, &project)?;
     let plan = MergePlan { old: old.clone(), new: new_user, new_owner: project.uuid.clone(), redirect: true };

@@ -65,6 +65,7 @@ trees! {
     Users => "useruuid_user": "user uuid → User",
     UserEmail => "email_useruuid": "lowercased email \\0 user uuid → ()",
     Username => "username_useruuid": "username → user uuid",
+    FormerUsernames => "formerusername_useruuid": "username a merge freed → the merged-away user uuid that held it (logins by it lead to the moved page)",
     Tokens => "tokenuuid_token": "token uuid → TokenRow",
     UserTokens => "useruuid_tokenuuid": "user uuid \\0 token uuid → ()",
     Groups => "groupuuid_group": "group uuid → Group",
@@ -383,9 +384,8 @@ impl WriteBatch {
             {
                 self.del_raw(TreeId::UserEmail, pair(e, &uuid));
             }
-            if let Some(u) = &old.username
-                && !old.cached_from_home
-                && (Some(u) != new.username.as_ref() || new.cached_from_home)
+            if let Some(u) = old.indexed_username()
+                && Some(u) != new.indexed_username()
             {
                 self.del_raw(TreeId::Username, u.as_bytes().to_vec());
             }
@@ -401,10 +401,9 @@ impl WriteBatch {
         if let Some(e) = &new.email {
             self.put_raw(TreeId::UserEmail, pair(e, &uuid), Vec::new());
         }
-        // Cached remote users keep their username for display; only local users hold names here.
-        if let Some(u) = &new.username
-            && !new.cached_from_home
-        {
+        // Local users' usernames and the local usernames of cached remote users (a remote user's
+        // home username is kept for display only).
+        if let Some(u) = new.indexed_username() {
             self.put_raw(TreeId::Username, u.as_bytes().to_vec(), uuid.as_bytes().to_vec());
         }
         let bytes = encode(TreeId::Users, new)?;
@@ -440,6 +439,11 @@ impl WriteBatch {
     /// Ends a session's switch, if it had one.
     pub fn delete_profile_switch(&mut self, token_uuid: &ObjectUuid) {
         self.del_raw(TreeId::ProfileSwitches, token_uuid.to_string().into_bytes());
+    }
+
+    /// Remembers that `username` was `user`'s until a merge freed it.
+    pub fn put_former_username(&mut self, username: &str, user: &ObjectUuid) {
+        self.put_raw(TreeId::FormerUsernames, username.as_bytes().to_vec(), user.to_string().into_bytes());
     }
 
     /// Writes a token row and its per-user index entry, moving it when the user changed.
@@ -831,6 +835,14 @@ impl Store {
         self.get_json(TreeId::Users, &uuid)
     }
 
+    /// The merged-away user that last held `username` before a merge freed it, if any.
+    pub fn former_holder_of(&self, username: &str) -> StoreResult<Option<User>> {
+        let Some(uuid) = self.tree(TreeId::FormerUsernames).get(username.as_bytes())? else {
+            return Ok(None);
+        };
+        self.get_json(TreeId::Users, &uuid)
+    }
+
     /// Users with this (lowercased) email.
     pub fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>> {
         let mut out = Vec::new();
@@ -1139,6 +1151,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The records of kind `T` directly owned by `owner`, read and checked (only rows of that kind
+    /// are read: the index's uuids say their kind).
+    pub fn owned_records<T: OwnedRecord>(&self, owner: &ObjectUuid) -> StoreResult<Vec<T>> {
+        let mut out = Vec::new();
+        for uuid in self.candidates(AliasedIndex::Owner, &owner.to_string())? {
+            if uuid.kind() != T::KIND {
+                continue;
+            }
+            if let Some(r) = self.object::<T>(&uuid)?
+                && r.owner_uuid() == owner
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Uuids of the groups, collections, links and keys directly owned by `owner`.
     pub fn owned_by(&self, owner: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
         Ok(self.owned_rows(owner)?.into_iter().map(|r| r.uuid().clone()).collect())
@@ -1423,6 +1452,7 @@ mod tests {
             description: None,
             group_class: "project".into(),
             properties: serde_json::json!({}),
+            trash_at: None,
         }
     }
 

@@ -70,7 +70,7 @@ async fn token_secrets_are_not_stored_in_plain_text() {
     let mut fed = single().await;
     let alice = fed.clusters[0].user("alice").await;
     let created = alice.client.post("/arvados/v1/api_client_authorizations", &json!({})).await.unwrap().ok().unwrap();
-    let api_token = created["api_token"].as_str().unwrap().to_string();
+    let api_token = crate::harness::full_token(&created);
     let c = fed.at_mut("zzzzz");
     c.terminate();
     let mut haystack = Vec::new();
@@ -306,8 +306,8 @@ async fn scoped_expired_and_revoked_tokens() {
         .unwrap()
         .ok()
         .unwrap();
-    let st = scoped["api_token"].as_str().unwrap();
-    let sc = c.client(st);
+    let st = crate::harness::full_token(&scoped);
+    let sc = c.client(&st);
     assert_eq!(sc.get("/arvados/v1/users/current").await.unwrap().status, StatusCode::OK);
     assert_eq!(
         sc.get("/arvados/v1/groups/").await.unwrap().status,
@@ -344,12 +344,12 @@ async fn scoped_expired_and_revoked_tokens() {
         .ok()
         .unwrap();
     assert_eq!(
-        c.client(past["api_token"].as_str().unwrap()).get("/arvados/v1/users/current").await.unwrap().status,
+        c.client(&crate::harness::full_token(&past)).get("/arvados/v1/users/current").await.unwrap().status,
         StatusCode::UNAUTHORIZED
     );
     // Revoked.
     let t = alice.client.post("/arvados/v1/api_client_authorizations", &json!({})).await.unwrap().ok().unwrap();
-    let tc = c.client(t["api_token"].as_str().unwrap());
+    let tc = c.client(&crate::harness::full_token(&t));
     assert_eq!(tc.get("/arvados/v1/users/current").await.unwrap().status, StatusCode::OK);
     let mine = alice.client.get("/arvados/v1/api_client_authorizations").await.unwrap().ok().unwrap();
     assert!(mine["items_available"].as_u64().unwrap() >= 4);

@@ -126,6 +126,9 @@ async fn check_kind(client: &Client, path: &str, resource: &str, base: Value, fi
         let r = client.post(path, &json!({resource: attrs})).await.unwrap();
         assert_eq!(r.status, StatusCode::OK, "create {resource} with {} at its bound: {}", f.name, r.body);
         assert_eq!(r.body[f.name], f.at_limit, "{resource}.{} at its bound is stored as given", f.name);
+        // Names are unique per owner: the one just made gives the name back for the update.
+        let made = format!("{path}/{}", r.body["uuid"].as_str().unwrap());
+        assert_eq!(client.delete(&made).await.unwrap().status, StatusCode::OK);
         let r = client.put(&existing_path, &json!({resource: {f.name: f.at_limit}})).await.unwrap();
         assert_eq!(r.status, StatusCode::OK, "update {resource} with {} at its bound: {}", f.name, r.body);
     }
@@ -342,8 +345,10 @@ async fn like_answers_rightly_for_tricky_and_pathological_patterns() {
 
 /// Makes `n` collections whose names and descriptions are at their bounds and end in `y`.
 async fn heavy_collections(client: &Client, n: usize) {
-    for _ in 0..n {
-        let attrs = json!({"name": format!("{}y", x(MAX_NAME_CHARS - 1)), "description": format!("{}y", x(MAX_DESCRIPTION_BYTES - 1))});
+    for i in 0..n {
+        // Names are unique per owner: told apart by a number before the final y.
+        let name = format!("{}{i:03}y", x(MAX_NAME_CHARS - 4));
+        let attrs = json!({"name": name, "description": format!("{}y", x(MAX_DESCRIPTION_BYTES - 1))});
         client.post("/arvados/v1/collections", &json!({"collection": attrs})).await.unwrap().ok().unwrap();
     }
 }

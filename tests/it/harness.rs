@@ -168,8 +168,18 @@ impl TestUser {
             .expect("create token")
             .ok()
             .expect("token created");
-        let raw = t["api_token"].as_str().expect("api_token");
-        if raw.starts_with("v2/") { raw.to_string() } else { format!("v2/{}/{raw}", t["uuid"].as_str().expect("uuid")) }
+        full_token(&t)
+    }
+}
+
+/// The full `v2/<uuid>/<secret>` form of a token that `api_client_authorizations.create` answered
+/// (whose `api_token` is the secret alone, as in Arvados; the full form is accepted too).
+pub fn full_token(created: &Value) -> String {
+    let raw = created["api_token"].as_str().expect("api_token");
+    if raw.starts_with("v2/") {
+        raw.to_string()
+    } else {
+        format!("v2/{}/{raw}", created["uuid"].as_str().expect("uuid"))
     }
 }
 
@@ -188,6 +198,52 @@ pub fn python_with(module: &str) -> std::path::PathBuf {
         }
     }
     panic!("no Python with {module} found (tried {candidates:?}); run .ci/run, which makes .venv")
+}
+
+/// A line of the Arvados Python SDK that sites run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkLine {
+    /// 2.7.x: the last line to ship the federation admin tools (`arv-federation-migrate`).
+    V2_7,
+    /// 3.x.
+    V3,
+}
+
+impl SdkLine {
+    /// How its version starts.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SdkLine::V2_7 => "2.7.",
+            SdkLine::V3 => "3.",
+        }
+    }
+}
+
+/// The test Python with `arvados-python-client` of `line`: `$HEARTH_TEST_PYTHON` (3.x) or
+/// `$HEARTH_TEST_PYTHON27` (2.7.x), else `.venv/bin/python` or `.venv27/bin/python` at the
+/// repository root (`.ci/run` makes both). Fails (never skips) when there is none, so that CI
+/// cannot pass without running the SDK.
+pub fn sdk_python(line: SdkLine) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
+    let (var, venv) = match line {
+        SdkLine::V2_7 => ("HEARTH_TEST_PYTHON27", ".venv27"),
+        SdkLine::V3 => ("HEARTH_TEST_PYTHON", ".venv"),
+    };
+    let candidates: Vec<PathBuf> =
+        std::env::var_os(var).map(PathBuf::from).into_iter().chain([root.join(venv).join("bin/python")]).collect();
+    let probe = "import arvados, importlib.metadata as m; print(m.version('arvados-python-client'))";
+    for p in &candidates {
+        if let Ok(out) = Command::new(p).args(["-c", probe]).output()
+            && out.status.success()
+            && String::from_utf8_lossy(&out.stdout).trim().starts_with(line.prefix())
+        {
+            return p.clone();
+        }
+    }
+    panic!(
+        "no Python with arvados-python-client {}x found (tried {candidates:?}); run .ci/run, which makes them",
+        line.prefix()
+    )
 }
 
 impl Drop for Cluster {

@@ -3,6 +3,7 @@
 
 mod anonymous;
 mod api;
+mod arvados;
 mod batch;
 mod bounds;
 mod browser;

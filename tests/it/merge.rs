@@ -67,7 +67,7 @@ async fn token_with(by: &Client, attrs: Value) -> String {
     let a =
         by.post("/arvados/v1/api_client_authorizations", &json!({"api_client_authorization": attrs})).await.unwrap();
     assert!(a.status.is_success(), "create token: {} {}", a.status, a.body);
-    a.body["api_token"].as_str().unwrap().to_string()
+    crate::harness::full_token(&a.body)
 }
 
 /// Everything an admin can see that a merge would touch, without the fields a login changes.
@@ -202,7 +202,7 @@ async fn every_refusal_answers_as_designed_and_changes_nothing() {
             .unwrap();
         let r = bob.client.delete(&format!("/arvados/v1/api_client_authorizations/{}", uuid(&a))).await.unwrap();
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        a["api_token"].as_str().unwrap().to_string()
+        crate::harness::full_token(&a)
     };
 
     let root = Some(c.plan.root_token.clone());

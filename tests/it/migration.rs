@@ -442,6 +442,23 @@ async fn a_merged_away_account_is_sent_home_and_unknown_logins_are_offered_their
     );
     let note = a.anon.http().get(&loc).send().await.unwrap().text().await.unwrap();
     assert!(note.contains("was merged into an account here"), "A's login page says why");
+    // So does its former username, which the merge freed.
+    let r = b.anon.post("/hearth/v1/login", &json!({"login": "liam", "password": wrong.password})).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "account_moved"), "{}", r.body);
+    let r = post("liam", &wrong.password).await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.contains(&format!("moved_from={}", wrong.uuid)), "{loc}");
+    // Until another account takes the name: then it is that account's.
+    let other = b
+        .root
+        .create_user(json!({"username": "liam", "email": "other-liam@example.org"}), Some("pw-other-liam-secret"))
+        .await
+        .unwrap();
+    let (_, user) = b.anon.login("liam", "pw-other-liam-secret", None).await.unwrap();
+    assert_eq!(user["uuid"], other["uuid"]);
+    let r = b.anon.post("/hearth/v1/login", &json!({"login": "liam", "password": wrong.password})).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_login"));
     // Someone with no account at B but a verified one at A is offered to continue there.
     let mia = a.user("mia").await;
     wait_cached(b, &mia.uuid).await;

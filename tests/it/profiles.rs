@@ -356,7 +356,7 @@ async fn who_may_act_as_whom_every_refusal_names_its_problem_and_changes_nothing
         .unwrap()
         .ok()
         .unwrap();
-    let scoped = c.client(scoped["api_token"].as_str().unwrap());
+    let scoped = c.client(&crate::harness::full_token(&scoped));
     // A browser session of ann's switched to kit: its token now acts as kit.
     let cookies = form_login(c, "ann", &ann.password).await;
     let session = cookies.split("hearth_session=").nth(1).unwrap().to_string();
@@ -658,8 +658,8 @@ async fn a_merged_parents_profiles_follow_it_in_the_same_transaction() {
     want.sort();
     assert_eq!(listed, want);
     // The new account acts as it; so does the old account's token (it now acts as the new account).
-    for client in [&new.client, &old.client] {
-        let coll = new_collection(&client.acting_as(&kit), "after the merge").await.ok().unwrap();
+    for (i, client) in [&new.client, &old.client].into_iter().enumerate() {
+        let coll = new_collection(&client.acting_as(&kit), &format!("after the merge {i}")).await.ok().unwrap();
         assert_eq!(coll["owner_uuid"], kit.as_str());
     }
     let merge = logs(c, json!([["event_type", "=", "merge"]])).await;

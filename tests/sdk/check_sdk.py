@@ -11,6 +11,9 @@ venv that has the SDK) and this environment:
   HEARTH_ANONYMOUS_TOKEN  token of an anonymous session (POST /hearth/v1/anonymous)
   HEARTH_CA_CERT          PEM of the CA that signed the server's certificate
 
+The same script runs with both lines of the SDK that sites use (2.7.x, the last to ship the
+federation admin tools, and 3.x); it prints the version it runs with first.
+
 TLS is verified for real: the SDK picks its CA bundle from SSL_CERT_FILE when it builds a client
 (arvados.util.ca_certs_path), so we point that at HEARTH_CA_CERT and never pass insecure=True.
 One check proves verification is on (a client trusting only the public CAs is refused).
@@ -19,6 +22,8 @@ Prints one line per check and exits 1 at the first failure, with the reason.
 The run ends with "sdk checks: N passed, 0 failed".
 """
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -88,7 +93,11 @@ def main():
 
     import arvados
     import arvados.errors
+    import arvados.util
     import httplib2
+    from importlib import metadata
+
+    print(f"arvados-python-client {metadata.version('arvados-python-client')}", flush=True)
 
     def client(token, **kw):
         # cache=False: no discovery document from ~/.cache; num_retries=0: an error shows at once
@@ -132,6 +141,36 @@ def main():
     tok = api.api_client_authorizations().current().execute()
     equal("api_client_authorizations().current(): owner is me", tok.get("owner_uuid"), my_uuid)
     check("api_client_authorizations().current(): uuid", is_uuid("gj3su", tok.get("uuid")), repr(tok.get("uuid")))
+    equal("api_client_authorizations().current(): api_token is the secret presented",
+          tok.get("api_token"), my_token.split("/")[2])
+
+    # -- the exported config and the vocabulary
+    config = api.configs().get().execute()
+    equal("configs().get(): ClusterID", config.get("ClusterID"), prefix)
+    equal("configs().get(): Login.LoginCluster", config.get("Login", {}).get("LoginCluster"), "")
+    equal("configs().get(): Services.Controller.ExternalURL",
+          config.get("Services", {}).get("Controller", {}).get("ExternalURL"), f"https://{host}/")
+    check("configs().get(): API.MaxItemsPerResponse", (config.get("API", {}).get("MaxItemsPerResponse") or 0) >= 100,
+          repr(config.get("API")))
+    equal("api.config() (the SDK's cached copy)", api.config().get("ClusterID"), prefix)
+    equal("vocabularies().get()", api.vocabularies().get().execute(), {"strict_tags": False, "tags": {}})
+
+    # -- users.system
+    root = api.users().system().execute()
+    equal("users().system(): the system user", root.get("uuid"), f"{prefix}-tpzed-000000000000000")
+
+    # -- tokens as Arvados shows them: the secret alone; the client builds v2/<uuid>/<secret>
+    made = api.api_client_authorizations().create(body={"api_client_authorization": {}}).execute()
+    secret = made.get("api_token") or ""
+    check("api_client_authorizations().create(): api_token is the secret alone",
+          "/" not in secret and len(secret) >= 32, repr(secret))
+    full = f"v2/{made.get('uuid')}/{secret}"
+    equal("a token built from uuid and secret works", client(full).users().current().execute().get("uuid"), my_uuid)
+    salted = f"v2/{made.get('uuid')}/" + hmac.new(secret.encode(), msg=prefix.encode(), digestmod=hashlib.sha1).hexdigest()
+    equal("the token salted (HMAC-SHA1) for this cluster works here, as in Arvados",
+          client(salted).users().current().execute().get("uuid"), my_uuid)
+    got = api.api_client_authorizations().get(uuid=made.get("uuid")).execute()
+    check("api_client_authorizations().get(): no secret to show", got.get("api_token") is None, repr(got))
 
     # -- groups
     gname = f"sdk project {run}"
@@ -143,6 +182,22 @@ def main():
     equal("groups().create(): owned by me", group.get("owner_uuid"), my_uuid)
 
     equal("groups().get()", api.groups().get(uuid=group_uuid).execute().get("name"), gname)
+
+    # -- names are unique per owner; ensure_unique_name picks a free one, as Arvados does
+    expect_error("groups().create() with a taken name is 422", (422,),
+                 lambda: api.groups().create(body={"group": {"name": gname, "group_class": "project"}}).execute())
+    try:
+        api.groups().create(body={"group": {"name": gname, "group_class": "project"}}).execute()
+    except arvados.errors.ApiError as err:
+        check("... saying 'duplicate key', as Arvados does", "duplicate key" in str(err), str(err))
+    twin = api.groups().create(body={"group": {"name": gname, "group_class": "project"}},
+                               ensure_unique_name=True).execute()
+    equal("groups().create(ensure_unique_name=True): Arvados' free name",
+          twin.get("name"), f"{gname} ({twin.get('uuid', '')[-15:]})")
+    trashed = api.groups().trash(uuid=twin.get("uuid")).execute()
+    equal("groups().trash()", trashed.get("is_trashed"), True)
+    expect_error("a trashed project is not found", (404,), lambda: api.groups().get(uuid=twin.get("uuid")).execute())
+    equal("groups().untrash()", api.groups().untrash(uuid=twin.get("uuid")).execute().get("is_trashed"), False)
 
     page = api.groups().list(filters=[["name", "=", gname]]).execute()
     equal("groups().list(filters=name): exactly the new group",
@@ -159,6 +214,13 @@ def main():
 
     page = api.collections().list(filters=[["owner_uuid", "=", group_uuid]]).execute()
     equal("collections().list(filters=owner_uuid)", [c.get("uuid") for c in page.get("items", [])], [coll_uuid])
+
+    contents = api.groups().contents(uuid=group_uuid).execute()
+    equal("groups().contents(uuid=project): the collection",
+          [i.get("uuid") for i in contents.get("items", [])], [coll_uuid])
+    listed = list(arvados.util.keyset_list_all(api.groups().contents, uuid=my_uuid))
+    check("keyset_list_all(groups().contents, uuid=me): my projects",
+          {group_uuid, twin.get("uuid")} <= {i.get("uuid") for i in listed}, repr([i.get("uuid") for i in listed]))
 
     renamed = f"{cname} renamed"
     got = api.collections().update(uuid=coll_uuid, body={"collection": {"name": renamed}}).execute()
@@ -181,6 +243,13 @@ def main():
     equal("links().create(): head is the project", link.get("head_uuid"), group_uuid)
     equal("other user reads the collection through the project",
           other.collections().get(uuid=coll_uuid).execute().get("name"), renamed)
+    equal("other user: groups().shared() shows the project",
+          [g.get("uuid") for g in other.groups().shared().execute().get("items", [])], [group_uuid])
+    equal("links().get_permissions(project): the link",
+          [l.get("uuid") for l in api.links().get_permissions(uuid=group_uuid).execute().get("items", [])],
+          [link.get("uuid")])
+    expect_error("other user: links().get_permissions() needs can_manage (403)", (403,),
+                 lambda: other.links().get_permissions(uuid=group_uuid).execute())
 
     # -- an anonymous session (no login): its own collections, nothing else
     anon = client(anonymous_token)
@@ -205,9 +274,35 @@ def main():
                  lambda: api.users().merge(old_user_uuid=other_uuid, new_user_uuid=my_uuid,
                                            new_owner_uuid=my_uuid, redirect_to_new_user=True).execute())
 
-    # -- admin merge: other -> me, with redirect
+    expect_error("normal user: bypass_federation is for admins (403)", (403,),
+                 lambda: api.users().list(bypass_federation=True).execute())
+
+    # -- an admin sets a user up, the user activates itself, the admin unsets it up
     admin = client(admin_token)
     equal("admin: users().current() is_admin", admin.users().current().execute().get("is_admin"), True)
+    everyone = list(arvados.util.keyset_list_all(admin.users().list, bypass_federation=True))
+    check("admin: keyset_list_all(users().list, bypass_federation=True) has me",
+          my_uuid in [u.get("uuid") for u in everyone], repr([u.get("uuid") for u in everyone]))
+    newbie = admin.users().create(body={"user": {
+        "email": f"newbie-{run}@example.org", "username": f"newbie{run}", "is_active": False}}).execute()
+    newbie_uuid = newbie.get("uuid")
+    equal("admin: users().create(is_active=False)", newbie.get("is_active"), False)
+    tok = admin.api_client_authorizations().create(
+        body={"api_client_authorization": {"owner_uuid": newbie_uuid}}).execute()
+    equal("admin: a token for another user (owner_uuid)", tok.get("owner_uuid"), newbie_uuid)
+    newbie_api = client(f"v2/{tok.get('uuid')}/{tok.get('api_token')}")
+    expect_error("users().activate() before setup is 422", (422,),
+                 lambda: newbie_api.users().activate(uuid=newbie_uuid).execute())
+    setup = admin.users().setup(uuid=newbie_uuid).execute()
+    equal("admin: users().setup(uuid=…) invites", [i.get("is_invited") for i in setup.get("items", [])], [True])
+    equal("users().activate() after setup", newbie_api.users().activate(uuid=newbie_uuid).execute().get("is_active"),
+          True)
+    gone = admin.users().unsetup(uuid=newbie_uuid).execute()
+    equal("admin: users().unsetup()", (gone.get("is_active"), gone.get("is_invited")), (False, False))
+    expect_error("after unsetup the user's token is gone (401)", (401,),
+                 lambda: newbie_api.users().current().execute())
+
+    # -- admin merge: other -> me, with redirect
     old = admin.users().merge(old_user_uuid=other_uuid, new_user_uuid=my_uuid, new_owner_uuid=my_uuid,
                               redirect_to_new_user=True).execute()
     equal("users().merge(): returns the old user", old.get("uuid"), other_uuid)

@@ -405,19 +405,32 @@ impl Accounts {
     }
 
     /// `POST /hearth/v1/anonymous_imports`: moves every collection of `token`'s session to the
-    /// caller and ends the session, in one transaction with one audit entry naming both.
+    /// caller and ends the session, in one transaction with one audit entry naming both. A
+    /// collection whose name the caller's home already holds is renamed as Arvados' ensure_unique_name
+    /// would (` (<last 15 characters of its uuid>)` added).
     pub fn import_anonymous(&self, caller: &Caller, token: &AnonymousToken) -> Result<AnonymousImport> {
         self.check_import_caller(caller)?;
         let _w = self.write_lock();
         let session = self.live_anonymous_param(token)?;
         let rows = self.collections_owned_by(&session.uuid)?;
         let (owner, now) = (caller.uuid().clone(), self.clock().now());
+        // Names are unique per owner: a collection whose name the user's home already holds (or
+        // that another imported one took) gets Arvados' free name, as ensure_unique_name gives.
+        let mut taken: std::collections::HashSet<String> =
+            self.store().owned_records::<Collection>(&owner)?.into_iter().map(|c| c.name).collect();
         let mut b = WriteBatch::new();
         for old in &rows {
+            let name = if taken.contains(&old.name) {
+                super::names::unique_variant(&old.name, &old.uuid)
+            } else {
+                old.name.clone()
+            };
+            taken.insert(name.clone());
             let moved = Collection {
                 owner_uuid: owner.clone(),
                 modified_at: now,
                 modified_by_user_uuid: Some(owner.clone()),
+                name,
                 ..old.clone()
             };
             b.put_object(Some(old), &moved)?;

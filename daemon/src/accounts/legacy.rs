@@ -516,8 +516,10 @@ impl Accounts {
         if name.chars().count() > MAX_NAME {
             name = name.chars().take(MAX_NAME).collect();
         }
+        let project_uuid = self.new_uuid(ObjectKind::Group);
+        let name = self.free_name::<Group>(&me, &name, &project_uuid)?;
         let project = Group {
-            uuid: self.new_uuid(ObjectKind::Group),
+            uuid: project_uuid,
             owner_uuid: me.clone(),
             created_at: now,
             modified_at: now,
@@ -526,6 +528,7 @@ impl Accounts {
             description: Some(format!("Collections of {} ({}) in the older system, claimed by {me}.", l.name, l.email)),
             group_class: "project".into(),
             properties: json!({"hearth_legacy_id": l.legacy_id}),
+            trash_at: None,
         };
         let mut b = WriteBatch::new();
         b.put_object(None, &project)?;

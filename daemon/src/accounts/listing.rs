@@ -57,11 +57,13 @@ pub struct ListParams {
     pub offset: usize,
     /// Attributes to return (all when `None`).
     pub select: Option<Vec<String>>,
+    /// `count=none`: leave `items_available` out, as Arvados does.
+    pub count_none: bool,
 }
 
 impl Default for ListParams {
     fn default() -> Self {
-        ListParams { filters: Vec::new(), order: Vec::new(), limit: 100, offset: 0, select: None }
+        ListParams { filters: Vec::new(), order: Vec::new(), limit: 100, offset: 0, select: None, count_none: false }
     }
 }
 
@@ -140,9 +142,41 @@ impl ListParams {
         Ok(p)
     }
 
+    /// Adds Arvados' `where` (an object of attribute: value, a list value meaning any of them) to
+    /// the filters, and its `count` (`exact`, the default, or `none`).
+    pub fn with_where_and_count(mut self, where_: Option<&str>, count: Option<&str>) -> Result<ListParams> {
+        if let Some(w) = where_.filter(|s| !s.is_empty()) {
+            let Ok(Value::Object(m)) = serde_json::from_str::<Value>(w) else {
+                return Err(bad("Could not parse \"where\" param as an object"));
+            };
+            if self.filters.len() + m.len() > MAX_FILTERS {
+                return Err(bounds::too_many("filters", MAX_FILTERS, "entries"));
+            }
+            for (i, (attr, v)) in m.into_iter().enumerate() {
+                let op = if v.is_array() { "in" } else { "=" };
+                self.filters.push(parse_filter(i, &json!([attr, op, v]))?);
+            }
+        }
+        match count {
+            None | Some("" | "exact") => {}
+            Some("none") => self.count_none = true,
+            Some(other) => {
+                return Err(bad(format!("count: must be \"exact\" or \"none\", not {}", bounds::excerpt(other))));
+            }
+        }
+        Ok(self)
+    }
+
     /// Applies filters, order and paging to `items` (API views) of resource `kind` (e.g.
     /// `arvados#userList`), returning the Arvados list body.
     pub fn apply(&self, list_kind: &str, items: Vec<Value>) -> Result<Value> {
+        let matched = self.filter_and_sort(items)?;
+        Ok(self.page(list_kind, matched))
+    }
+
+    /// The items that pass every filter, in the requested order (then by uuid). A filter or order
+    /// on an attribute the items lack is refused.
+    pub fn filter_and_sort(&self, items: Vec<Value>) -> Result<Vec<Value>> {
         if let Some(first) = items.first() {
             for f in &self.filters {
                 if first.get(&f.attr).is_none() && f.attr != "any" {
@@ -175,6 +209,11 @@ impl ListParams {
             }
             Ordering::Equal
         });
+        Ok(matched)
+    }
+
+    /// One page of `matched` (already filtered and sorted) as the Arvados list body.
+    pub fn page(&self, list_kind: &str, matched: Vec<Value>) -> Value {
         let available = matched.len();
         // A page holds at most MAX_LIST_PAGE_BYTES (and at least one item). When that cuts it short,
         // `limit` says how many came, as Arvados does past MaxIndexDatabaseRead; clients page on.
@@ -189,7 +228,7 @@ impl ListParams {
             bytes = bytes.saturating_add(size);
             page.push(v);
         }
-        Ok(json!({
+        let mut body = json!({
             "kind": list_kind,
             "etag": "",
             "self_link": "",
@@ -197,7 +236,18 @@ impl ListParams {
             "limit": limit,
             "items_available": available,
             "items": page,
-        }))
+        });
+        if self.count_none
+            && let Some(m) = body.as_object_mut()
+        {
+            m.remove("items_available");
+        }
+        body
+    }
+
+    /// One record with only the selected attributes (and `kind`, `uuid`), as a get answers.
+    pub fn select_one(&self, v: Value) -> Value {
+        self.select_fields(v)
     }
 
     fn select_fields(&self, v: Value) -> Value {

@@ -23,6 +23,7 @@
 //! answered between the batches of step 2.
 
 use super::error::{Error, Result};
+use super::objects::ApiObject;
 use super::permissions::Level;
 use super::{Accounts, Actor, Caller, views};
 use crate::store::StoreResult;
@@ -302,18 +303,21 @@ impl Accounts {
         if !matches!(new_owner.kind(), ObjectKind::User | ObjectKind::Group) || !self.exists(&new_owner)? {
             return Err(owner_missing());
         }
+        // An account already merged away is refused (422, as in Arvados, where it is not even
+        // found) before anything is asked of it: a merged-away new user can write nothing but itself,
+        // and a 403 would wrongly say that the owner was the problem.
+        if old.redirect_to_user_uuid.is_some() {
+            return Err(Error::old_already_merged());
+        }
+        if new.redirect_to_user_uuid.is_some() {
+            return Err(Error::new_already_merged());
+        }
         let level = self.access_level(&new.uuid, new.is_admin && new.uuid.cluster() == self.cluster(), &new_owner)?;
         if new_owner != new.uuid && level < Level::Write {
             return Err(Error::forbidden(
                 "merge_new_owner_not_writable",
                 "cannot move objects into supplied new_owner_uuid: new user does not have write permission",
             ));
-        }
-        if old.redirect_to_user_uuid.is_some() {
-            return Err(Error::old_already_merged());
-        }
-        if new.redirect_to_user_uuid.is_some() {
-            return Err(Error::new_already_merged());
         }
         let redirect = match p.redirect_to_new_user.as_deref() {
             None => false,
@@ -463,6 +467,43 @@ impl Accounts {
         Ok((moves, owned_keys))
     }
 
+    /// Refuses (422, naming both objects) a merge that would move a project or collection into
+    /// an owner that already holds one of the same name: names are unique per owner, and Arvados'
+    /// merge fails the same way, changing nothing. Moved rows are compared with what the new owner
+    /// holds now; repeated names among the moved rows themselves (stored before names were
+    /// unique) are left as they are.
+    fn check_no_name_collisions(&self, m: &MergeIntent, moves: &RowMoves) -> Result<()> {
+        fn first_clash<T: ApiObject>(
+            accounts: &Accounts,
+            m: &MergeIntent,
+            moved: &[T],
+        ) -> Result<Option<(String, ObjectUuid, ObjectUuid)>> {
+            if moved.is_empty() {
+                return Ok(None);
+            }
+            let held: HashMap<String, ObjectUuid> = accounts
+                .store()
+                .owned_records::<T>(&m.new_owner_uuid)?
+                .into_iter()
+                .filter_map(|r| r.unique_name().map(|n| (n.to_owned(), r.uuid().clone())))
+                .collect();
+            Ok(moved.iter().find_map(|r| {
+                let name = r.unique_name()?;
+                held.get(name).map(|h| (name.to_owned(), r.uuid().clone(), h.clone()))
+            }))
+        }
+        let clash = match first_clash(self, m, &moves.groups)? {
+            Some(c) => Some((ObjectKind::Group, c)),
+            None => first_clash(self, m, &moves.collections)?.map(|c| (ObjectKind::Collection, c)),
+        };
+        match clash {
+            Some((kind, (name, moving, holder))) => {
+                Err(super::names::merge_collision(kind, &m.old_user_uuid, &m.new_owner_uuid, &name, &moving, &holder))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
     /// thread while the one before is being applied.
     fn apply_moves(&self, moves: &RowMoves) -> Result<()> {
@@ -577,6 +618,7 @@ impl Accounts {
             at: now,
         };
         let (moves, owned_keys) = self.collect_moves(&intent)?;
+        self.check_no_name_collisions(&intent, &moves)?;
         let mut counts = MergeCounts {
             objects: moves.groups.len() + moves.collections.len(),
             links: moves.links.len(),
@@ -627,7 +669,12 @@ impl Accounts {
         let mut old_after = old.clone();
         if plan.redirect {
             old_after.redirect_to_user_uuid = Some(new.uuid.clone());
+            if let Some(name) = old.indexed_username().filter(|_| !old.cached_from_home) {
+                // Logins by the freed name lead to the moved page until someone takes it.
+                b.put_former_username(name, &old.uuid);
+            }
             old_after.username = None;
+            old_after.local_username = None;
             if old.uuid.cluster() != self.cluster() {
                 // The redirect of a remote user that our admin made: ours to vouch for (the cached
                 // record alone cannot say who set it; see `redirects`).

@@ -57,6 +57,24 @@ pub trait ApiObject: OwnedRecord {
     fn apply(&mut self, attrs: &Map<String, Value>) -> Result<()>;
     /// Sets owner and modification stamps.
     fn stamp(&mut self, owner: ObjectUuid, now: OffsetDateTime, actor: ObjectUuid);
+    /// Whether records of this kind have names unique per owner (see [`super::names`]).
+    const UNIQUE_NAMES: bool = false;
+    /// The name that must be unique under the owner (none for a trashed group or a kind without
+    /// unique names).
+    fn unique_name(&self) -> Option<&str> {
+        None
+    }
+    /// Renames (only called for kinds with unique names).
+    fn set_name(&mut self, _name: String) {}
+}
+
+/// Arvados' query parameters that change how a create, a get or a list finds or names records.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObjectOptions {
+    /// `ensure_unique_name`: a taken name is replaced by a free one instead of refused.
+    pub ensure_unique_name: bool,
+    /// `include_trash`: trashed projects, and what they hold, are found too.
+    pub include_trash: bool,
 }
 
 fn opt_str(attrs: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>> {
@@ -122,6 +140,7 @@ impl ApiObject for Group {
             description: None,
             group_class: "project".into(),
             properties: json!({}),
+            trash_at: None,
         };
         g.apply(attrs)?;
         Ok(g)
@@ -151,6 +170,13 @@ impl ApiObject for Group {
         self.owner_uuid = owner;
         self.modified_at = now;
         self.modified_by_user_uuid = Some(actor);
+    }
+    const UNIQUE_NAMES: bool = true;
+    fn unique_name(&self) -> Option<&str> {
+        self.trash_at.is_none().then_some(self.name.as_str())
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
     }
 }
 
@@ -207,6 +233,13 @@ impl ApiObject for Collection {
         self.owner_uuid = owner;
         self.modified_at = now;
         self.modified_by_user_uuid = Some(actor);
+    }
+    const UNIQUE_NAMES: bool = true;
+    fn unique_name(&self) -> Option<&str> {
+        Some(self.name.as_str())
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = name;
     }
 }
 
@@ -344,6 +377,17 @@ impl ApiObject for AuthorizedKey {
     }
 }
 
+/// A view with `is_trashed` set as the owner chain says (a record in a trashed project is trashed
+/// too, as Arvados shows it).
+fn with_trash_state(mut v: Value, trashed: bool) -> Value {
+    if let Some(m) = v.as_object_mut()
+        && m.contains_key("is_trashed")
+    {
+        m.insert("is_trashed".into(), Value::Bool(trashed));
+    }
+    v
+}
+
 /// Every attribute is known, and within its bound.
 fn check_attrs<T: ApiObject>(attrs: &Map<String, Value>) -> Result<()> {
     for k in attrs.keys() {
@@ -414,6 +458,16 @@ impl Accounts {
 
     /// `POST <resources>`.
     pub fn create_object<T: ApiObject>(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
+        self.create_object_with::<T>(caller, attrs, ObjectOptions::default())
+    }
+
+    /// `POST <resources>` with Arvados' options (`ensure_unique_name`).
+    pub fn create_object_with<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        attrs: &Map<String, Value>,
+        opts: ObjectOptions,
+    ) -> Result<Value> {
         caller.require_active()?;
         check_attrs::<T>(attrs)?;
         let _w = self.write_lock();
@@ -421,8 +475,9 @@ impl Accounts {
         if caller.is_anonymous() {
             self.check_anonymous_create(caller, T::KIND)?;
         }
-        let record = T::create(self.new_uuid(T::KIND), owner, self.clock().now(), caller.uuid().clone(), attrs)?;
+        let mut record = T::create(self.new_uuid(T::KIND), owner, self.clock().now(), caller.uuid().clone(), attrs)?;
         self.check_kind_rules(caller, &record)?;
+        self.claim_name(caller, &mut record, opts.ensure_unique_name)?;
         let mut b = WriteBatch::new();
         b.put_object(None, &record)?;
         b.put_log(&self.audit(
@@ -438,11 +493,25 @@ impl Accounts {
 
     /// `GET <resources>/<uuid>`.
     pub fn get_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        self.get_object_with::<T>(caller, uuid, ObjectOptions::default())
+    }
+
+    /// `GET <resources>/<uuid>`; a trashed project (or what one holds) only with `include_trash`.
+    pub fn get_object_with<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        uuid: &ObjectUuid,
+        opts: ObjectOptions,
+    ) -> Result<Value> {
         let record: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? && !self.visible_as_party(caller, &record)? {
             return Err(Self::not_found::<T>(uuid));
         }
-        Ok(record.view())
+        let trashed = self.in_trash(uuid)?;
+        if trashed && !opts.include_trash {
+            return Err(Self::not_found::<T>(uuid));
+        }
+        Ok(with_trash_state(record.view(), trashed))
     }
 
     /// A link or key is also visible to the user it is about (never to an anonymous session).
@@ -459,18 +528,35 @@ impl Accounts {
 
     /// `GET <resources>`: everything the caller can read (for an anonymous session: what it owns).
     pub fn list_objects<T: ApiObject>(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
+        self.list_objects_with::<T>(caller, params, ObjectOptions::default())
+    }
+
+    /// `GET <resources>`; trashed projects and what they hold only with `include_trash`.
+    pub fn list_objects_with<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        params: &ListParams,
+        opts: ObjectOptions,
+    ) -> Result<Value> {
+        params.apply(T::LIST_KIND, self.readable_views::<T>(caller, opts)?)
+    }
+
+    /// The views of every record of kind `T` the caller can read (trash as `opts` says).
+    pub(crate) fn readable_views<T: ApiObject>(&self, caller: &Caller, opts: ObjectOptions) -> Result<Vec<Value>> {
         if caller.is_anonymous() {
-            let items = self.anonymous_owned::<T>(caller)?.iter().map(ApiObject::view).collect();
-            return params.apply(T::LIST_KIND, items);
+            return Ok(self.anonymous_owned::<T>(caller)?.iter().map(ApiObject::view).collect());
         }
         let mut items = Vec::new();
         for r in self.store().objects::<T>() {
             let r = r?;
             if caller.is_admin() || self.can_read(caller, r.uuid())? || self.visible_as_party(caller, &r)? {
-                items.push(r.view());
+                let trashed = self.in_trash(r.uuid())?;
+                if !trashed || opts.include_trash {
+                    items.push(with_trash_state(r.view(), trashed));
+                }
             }
         }
-        params.apply(T::LIST_KIND, items)
+        Ok(items)
     }
 
     /// `PUT <resources>/<uuid>`.
@@ -484,7 +570,7 @@ impl Accounts {
         check_attrs::<T>(attrs)?;
         let _w = self.write_lock();
         let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
-        if !self.can_read(caller, uuid)? {
+        if !self.can_read(caller, uuid)? || self.in_trash(uuid)? {
             return Err(Self::not_found::<T>(uuid));
         }
         if !self.can_write(caller, uuid)? {
@@ -506,6 +592,9 @@ impl Accounts {
         };
         new.stamp(owner, self.clock().now(), caller.uuid().clone());
         self.check_kind_rules(caller, &new)?;
+        if new.unique_name() != old.unique_name() || new.owner_uuid() != old.owner_uuid() {
+            self.claim_name(caller, &mut new, false)?;
+        }
         let mut b = WriteBatch::new();
         b.put_object(Some(&old), &new)?;
         b.put_log(&self.audit(
@@ -544,6 +633,91 @@ impl Accounts {
         ))?;
         self.store().commit(b)?;
         Ok(old.view())
+    }
+
+    /// Whether `uuid` is in the trash: it is a trashed group, or a group in its owner chain is.
+    pub(crate) fn in_trash(&self, uuid: &ObjectUuid) -> Result<bool> {
+        let mut cur = uuid.clone();
+        for _ in 0..super::permissions::MAX_CHAIN {
+            let next = match cur.kind() {
+                ObjectKind::User => return Ok(false),
+                ObjectKind::Group => match self.store().object::<Group>(&cur)? {
+                    Some(g) if g.trash_at.is_some() => return Ok(true),
+                    Some(g) => g.owner_uuid,
+                    None => return Ok(false),
+                },
+                _ => match self.owner_of(&cur)? {
+                    Some(o) => o,
+                    None => return Ok(false),
+                },
+            };
+            if next == cur {
+                return Ok(false);
+            }
+            cur = next;
+        }
+        Ok(false)
+    }
+
+    /// The group `uuid` for a change of its trash state: it exists, the caller sees it (trashed or
+    /// not) and may write it.
+    fn group_to_trash(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Group> {
+        let g: Group = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<Group>(uuid))?;
+        if !self.can_read(caller, uuid)? {
+            return Err(Self::not_found::<Group>(uuid));
+        }
+        if !self.can_write(caller, uuid)? {
+            return Err(Error::forbidden("permission_denied", format!("no write permission on {uuid}")));
+        }
+        Ok(g)
+    }
+
+    fn commit_trash_change(&self, caller: &Caller, old: &Group, new: &Group, what: &str) -> Result<Value> {
+        let mut b = WriteBatch::new();
+        b.put_object(Some(old), new)?;
+        b.put_log(&self.audit(
+            caller.actor(),
+            "update",
+            Some((new.uuid(), new.owner_uuid())),
+            format!("{what} group {}", new.uuid),
+            json!({"trash_at": new.trash_at.map(crate::clock::format_time)}),
+        ))?;
+        self.store().commit(b)?;
+        Ok(with_trash_state(new.view(), self.in_trash(&new.uuid)?))
+    }
+
+    /// `POST groups/<uuid>/trash`: the group and everything it holds disappear from gets and lists
+    /// (unless `include_trash`) until it is untrashed. Trashing a trashed group changes nothing.
+    /// Nothing is ever deleted on its own (`delete_at` stays null).
+    pub fn trash_group(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
+        caller.require_active()?;
+        let _w = self.write_lock();
+        let old = self.group_to_trash(caller, uuid)?;
+        if old.trash_at.is_some() {
+            return Ok(with_trash_state(old.view(), true));
+        }
+        let now = self.clock().now();
+        let mut new = old.clone();
+        new.trash_at = Some(now);
+        new.stamp(old.owner_uuid.clone(), now, caller.uuid().clone());
+        self.commit_trash_change(caller, &old, &new, "trashed")
+    }
+
+    /// `POST groups/<uuid>/untrash`: back out of the trash. A group that is not trashed itself is
+    /// refused (422, as in Arvados); so is a name another group of its owner took meanwhile, unless
+    /// `ensure_unique_name` (then it gets Arvados' free name).
+    pub fn untrash_group(&self, caller: &Caller, uuid: &ObjectUuid, opts: ObjectOptions) -> Result<Value> {
+        caller.require_active()?;
+        let _w = self.write_lock();
+        let old = self.group_to_trash(caller, uuid)?;
+        if old.trash_at.is_none() {
+            return Err(Error::unprocessable("not_trashed", "Item is not trashed, cannot untrash"));
+        }
+        let mut new = old.clone();
+        new.trash_at = None;
+        new.stamp(old.owner_uuid.clone(), self.clock().now(), caller.uuid().clone());
+        self.claim_name(caller, &mut new, opts.ensure_unique_name)?;
+        self.commit_trash_change(caller, &old, &new, "untrashed")
     }
 
     /// `GET logs` (admin): the audit log, filterable (e.g. `[["event_type","=","merge"]]`).

@@ -86,13 +86,15 @@ impl Accounts {
         Ok(chain)
     }
 
-    /// The principals acting for `user`: itself and the groups it is a member of.
+    /// The principals acting for `user`: itself and the groups it is a member of (a trashed group
+    /// grants nothing, as in Arvados).
     fn principals(&self, user: &ObjectUuid) -> Result<Vec<ObjectUuid>> {
         let mut out = vec![user.clone()];
         for l in self.store().links_by_tail(user)? {
             if l.link_class == "permission"
                 && l.head_uuid.kind() == ObjectKind::Group
                 && Level::from_link_name(&l.name) > Level::None
+                && self.store().object::<Group>(&l.head_uuid)?.is_none_or(|g| g.trash_at.is_none())
             {
                 out.push(l.head_uuid.clone());
             }

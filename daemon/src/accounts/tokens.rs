@@ -1,8 +1,11 @@
 //! API tokens (`api_client_authorizations`): issue, list, revoke.
 //!
-//! A token's secret is shown once, at creation; the store keeps SHA-256 of it and, for each peer
-//! configured at that moment, SHA-256 of the secret salted for that peer (so that the peer's
-//! validation request can be answered without keeping the secret).
+//! A token's secret is shown once, at creation, alone (`api_token`, as Arvados shows it: clients
+//! build `v2/<uuid>/<api_token>` and salt it themselves); `current` also shows the secret the
+//! request itself presented. The store keeps SHA-256 of the secret and SHA-256 of the secret salted
+//! for this cluster and for each peer configured at that moment (so that a peer's validation
+//! request can be answered without keeping the secret, and so that a token an admin script salted
+//! for this cluster works here, as in Arvados).
 
 use super::bounds::{self, Bound};
 use super::error::{Error, ErrorKind, Result};
@@ -29,8 +32,13 @@ impl Accounts {
         let secret = random_secret();
         let token = Token::new(uuid.clone(), secret.clone())
             .map_err(|e| Error::new(ErrorKind::Internal, "token", e.to_string()))?;
-        let salted_hashes: BTreeMap<_, _> =
-            self.settings().peers.iter().map(|p| (p.clone(), SecretHash::of(&salted_secret(&secret, p)))).collect();
+        let salted_hashes: BTreeMap<_, _> = self
+            .settings()
+            .peers
+            .iter()
+            .chain(std::iter::once(self.cluster()))
+            .map(|p| (p.clone(), SecretHash::of(&salted_secret(&secret, p))))
+            .collect();
         let now = self.clock().now();
         let row = TokenRow {
             uuid,
@@ -150,13 +158,23 @@ impl Accounts {
             json!({"scopes": row.scopes}),
         ))?;
         self.store().commit(b)?;
-        Ok(views::token(&row, Some(&token.to_string())))
+        Ok(views::token(&row, Some(token.secret())))
     }
 
-    /// `GET api_client_authorizations/current`.
-    pub fn current_token(&self, caller: &Caller) -> Result<Value> {
+    /// `GET api_client_authorizations/current`. `presented` is the token the request carried:
+    /// its secret is shown (as Arvados shows it) when it is this token's own, unsalted secret, and
+    /// `null` otherwise (a salted or another cluster's token: Arvados shows `null` on the
+    /// `?remote=` form too).
+    pub fn current_token(&self, caller: &Caller, presented: Option<&Token>) -> Result<Value> {
         match &caller.token {
-            Some(row) => Ok(views::token(row, None)),
+            Some(row) => {
+                let own = presented.filter(|t| {
+                    t.uuid() == &row.uuid
+                        && row.uuid.cluster() == self.cluster()
+                        && row.secret_hash.ct_eq(&t.secret_hash())
+                });
+                Ok(views::token(row, own.map(Token::secret)))
+            }
             None => Ok(json!({
                 "kind": ObjectKind::Token.arvados_kind(),
                 "uuid": format!("{}-gj3su-000000000000000", self.cluster()),

@@ -209,7 +209,7 @@ impl Accounts {
             }
         }
         if old.uuid.cluster() != self.cluster() {
-            return Err(Error::forbidden("remote_user", "only the user's home cluster may change a remote user"));
+            return self.update_remote_user_here(caller, &old, attrs);
         }
         let mut user = old.clone();
         self.apply_user_attrs(&mut user, attrs, caller.is_admin())?;
@@ -247,6 +247,59 @@ impl Accounts {
         };
         self.queue_notice(&mut b, &notice)?;
         self.commit_and_signal(b)?;
+        Ok(views::user(&user))
+    }
+
+    /// `PUT users/<uuid>` for a cached remote user: only its home changes what it is, but an admin
+    /// may give it a local username (shell logins here use it; Arvados allows it too). Sending other
+    /// fields unchanged is accepted. Its home never hears of it and its notices never undo it.
+    /// The writer lock must be held.
+    fn update_remote_user_here(&self, caller: &Caller, old: &User, attrs: &Map<String, Value>) -> Result<Value> {
+        let home = old.uuid.cluster();
+        let view = views::user(old);
+        for (k, v) in attrs {
+            let unchanged = READ_ONLY.contains(&k.as_str()) || view.get(k) == Some(v);
+            if k != "username" && !unchanged {
+                return Err(Error::forbidden(
+                    "remote_user",
+                    format!(
+                        "only the user's home cluster {home} may change {k} of a remote user (admins here may set its username)"
+                    ),
+                ));
+            }
+        }
+        let wanted = match want_str(attrs, "username")? {
+            Some(v) if v.as_deref() != old.shown_username() => v,
+            _ => return Ok(view),
+        };
+        if !caller.is_admin() {
+            return Err(Error::forbidden("admin_only_field", "only an admin may change username"));
+        }
+        if old.redirect_to_user_uuid.is_some() {
+            return Err(Error::unprocessable("merged_user", "this account was merged into another"));
+        }
+        if let Some(name) = &wanted {
+            check_username(name)?;
+            if let Some(holder) = self.store().user_by_username(name)?
+                && holder.uuid != old.uuid
+            {
+                return Err(Error::unprocessable("username_taken", format!("username {name} is already in use")));
+            }
+        }
+        let mut user = old.clone();
+        user.local_username = wanted;
+        user.modified_at = self.clock().now();
+        user.modified_by_user_uuid = Some(caller.uuid().clone());
+        let mut b = WriteBatch::new();
+        b.put_user(Some(old), &user)?;
+        b.put_log(&self.audit(
+            caller.actor(),
+            "update",
+            Some((&user.uuid, &user.owner_uuid)),
+            format!("local username of remote user {} set", user.uuid),
+            json!({"old_attributes": {"username": old.shown_username()}, "new_attributes": {"username": user.shown_username()}}),
+        ))?;
+        self.store().commit(b)?;
         Ok(views::user(&user))
     }
 
@@ -393,9 +446,15 @@ impl Accounts {
     fn resolve_login(&self, login: &str) -> Result<LoginTarget> {
         let login = login.trim();
         if !login.contains('@') {
-            return Ok(match self.store().user_by_username(login)?.filter(|u| u.uuid.cluster() == self.cluster()) {
-                Some(u) => LoginTarget::Account(Box::new(u)),
-                None => LoginTarget::Unknown,
+            let local = |u: &User| u.uuid.cluster() == self.cluster() && !u.cached_from_home;
+            if let Some(u) = self.store().user_by_username(login)? {
+                return Ok(if local(&u) { LoginTarget::Account(Box::new(u)) } else { LoginTarget::Unknown });
+            }
+            // A username a merge freed and nobody has taken since still names the merged-away
+            // account, so that its login leads to where the account went, as its email does.
+            return Ok(match self.store().former_holder_of(login)? {
+                Some(u) if local(&u) && u.redirect_to_user_uuid.is_some() => LoginTarget::Account(Box::new(u)),
+                _ => LoginTarget::Unknown,
             });
         }
         let Ok(email) = normalize_email(login) else {

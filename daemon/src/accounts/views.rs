@@ -28,14 +28,14 @@ pub fn user(u: &User) -> Value {
         "modified_by_client_uuid": null,
         "email": u.email,
         "email_verified": u.email_verified,
-        "username": u.username,
+        "username": u.shown_username(),
         "first_name": u.first_name,
         "last_name": u.last_name,
         "full_name": full_name,
         "identity_url": null,
         "is_active": u.is_active,
         "is_admin": u.is_admin,
-        "is_invited": u.is_active,
+        "is_invited": u.is_active || u.is_invited,
         "prefs": u.prefs,
         "redirect_to_user_uuid": u.redirect_to_user_uuid,
         "last_login_at": u.last_login_at.map(format_time),
@@ -48,7 +48,9 @@ pub fn user(u: &User) -> Value {
     })
 }
 
-/// A token as the API shows it. `api_token` is only filled in right after creation.
+/// A token as the API shows it. `api_token` is the secret alone, as in Arvados, and only when the
+/// caller holds it anyway (the answer that created the token, or `current` asked with it): Hearth
+/// keeps no secret to show later, so lists and gets show `null`.
 pub fn token(t: &TokenRow, api_token: Option<&str>) -> Value {
     json!({
         "kind": ObjectKind::Token.arvados_kind(),
@@ -82,8 +84,9 @@ pub fn group(g: &Group) -> Value {
         "description": g.description,
         "group_class": g.group_class,
         "properties": g.properties,
-        "trash_at": null,
-        "is_trashed": false,
+        "trash_at": g.trash_at.map(format_time),
+        "delete_at": null,
+        "is_trashed": g.trash_at.is_some(),
         "writable_by": [g.owner_uuid],
         "can_write": true,
         "can_manage": true,

@@ -3,9 +3,10 @@
 //! Receiving notices: a batch is applied idempotently (the same batch id gets the same answer),
 //! and per user only a higher home sequence number changes the cached record, so replays and
 //! reordering change nothing. A cached record is never admin and is changed only by notices and
-//! assertions from the user's home cluster. Which cached users are a user's managed profiles
-//! (their `managed_by`) comes only from that user's newer home record: its `profiles` list is
-//! applied with it, and a profile it no longer lists stops being the user's to act as here.
+//! assertions from the user's home cluster, except for the local username an admin may give it
+//! here, which they keep. Which cached users are a user's managed profiles (their `managed_by`)
+//! comes only from that user's newer home record: its `profiles` list is applied with it, and a
+//! profile it no longer lists stops being the user's to act as here.
 //!
 //! Tokens of other clusters: the first use of a token at this cluster asks its home cluster
 //! (`POST /federation/v1/tokens/validate`, signed) with the token salted for us; the signed
@@ -88,6 +89,12 @@ impl Federation {
             orcid: rec.orcid.clone(),
             // Only the parent's record says whose profile this is.
             managed_by: old.as_ref().and_then(|o| o.managed_by.clone()),
+            // The username an admin gave the user here is this cluster's, not the home's: no
+            // notice changes it. A redirect (the account merged away at home) frees it.
+            local_username: old
+                .as_ref()
+                .and_then(|o| o.local_username.clone())
+                .filter(|_| rec.redirect_to_user_uuid.is_none()),
             ..User::new(rec.uuid.clone(), home_root.clone(), now)
         };
         b.put_user(old.as_ref(), &user)?;

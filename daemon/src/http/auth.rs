@@ -39,14 +39,16 @@ const ANY_SCOPE: &[&str] = &["/arvados/v1/api_client_authorizations/current"];
 
 /// Endpoints that serve anyone and read no token, open to an anonymous token too (the Arvados
 /// SDK sends its token when it reads the discovery document).
-const OPEN_TO_ANONYMOUS: &[&str] = &["/discovery/v1/apis/arvados/v1/rest", "/healthz", "/readyz"];
+const OPEN_TO_ANONYMOUS: &[&str] =
+    &["/discovery/v1/apis/arvados/v1/rest", "/arvados/v1/config", "/arvados/v1/vocabulary", "/healthz", "/readyz"];
 
 /// The raw token a request presents, if any.
 pub fn presented_token(parts: &Parts) -> Option<String> {
     presented_in(&parts.headers, &parts.uri)
 }
 
-fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+/// The raw token in these headers or this URI's `api_token`, if any.
+pub fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let h = h.trim();
         for scheme in ["Bearer ", "OAuth2 ", "bearer ", "oauth2 "] {

@@ -8,7 +8,11 @@
 //! parameter, everything else goes in the query string. The SDK sends arrays and objects
 //! (`filters`, `where`, `order`, `select`) as JSON text, booleans as `"true"`/`"false"`, always
 //! adds `alt=json`, wraps request bodies as `{"<resource>": {...}}` and authenticates with
-//! `Authorization: Bearer <token>`. The document lists only what Hearth serves.
+//! `Authorization: Bearer <token>`. The document lists only what Hearth serves, and for each method
+//! exactly the parameters Arvados' own document declares for it (a test compares them with
+//! `discovery/arvados_expectations.txt`, derived from Arvados' document): a parameter Hearth has
+//! no use for is accepted and does what Arvados does when it changes nothing, or is refused with
+//! a clear 422 (see the README).
 
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -297,15 +301,14 @@ fn schemas() -> Value {
 
 // ---------------------------------------------------------------- methods
 
-fn query(ty: &str, description: &str) -> Value {
-    json!({"type": ty, "required": false, "description": description, "location": "query"})
-}
-
-fn query_default(ty: &str, default: &str, description: &str) -> Value {
-    json!({
-        "type": ty, "required": false, "default": default, "description": description,
-        "location": "query",
-    })
+/// One parameter: its type, whether it is required, its default (as Arvados writes it, a
+/// string), where it goes (`{uuid}` in the path, everything else in the query string).
+fn param(ty: &str, required: bool, default: Option<&str>, description: &str) -> Value {
+    let mut p = json!({"type": ty, "required": required, "description": description, "location": "query"});
+    if let (Some(d), Some(obj)) = (default, p.as_object_mut()) {
+        obj.insert("default".into(), json!(d));
+    }
+    p
 }
 
 fn uuid_param(schema: &str) -> Value {
@@ -316,34 +319,69 @@ fn uuid_param(schema: &str) -> Value {
 }
 
 fn select_param() -> Value {
-    query("array", "Attributes of the record(s) to return (JSON array of names).")
+    param("array", false, None, "Attributes of the record(s) to return (JSON array of names).")
 }
 
-fn list_params() -> Value {
-    json!({
-        "filters": query("array", "Conditions, as a JSON array of [attribute, operator, operand]."),
-        "where": query("object", "Conditions, as a JSON object of attribute: value."),
-        "order": query("array", "Sort order, as a JSON array of \"attribute asc|desc\"."),
-        "select": select_param(),
-        "distinct": query_default("boolean", "false", "Return each distinct selected record once."),
-        "limit": query_default("integer", "100", "Maximum number of items to return."),
-        "offset": query_default("integer", "0", "Number of items to skip before the first."),
-        "count": query_default("string", "exact", "\"exact\" to count items_available, \"none\" to skip."),
-        "cluster_id": query("string", "List records of this cluster (federation)."),
-        "bypass_federation": query_default("boolean", "false", "Answer from this cluster only (admin)."),
-        "include_trash": query_default("boolean", "false", "Include trashed records."),
-    })
+fn bypass_federation() -> Value {
+    param(
+        "boolean",
+        false,
+        Some("false"),
+        "Answer from this cluster only (admins). Hearth always does: it forwards no list or update to a peer.",
+    )
 }
 
-fn create_params() -> Value {
-    json!({
-        "select": select_param(),
-        "ensure_unique_name": query_default(
-            "boolean", "false",
-            "Rename the new record (adding a suffix) if its name is taken in the owner project.",
+fn include_trash(what: &str) -> Value {
+    param("boolean", false, Some("false"), &format!("Include {what} whose `is_trashed` attribute is true."))
+}
+
+fn ensure_unique_name() -> Value {
+    param(
+        "boolean",
+        false,
+        Some("false"),
+        "If the name is taken in the owner project, add \" (<last 15 characters of the uuid>)\" to it, as Arvados does.",
+    )
+}
+
+fn cluster_id(what: &str) -> Value {
+    param(
+        "string",
+        false,
+        None,
+        &format!(
+            "{what} this cluster (its own id, or none). Hearth forwards nothing to a peer: another id is refused."
         ),
-        "cluster_id": query("string", "Create the record on this cluster (federation)."),
-    })
+    )
+}
+
+/// A parameter list, in the order given.
+fn params(entries: Vec<(&str, Value)>) -> Value {
+    Value::Object(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// Arvados' list parameters, then `extra`.
+fn list_params(extra: Vec<(&str, Value)>) -> Value {
+    let mut entries = vec![
+        ("filters", param("array", false, None, "Conditions, as a JSON array of [attribute, operator, operand].")),
+        (
+            "where",
+            param("object", false, None, "Conditions, as a JSON object of attribute: value (or list of values)."),
+        ),
+        ("order", param("array", false, None, "Sort order, as a JSON array of \"attribute asc|desc\".")),
+        ("select", select_param()),
+        ("distinct", param("boolean", false, Some("false"), "Return each distinct selected record once.")),
+        ("limit", param("integer", false, Some("100"), "Maximum number of items to return.")),
+        ("offset", param("integer", false, Some("0"), "Number of items to skip before the first.")),
+        (
+            "count",
+            param("string", false, Some("exact"), "\"exact\" to count items_available, \"none\" to leave it out."),
+        ),
+        ("cluster_id", cluster_id("List records of")),
+        ("bypass_federation", bypass_federation()),
+    ];
+    entries.extend(extra);
+    params(entries)
 }
 
 /// What a method needs to be described.
@@ -356,12 +394,17 @@ struct Spec<'a> {
     parameters: Value,
     /// (body wrapper key, schema) of a method that takes a request body.
     request: Option<(&'a str, &'a str)>,
-    response: String,
+    /// The schema of the answer (`None`: a free-form object, as `configs.get` answers).
+    response: Option<String>,
 }
 
 fn method(s: Spec<'_>) -> Value {
     let scopes = if s.http == "GET" { json!([SCOPE_RW, SCOPE_RO]) } else { json!([SCOPE_RW]) };
     let order: Vec<&str> = if s.path.contains("{uuid}") { vec!["uuid"] } else { vec![] };
+    let response = match &s.response {
+        Some(schema) => json!({"$ref": schema}),
+        None => json!({}),
+    };
     let mut m = json!({
         "id": format!("arvados.{}.{}", s.resource, s.name),
         "path": s.path,
@@ -369,7 +412,7 @@ fn method(s: Spec<'_>) -> Value {
         "description": s.description,
         "parameters": s.parameters,
         "parameterOrder": order,
-        "response": {"$ref": s.response},
+        "response": response,
         "scopes": scopes,
     });
     if let (Some((wrapper, schema)), Some(obj)) = (s.request, m.as_object_mut()) {
@@ -378,156 +421,326 @@ fn method(s: Spec<'_>) -> Value {
     m
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Op {
-    Get,
-    List,
-    Create,
-    Update,
-    Delete,
+/// A resource's methods, being built.
+struct Resource<'a> {
+    name: &'a str,
+    schema: &'a str,
+    wrapper: &'a str,
+    methods: Map<String, Value>,
 }
 
-/// The standard methods `ops` of `resource` (records of `schema`, bodies wrapped in `wrapper`).
-fn crud(resource: &str, schema: &str, wrapper: &str, ops: &[Op]) -> Map<String, Value> {
-    let one = format!("{resource}/{{uuid}}");
-    let mut out = Map::new();
-    for op in ops {
-        let spec = match op {
-            Op::Get => Spec {
-                resource,
-                name: "get",
-                http: "GET",
-                path: one.clone(),
-                description: format!("Get a {schema} record by UUID."),
-                parameters: json!({"uuid": uuid_param(schema), "select": select_param()}),
-                request: None,
-                response: schema.to_owned(),
-            },
-            Op::List => Spec {
-                resource,
-                name: "list",
-                http: "GET",
-                path: resource.to_owned(),
-                description: format!("List {schema} records the caller can read."),
-                parameters: list_params(),
-                request: None,
-                response: format!("{schema}List"),
-            },
-            Op::Create => Spec {
-                resource,
-                name: "create",
-                http: "POST",
-                path: resource.to_owned(),
-                description: format!("Create a new {schema}."),
-                parameters: create_params(),
-                request: Some((wrapper, schema)),
-                response: schema.to_owned(),
-            },
-            Op::Update => Spec {
-                resource,
-                name: "update",
-                http: "PUT",
-                path: one.clone(),
-                description: format!("Update attributes of an existing {schema}."),
-                parameters: json!({"uuid": uuid_param(schema), "select": select_param()}),
-                request: Some((wrapper, schema)),
-                response: schema.to_owned(),
-            },
-            Op::Delete => Spec {
-                resource,
-                name: "delete",
-                http: "DELETE",
-                path: one.clone(),
-                description: format!("Delete an existing {schema}."),
-                parameters: json!({"uuid": uuid_param(schema)}),
-                request: None,
-                response: schema.to_owned(),
-            },
-        };
-        out.insert(spec.name.to_owned(), method(spec));
+impl<'a> Resource<'a> {
+    fn new(name: &'a str, schema: &'a str, wrapper: &'a str) -> Self {
+        Resource { name, schema, wrapper, methods: Map::new() }
     }
-    out
+
+    /// Adds a method (`path` relative to `arvados/v1/`).
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        mut self,
+        name: &str,
+        http: &str,
+        path: &str,
+        description: &str,
+        parameters: Value,
+        body: bool,
+        response: Option<String>,
+    ) -> Self {
+        let spec = Spec {
+            resource: self.name,
+            name,
+            http,
+            path: path.to_owned(),
+            description: description.to_owned(),
+            parameters,
+            request: body.then_some((self.wrapper, self.schema)),
+            response,
+        };
+        self.methods.insert(name.to_owned(), method(spec));
+        self
+    }
+
+    fn one(&self) -> String {
+        format!("{}/{{uuid}}", self.name)
+    }
+
+    fn get(self, extra: Vec<(&str, Value)>) -> Self {
+        let mut p = vec![("uuid", uuid_param(self.schema)), ("select", select_param())];
+        p.extend(extra);
+        let (path, desc, resp) = (self.one(), format!("Get a {} record by UUID.", self.schema), self.schema.to_owned());
+        self.add("get", "GET", &path, &desc, params(p), false, Some(resp))
+    }
+
+    fn list(self, extra: Vec<(&str, Value)>) -> Self {
+        let (path, desc) = (self.name.to_owned(), format!("List {} records the caller can read.", self.schema));
+        let resp = format!("{}List", self.schema);
+        self.add("list", "GET", &path, &desc, list_params(extra), false, Some(resp))
+    }
+
+    fn create(self, extra: Vec<(&str, Value)>) -> Self {
+        let mut p = vec![
+            ("select", select_param()),
+            ("ensure_unique_name", ensure_unique_name()),
+            ("cluster_id", cluster_id("Create the record on")),
+        ];
+        p.extend(extra);
+        let (path, desc, resp) =
+            (self.name.to_owned(), format!("Create a new {}.", self.schema), self.schema.to_owned());
+        self.add("create", "POST", &path, &desc, params(p), true, Some(resp))
+    }
+
+    fn update(self, extra: Vec<(&str, Value)>) -> Self {
+        let mut p = vec![("uuid", uuid_param(self.schema)), ("select", select_param())];
+        p.extend(extra);
+        let (path, resp) = (self.one(), self.schema.to_owned());
+        let desc = format!("Update attributes of an existing {}.", self.schema);
+        self.add("update", "PUT", &path, &desc, params(p), true, Some(resp))
+    }
+
+    fn delete(self) -> Self {
+        let p = params(vec![("uuid", uuid_param(self.schema))]);
+        let (path, desc, resp) = (self.one(), format!("Delete an existing {}.", self.schema), self.schema.to_owned());
+        self.add("delete", "DELETE", &path, &desc, p, false, Some(resp))
+    }
+
+    /// A method on one record: `POST <resource>/{uuid}/<name>`.
+    fn on_one(self, name: &str, description: &str) -> Self {
+        let p = params(vec![("uuid", uuid_param(self.schema))]);
+        let (path, resp) = (format!("{}/{name}", self.one()), self.schema.to_owned());
+        self.add(name, "POST", &path, description, p, false, Some(resp))
+    }
+}
+
+fn replace_param(what: &str) -> Value {
+    let mut p = param(
+        "object",
+        false,
+        None,
+        &format!("Arvados' {what} edits of the manifest: refused here (Hearth keeps no file data)."),
+    );
+    if let Some(obj) = p.as_object_mut() {
+        obj.insert("properties".into(), json!({}));
+        obj.insert("additionalProperties".into(), json!({"type": "string"}));
+    }
+    p
+}
+
+fn async_param() -> Value {
+    param(
+        "boolean",
+        false,
+        Some("false"),
+        "Accepted for Arvados' clients; Hearth always updates permissions at once and answers the record.",
+    )
 }
 
 fn resources() -> Value {
-    use Op::{Create, Delete, Get, List, Update};
-    const ALL: &[Op] = &[Get, List, Create, Update, Delete];
-
-    let mut users = crud("users", "User", "user", &[Get, List, Create, Update]);
-    users.insert(
-        "current".to_owned(),
-        method(Spec {
-            resource: "users",
-            name: "current",
-            http: "GET",
-            path: "users/current".to_owned(),
-            description: "Return the user the request's token belongs to.".to_owned(),
-            parameters: json!({}),
-            request: None,
-            response: "User".to_owned(),
-        }),
-    );
-    users.insert(
-        "merge".to_owned(),
-        method(Spec {
-            resource: "users",
-            name: "merge",
-            http: "POST",
-            path: "users/merge".to_owned(),
-            description: "Move everything the old user owns to new_owner_uuid, and optionally \
-                          redirect the old user to the new one. Returns the old user."
-                .to_owned(),
-            parameters: json!({
-                "new_owner_uuid": {
-                    "type": "string", "required": true, "location": "query",
-                    "description": "The user or project (writable by the new user) that receives \
-                                    the old user's objects.",
-                },
-                "new_user_token": query("string", "A token of the new user (token variant)."),
-                "redirect_to_new_user": query_default(
-                    "boolean", "false",
-                    "Redirect the old user to the new one: its tokens and SSH keys move over.",
+    let users = Resource::new("users", "User", "user")
+        .get(vec![])
+        .list(vec![])
+        .create(vec![])
+        .update(vec![("bypass_federation", bypass_federation())])
+        .add(
+            "current",
+            "GET",
+            "users/current",
+            "Return the user the request's token belongs to.",
+            json!({}),
+            false,
+            Some("User".into()),
+        )
+        .add("system", "GET", "users/system", "Return this cluster's system (root) user.", json!({}), false, Some("User".into()))
+        .on_one(
+            "activate",
+            "Set is_active on the caller (or, for admins, the user named): a user must have been set up (invited).",
+        )
+        .add(
+            "setup",
+            "POST",
+            "users/setup",
+            "Admins: set up (invite) an existing user, or create one from `user` and set it up.",
+            params(vec![
+                ("uuid", param("string", false, None, "The existing user to set up.")),
+                ("user", param("object", false, None, "Attributes of a new user to create and set up (email required).")),
+                ("repo_name", param("string", false, None, "Obsolete in Arvados; ignored.")),
+                ("vm_uuid", param("string", false, None, "A virtual machine to grant a login on: refused here (no virtual machines).")),
+                ("send_notification_email", param("boolean", false, Some("false"), "Accepted; Hearth sends no welcome mail.")),
+            ]),
+            false,
+            Some("User".into()),
+        )
+        .on_one(
+            "unsetup",
+            "Admins: deactivate a user and delete its tokens, SSH keys, permissions and preferences.",
+        )
+        .add(
+            "merge",
+            "POST",
+            "users/merge",
+            "Move everything the old user owns to new_owner_uuid, and optionally redirect the old user to the new one. Returns the old user.",
+            params(vec![
+                (
+                    "new_owner_uuid",
+                    param(
+                        "string",
+                        true,
+                        None,
+                        "The user or project (writable by the new user) that receives the old user's objects.",
+                    ),
                 ),
-                "old_user_uuid": query("string", "The user to merge away (admin variant)."),
-                "new_user_uuid": query("string", "The user to merge into (admin variant)."),
-            }),
-            request: None,
-            response: "User".to_owned(),
-        }),
-    );
+                ("new_user_token", param("string", false, None, "A token of the new user (token variant).")),
+                (
+                    "redirect_to_new_user",
+                    param(
+                        "boolean",
+                        false,
+                        Some("false"),
+                        "Redirect the old user to the new one: its tokens and SSH keys move over.",
+                    ),
+                ),
+                ("old_user_uuid", param("string", false, None, "The user to merge away (admin variant).")),
+                ("new_user_uuid", param("string", false, None, "The user to merge into (admin variant).")),
+            ]),
+            false,
+            Some("User".into()),
+        );
 
-    let mut tokens = crud(
-        "api_client_authorizations",
-        "ApiClientAuthorization",
-        "api_client_authorization",
-        &[Get, List, Create, Delete],
-    );
-    tokens.insert(
-        "current".to_owned(),
-        method(Spec {
-            resource: "api_client_authorizations",
-            name: "current",
-            http: "GET",
-            path: "api_client_authorizations/current".to_owned(),
-            description: "Return the token the request was made with.".to_owned(),
-            parameters: json!({}),
-            request: None,
-            response: "ApiClientAuthorization".to_owned(),
-        }),
-    );
+    let tokens = Resource::new("api_client_authorizations", "ApiClientAuthorization", "api_client_authorization")
+        .get(vec![])
+        .list(vec![])
+        .create(vec![])
+        .delete()
+        .add(
+            "current",
+            "GET",
+            "api_client_authorizations/current",
+            "Return the token the request was made with.",
+            json!({}),
+            false,
+            Some("ApiClientAuthorization".into()),
+        );
 
-    let table: [(&str, Map<String, Value>); 7] = [
-        ("users", users),
-        ("api_client_authorizations", tokens),
-        ("groups", crud("groups", "Group", "group", ALL)),
-        ("collections", crud("collections", "Collection", "collection", ALL)),
-        ("links", crud("links", "Link", "link", ALL)),
-        ("authorized_keys", crud("authorized_keys", "AuthorizedKey", "authorized_key", ALL)),
-        ("logs", crud("logs", "Log", "log", &[Get, List])),
+    let contents_extra = vec![
+        ("include_trash", include_trash("items")),
+        (
+            "uuid",
+            param(
+                "string",
+                false,
+                Some(""),
+                "List what this user or group owns (default: everything the caller can read).",
+            ),
+        ),
+        ("recursive", param("boolean", false, Some("false"), "Include the contents of subprojects, recursively.")),
+        (
+            "include",
+            param(
+                "array",
+                false,
+                None,
+                "Referenced objects to return in `included`: \"owner_uuid\" (others are refused).",
+            ),
+        ),
+        ("include_old_versions", param("boolean", false, Some("false"), "Accepted; Hearth keeps no old versions.")),
+        (
+            "exclude_home_project",
+            param(
+                "boolean",
+                false,
+                Some("false"),
+                "Leave out what the caller's own home project holds: what is shared with the caller.",
+            ),
+        ),
     ];
+    let shared_extra = vec![
+        ("include_trash", include_trash("groups")),
+        ("include", param("string", false, None, "\"owner_uuid\": return the groups' owners in `included`.")),
+    ];
+    let groups = Resource::new("groups", "Group", "group")
+        .get(vec![("include_trash", include_trash("the group even"))])
+        .list(vec![("include_trash", include_trash("groups"))])
+        .create(vec![("async", async_param())])
+        .update(vec![("async", async_param())])
+        .delete()
+        .add(
+            "contents",
+            "GET",
+            "groups/contents",
+            "List the projects and collections a user or group owns (or all the caller can read).",
+            list_params(contents_extra),
+            false,
+            Some("Group".into()),
+        )
+        .add(
+            "shared",
+            "GET",
+            "groups/shared",
+            "List the projects shared with the caller that its own projects do not contain.",
+            list_params(shared_extra),
+            false,
+            Some("Group".into()),
+        )
+        .on_one("trash", "Move a project to the trash (it and what it holds disappear from lists).")
+        .on_one("untrash", "Take a project out of the trash.");
+
+    let collections = Resource::new("collections", "Collection", "collection")
+        .get(vec![("include_trash", include_trash("the collection even"))])
+        .list(vec![
+            ("include_trash", include_trash("collections")),
+            ("include_old_versions", param("boolean", false, Some("false"), "Accepted; Hearth keeps no old versions.")),
+        ])
+        .create(vec![
+            ("replace_files", replace_param("replace_files")),
+            ("replace_segments", replace_param("replace_segments")),
+        ])
+        .update(vec![
+            ("replace_files", replace_param("replace_files")),
+            ("replace_segments", replace_param("replace_segments")),
+        ])
+        .delete();
+
+    let links =
+        Resource::new("links", "Link", "link").get(vec![]).list(vec![]).create(vec![]).update(vec![]).delete().add(
+            "get_permissions",
+            "GET",
+            "permissions/{uuid}",
+            "List the permission links whose head is this object (needs can_manage on it).",
+            params(vec![("uuid", uuid_param("object"))]),
+            false,
+            Some("Link".into()),
+        );
+
+    let keys = Resource::new("authorized_keys", "AuthorizedKey", "authorized_key")
+        .get(vec![])
+        .list(vec![])
+        .create(vec![])
+        .update(vec![])
+        .delete();
+
+    let logs = Resource::new("logs", "Log", "log").get(vec![]).list(vec![]);
+
+    let configs = Resource::new("configs", "", "").add(
+        "get",
+        "GET",
+        "config",
+        "The public part of this cluster's configuration, as Arvados exports it.",
+        json!({}),
+        false,
+        None,
+    );
+    let vocabularies = Resource::new("vocabularies", "", "").add(
+        "get",
+        "GET",
+        "vocabulary",
+        "The vocabulary of properties (none is configured: properties are free).",
+        json!({}),
+        false,
+        None,
+    );
+
     let mut out = Map::new();
-    for (name, methods) in table {
-        out.insert(name.to_owned(), json!({"methods": methods}));
+    for r in [users, tokens, groups, collections, links, keys, logs, configs, vocabularies] {
+        out.insert(r.name.to_owned(), json!({"methods": r.methods}));
     }
     Value::Object(out)
 }
@@ -599,11 +812,13 @@ mod tests {
                 assert_eq!(uuid["required"], true, "{res}.{name}");
                 assert_eq!(m["parameterOrder"], json!(["uuid"]), "{res}.{name}");
             } else {
-                assert!(uuid.is_null(), "{res}.{name} has a uuid but no {{uuid}}");
+                // groups.contents and users.setup take a uuid in the query string, as in Arvados.
+                assert!(uuid.is_null() || uuid["location"] == "query", "{res}.{name}: uuid without {{uuid}}");
             }
-            assert!(!path.contains(['{', '}']) || path.ends_with("/{uuid}"));
+            let templated = path.matches('{').count();
+            assert!(templated == 0 || (templated == 1 && path.contains("{uuid}")), "{res}.{name}: {path}");
         }
-        assert_eq!(seen, 17, "methods with {{uuid}} in the path");
+        assert_eq!(seen, 22, "methods with {{uuid}} in the path");
     }
 
     #[test]
@@ -613,23 +828,81 @@ mod tests {
         for (name, p) in d["parameters"].as_object().unwrap() {
             assert_eq!(p["location"], "query", "global {name}");
         }
+        let free_form = ["configs", "vocabularies"];
+        let bodiless_posts = ["merge", "activate", "setup", "unsetup", "trash", "untrash"];
         for (res, name, m) in methods(&d) {
             assert_eq!(m["id"], json!(format!("arvados.{res}.{name}")));
-            assert!(m["response"]["$ref"].is_string(), "{res}.{name} response");
+            if free_form.contains(&res.as_str()) {
+                assert_eq!(m["response"], json!({}), "{res}.{name}: a free-form answer, parsed as JSON");
+            } else {
+                assert!(m["response"]["$ref"].is_string(), "{res}.{name} response");
+            }
             assert!(m["scopes"].as_array().is_some_and(|s| !s.is_empty()));
+            let path = m["path"].as_str().unwrap();
             for (pname, p) in m["parameters"].as_object().unwrap() {
                 let loc = p["location"].as_str().unwrap_or("");
-                let want = if pname == "uuid" { "path" } else { "query" };
+                let want = if pname == "uuid" && path.contains("{uuid}") { "path" } else { "query" };
                 assert_eq!(loc, want, "{res}.{name}.{pname}");
                 assert!(p["type"].is_string(), "{res}.{name}.{pname} type");
+                assert!(p["required"].is_boolean(), "{res}.{name}.{pname} required");
             }
             let body = matches!(m["httpMethod"].as_str(), Some("POST" | "PUT"));
-            if body && name != "merge" {
+            if body && !bodiless_posts.contains(&name.as_str()) {
                 assert_eq!(m["request"]["required"], true, "{res}.{name}");
                 assert_eq!(m["request"]["properties"].as_object().unwrap().len(), 1);
             } else {
                 assert!(m["request"].is_null(), "{res}.{name} takes no body");
             }
+        }
+    }
+
+    /// One method of Arvados' own discovery document, as `discovery/arvados_expectations.txt`
+    /// records it: (http method, path, parameter → "type:location:required|optional").
+    type Expected = (String, String, BTreeMap<String, String>);
+
+    fn arvados_expectations() -> BTreeMap<String, Expected> {
+        let mut out = BTreeMap::new();
+        for line in include_str!("discovery/arvados_expectations.txt").lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let (id, http, path) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
+            let params = words
+                .map(|w| {
+                    let (name, rest) = w.split_once(':').unwrap();
+                    (name.to_owned(), rest.to_owned())
+                })
+                .collect();
+            out.insert(id.to_owned(), (http.to_owned(), path.to_owned(), params));
+        }
+        out
+    }
+
+    /// The methods Hearth serves are exactly the expectations' methods, each at Arvados' path and
+    /// HTTP method, with every parameter Arvados declares for it, of the same type, in the same
+    /// place, as required as in Arvados.
+    #[test]
+    fn methods_and_parameters_are_arvados_own() {
+        let d = doc();
+        let want = arvados_expectations();
+        assert!(want.len() > 40, "expectations read: {}", want.len());
+        let have: BTreeMap<String, Value> =
+            methods(&d).into_iter().map(|(res, name, m)| (format!("{res}.{name}"), m)).collect();
+        assert_eq!(have.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "resource.method names");
+        for (id, (http, path, params)) in &want {
+            let m = &have[id];
+            assert_eq!(m["httpMethod"], json!(http), "{id}");
+            assert_eq!(m["path"], json!(path), "{id}");
+            let declared = m["parameters"].as_object().unwrap();
+            for (name, shape) in params {
+                let p = declared.get(name).unwrap_or_else(|| panic!("{id} does not declare {name}"));
+                let required = if p["required"] == true { "required" } else { "optional" };
+                let got = format!("{}:{}:{required}", p["type"].as_str().unwrap(), p["location"].as_str().unwrap());
+                assert_eq!(&got, shape, "{id}.{name}");
+            }
+            let extra: Vec<&String> = declared.keys().filter(|k| !params.contains_key(*k)).collect();
+            assert!(extra.is_empty(), "{id} declares parameters Arvados does not: {extra:?}");
         }
     }
 
@@ -653,24 +926,6 @@ mod tests {
     fn the_required_methods_are_there() {
         let d = doc();
         let r = &d["resources"];
-        let want: &[(&str, &[&str])] = &[
-            ("users", &["current", "get", "list", "create", "update", "merge"]),
-            ("api_client_authorizations", &["current", "get", "list", "create", "delete"]),
-            ("groups", &["get", "list", "create", "update", "delete"]),
-            ("collections", &["get", "list", "create", "update", "delete"]),
-            ("links", &["get", "list", "create", "update", "delete"]),
-            ("authorized_keys", &["get", "list", "create", "update", "delete"]),
-            ("logs", &["get", "list"]),
-        ];
-        assert_eq!(r.as_object().unwrap().len(), want.len());
-        for (res, names) in want {
-            let ms = r[*res]["methods"].as_object().unwrap();
-            let mut have: Vec<&str> = ms.keys().map(String::as_str).collect();
-            let mut expect = names.to_vec();
-            have.sort_unstable();
-            expect.sort_unstable();
-            assert_eq!(have, expect, "{res}");
-        }
         let merge = &r["users"]["methods"]["merge"];
         assert_eq!(merge["httpMethod"], "POST");
         assert_eq!(merge["path"], "users/merge");
@@ -678,7 +933,11 @@ mod tests {
         assert_eq!(merge["parameters"]["redirect_to_new_user"]["default"], "false");
         assert_eq!(r["groups"]["methods"]["create"]["request"]["properties"]["group"]["$ref"], "Group");
         assert_eq!(r["groups"]["methods"]["list"]["parameters"]["limit"]["default"], "100");
+        assert_eq!(r["groups"]["methods"]["contents"]["parameters"]["uuid"]["default"], "");
         assert_eq!(r["users"]["methods"]["current"]["path"], "users/current");
+        assert_eq!(r["configs"]["methods"]["get"]["path"], "config");
+        assert_eq!(r["vocabularies"]["methods"]["get"]["path"], "vocabulary");
+        assert_eq!(r["links"]["methods"]["get_permissions"]["path"], "permissions/{uuid}");
     }
 
     #[test]

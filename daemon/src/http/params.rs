@@ -17,7 +17,30 @@ pub const MAX_BODY: usize = crate::accounts::bounds::MAX_REQUEST_BODY_BYTES;
 pub struct Params {
     query: BTreeMap<String, String>,
     body: Map<String, Value>,
+    /// The body was a JSON object (not a form).
+    json_body: bool,
 }
+
+/// Names of Arvados' method parameters (and googleapiclient's global ones): never resource
+/// attributes, so left out when a JSON body carries the attributes unwrapped.
+const METHOD_PARAMETERS: &[&str] = &[
+    "select",
+    "ensure_unique_name",
+    "cluster_id",
+    "async",
+    "bypass_federation",
+    "replace_files",
+    "replace_segments",
+    "include_trash",
+    "alt",
+    "fields",
+    "key",
+    "oauth_token",
+    "prettyPrint",
+    "quotaUser",
+    "userIp",
+    "api_token",
+];
 
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = ApiError;
@@ -34,7 +57,8 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .await
             .map_err(|e| ApiError::bad_request("body_unreadable", format!("could not read the request body: {e}")))?;
         let body = parse_body(&content_type, &bytes)?;
-        Ok(Params { query, body })
+        let json_body = !body.is_empty() && !content_type.starts_with("application/x-www-form-urlencoded");
+        Ok(Params { query, body, json_body })
     }
 }
 
@@ -58,7 +82,8 @@ fn parse_body(content_type: &str, bytes: &[u8]) -> ApiResult<Map<String, Value>>
 impl Params {
     /// Parameters from a JSON object (used by the JSON-only Hearth endpoints' tests and the pages).
     pub fn from_parts(query: BTreeMap<String, String>, body: Map<String, Value>) -> Self {
-        Params { query, body }
+        let json_body = !body.is_empty();
+        Params { query, body, json_body }
     }
 
     /// A scalar parameter as a string: query first, then body (strings, numbers and booleans).
@@ -92,6 +117,22 @@ impl Params {
     /// The whole JSON body.
     pub fn body(&self) -> &Map<String, Value> {
         &self.body
+    }
+
+    /// Resource attributes as Arvados takes them from a create or update: [`Params::attrs`], or,
+    /// when neither the body nor the query carries `resource`, a JSON body's own members other
+    /// than method parameters (Rails wraps such a body in the resource name; Arvados' admin tools
+    /// send some bodies that way, e.g. `arv-federation-migrate` its subproject).
+    pub fn resource_attrs(&self, resource: &str) -> ApiResult<Map<String, Value>> {
+        if self.json_body && !self.body.contains_key(resource) && !self.query.contains_key(resource) {
+            return Ok(self
+                .body
+                .iter()
+                .filter(|(k, _)| !METHOD_PARAMETERS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect());
+        }
+        self.attrs(resource)
     }
 
     /// Resource attributes: `body[resource]` (an object, or a JSON string of one), else the query
@@ -136,8 +177,15 @@ mod tests {
         assert!(parse_body("application/json", b"{bad").is_err());
         assert!(parse_body("application/json", b"[1]").is_err());
         let f = parse_body("application/x-www-form-urlencoded", b"group=%7B%22name%22%3A%22x%22%7D").unwrap();
-        let p = Params { query: BTreeMap::new(), body: f };
+        let p = Params { query: BTreeMap::new(), body: f, json_body: false };
         assert_eq!(p.attrs("group").unwrap()["name"], "x");
         assert!(p.attrs("collection").is_err());
+        assert!(p.resource_attrs("collection").is_err(), "a form body is never taken unwrapped");
+        let j = parse_body("application/json", br#"{"name":"x","ensure_unique_name":true}"#).unwrap();
+        let p = Params { query: BTreeMap::new(), body: j, json_body: true };
+        assert_eq!(
+            p.resource_attrs("group").unwrap(),
+            serde_json::from_str::<Map<String, Value>>(r#"{"name":"x"}"#).unwrap()
+        );
     }
 }

@@ -63,6 +63,27 @@ pub struct User {
     /// remote profile this is set only from the parent's home record.
     #[serde(default)]
     pub managed_by: Option<ObjectUuid>,
+    /// Set up by an admin (`users.setup`): the user may activate itself (`users.activate`).
+    #[serde(default)]
+    pub is_invited: bool,
+    /// For a cached remote user: the username an admin gave it here (shell logins use it). Unique
+    /// among this cluster's usernames; notices from the user's home never change it (`username`
+    /// keeps the home's name, shown when there is no local one).
+    #[serde(default)]
+    pub local_username: Option<String>,
+}
+
+impl User {
+    /// The name this cluster knows the user by in its username index: a local user's username, a
+    /// cached remote user's local username (a remote user's home username is not this cluster's).
+    pub fn indexed_username(&self) -> Option<&str> {
+        if self.cached_from_home { self.local_username.as_deref() } else { self.username.as_deref() }
+    }
+
+    /// The username shown here: the local one if an admin gave a remote user one, else `username`.
+    pub fn shown_username(&self) -> Option<&str> {
+        self.local_username.as_deref().or(self.username.as_deref())
+    }
 }
 
 impl User {
@@ -90,6 +111,8 @@ impl User {
             cached_from_home: false,
             orcid: None,
             managed_by: None,
+            is_invited: false,
+            local_username: None,
         }
     }
 }
@@ -153,6 +176,9 @@ pub struct Group {
     pub group_class: String,
     /// Free-form properties.
     pub properties: Value,
+    /// When it was put in the trash (`groups.trash`); it and everything it holds are then hidden.
+    #[serde(with = "arv_time::option", default)]
+    pub trash_at: Option<OffsetDateTime>,
 }
 
 /// A collection's metadata.
