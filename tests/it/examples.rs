@@ -39,7 +39,7 @@ fn every_example_runs_against_the_demo() {
         })
         .collect();
     examples.sort();
-    assert!(examples.len() >= 9, "{examples:?}");
+    assert!(examples.len() >= 10, "{examples:?}");
     let mut failed = Vec::new();
     for ex in &examples {
         let mut cmd =
