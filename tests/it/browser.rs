@@ -123,13 +123,24 @@ pub(crate) async fn shot(c: &Client, name: &str) {
 }
 
 pub(crate) async fn text(c: &Client, css: &str) -> String {
-    let e = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
-    match e {
-        Ok(e) => e.text().await.expect("text"),
-        Err(err) => {
-            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            let src = c.source().await.unwrap_or_default();
-            panic!("no {css} on {url}: {err}\n{src}");
+    // The element may be found on the page a click is leaving and be gone (stale) by the time its
+    // text is read: look again until the page settles.
+    let started = Instant::now();
+    loop {
+        let e = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await;
+        match e {
+            Ok(e) => match e.text().await {
+                Ok(t) => return t,
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("{css}: {err}"),
+            },
+            Err(err) => {
+                let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let src = c.source().await.unwrap_or_default();
+                panic!("no {css} on {url}: {err}\n{src}");
+            }
         }
     }
 }
