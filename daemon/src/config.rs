@@ -534,12 +534,12 @@ impl Settings {
             }
         }
         for (i, e) in self.notify.admin_emails.iter().enumerate() {
-            if crate::accounts::legacy::normalize_email(e).is_err() {
+            if crate::accounts::users::parse_email(e).is_err() {
                 return Err(invalid(&format!("notify.admin_emails[{i}]"), "not an email address"));
             }
         }
         if let Some(f) = &self.notify.from
-            && crate::accounts::legacy::normalize_email(f).is_err()
+            && crate::accounts::users::parse_email(f).is_err()
         {
             return Err(invalid("notify.from", "not an email address"));
         }

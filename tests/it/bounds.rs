@@ -184,7 +184,11 @@ async fn users_refuse_long_attributes_on_create_and_update() {
     let fed = single().await;
     let c = &fed.clusters[0];
     let alice = c.user("alice").await;
-    let email = |n: usize| json!(format!("{}@example.org", "a".repeat(n - "@example.org".len())));
+    // A valid address of n bytes (RFC 5321: a local part of at most 64, labels of at most 63).
+    let email = |n: usize| {
+        let last = n - 64 - 1 - 2 * 64 - ".org".len();
+        json!(format!("{}@{}.{}.{}.org", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(last)))
+    };
     let username = |n: usize| json!(format!("u{}", "1".repeat(n - 1)));
     let admin_fields = vec![
         Field {

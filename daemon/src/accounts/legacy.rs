@@ -10,6 +10,7 @@
 //! mark and its audit entry, into a project of the claimant's named after the legacy account.
 
 use super::error::{Error, Result};
+use super::users::parse_email as normalize_email;
 use super::{Accounts, Caller};
 use crate::clock::parse_time;
 use crate::store::records::{Collection, Group, LegacyAccount};
@@ -160,19 +161,6 @@ struct Line {
     email: String,
     name: String,
     collections: Vec<LineCollection>,
-}
-
-/// Trims, lowercases and checks an email address with a real address parser (RFC 5322 rules,
-/// as `email_address` implements them), at most 254 characters.
-pub fn normalize_email(raw: &str) -> std::result::Result<String, String> {
-    let e = raw.trim().to_lowercase();
-    if e.len() > 254 {
-        return Err("email is longer than 254 characters".into());
-    }
-    if !email_address::EmailAddress::is_valid(&e) {
-        return Err(format!("email {e:?} is not an email address"));
-    }
-    Ok(e)
 }
 
 fn string_field(o: &Map<String, Value>, key: &str, max: usize, at: &str) -> std::result::Result<String, String> {
@@ -609,11 +597,7 @@ impl Accounts {
 }
 
 fn dismissed_of(prefs: &Value) -> Vec<String> {
-    prefs
-        .get(DISMISSED_PREF)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default()
+    super::users::pref_strings(prefs, DISMISSED_PREF)
 }
 
 #[cfg(test)]

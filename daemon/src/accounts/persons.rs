@@ -12,7 +12,7 @@
 //! `tail_uuid` = the object, `head_uuid` = the person.
 
 use super::error::{Error, Result};
-use super::legacy::normalize_email;
+use super::users::parse_email as normalize_email;
 use super::{Accounts, Caller};
 use crate::store::records::{ClaimState, Collection, Group, Link, Person, PersonClaim};
 use crate::store::{TreeId, WriteBatch};

@@ -75,15 +75,35 @@ pub(crate) fn check_username(u: &str) -> Result<()> {
     }
 }
 
+/// Trims, lowercases and checks an email address with a real address parser (RFC 5322 rules,
+/// as `email_address` implements them), at most 254 characters.
+pub fn parse_email(raw: &str) -> std::result::Result<String, String> {
+    let e = raw.trim().to_lowercase();
+    if e.len() > 254 {
+        return Err("email is longer than 254 characters".into());
+    }
+    if !email_address::EmailAddress::is_valid(&e) {
+        return Err(format!("email {e:?} is not an email address"));
+    }
+    Ok(e)
+}
+
+/// A list of strings kept under `key` in a user's prefs (dismissed offers and the like).
+pub(crate) fn pref_strings(prefs: &Value, key: &str) -> Vec<String> {
+    prefs
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// [`parse_email`] with the API's error: 422 `invalid_email`.
 pub(crate) fn normalize_email(e: &str) -> Result<String> {
-    let e = e.trim().to_lowercase();
-    let valid = e.len() <= bounds::MAX_EMAIL_BYTES
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
-        && !e.chars().any(|c| c.is_whitespace() || c == '\0');
-    if valid {
-        Ok(e)
-    } else {
-        Err(Error::unprocessable("invalid_email", format!("not an email address: {}", bounds::excerpt(&e))))
+    match parse_email(e) {
+        Ok(e) => Ok(e),
+        Err(_) => {
+            Err(Error::unprocessable("invalid_email", format!("not an email address: {}", bounds::excerpt(e.trim()))))
+        }
     }
 }
 

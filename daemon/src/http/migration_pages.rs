@@ -134,11 +134,7 @@ fn parse_peer(app: &App, raw: &str) -> Option<ClusterId> {
 }
 
 fn dismissed(prefs: &Value) -> Vec<String> {
-    prefs
-        .get(DISMISSED_PREF)
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default()
+    crate::accounts::users::pref_strings(prefs, DISMISSED_PREF)
 }
 
 /// The banner's offers for the account page: verified-email matches at peers, for a local account,
