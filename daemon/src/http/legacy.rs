@@ -95,23 +95,6 @@ pub struct LegacyForm {
     legacy_id: String,
 }
 
-fn form_expired(app: &App, banner: Option<Banner>) -> Response {
-    message(
-        app,
-        banner,
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form has expired or was not sent by this site. Nothing was changed.",
-        Some("/account"),
-        "Back to your account",
-    )
-}
-
-fn refused(app: &App, banner: Option<Banner>, e: &Error) -> Response {
-    let text = format!("{} Nothing was changed.", e.message);
-    message(app, banner, super::error::status_of(e.kind), "Not done", &text, Some("/account"), "Back to your account")
-}
-
 /// `POST /legacy/claim` ("Migrate data").
 pub async fn claim_submit(
     State(app): State<Arc<App>>,
@@ -121,7 +104,7 @@ pub async fn claim_submit(
 ) -> Response {
     let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app, banner);
+        return super::pages::form_expired(&app, banner);
     }
     let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
     let app2 = app.clone();
@@ -136,7 +119,7 @@ pub async fn claim_submit(
             );
             message(&app, banner, StatusCode::OK, "Data migrated", &text, Some("/account"), "Back to your account")
         }
-        Err(e) => refused(&app, banner, &e.0),
+        Err(e) => super::pages::not_done(&app, banner, &e.0),
     }
 }
 
@@ -149,12 +132,12 @@ pub async fn dismiss_submit(
 ) -> Response {
     let banner = Banner::of(c.as_ref(), &headers);
     if !csrf_ok(&headers, &f.csrf) {
-        return form_expired(&app, banner);
+        return super::pages::form_expired(&app, banner);
     }
     let Some(c) = c else { return Redirect::to("/login?return_to=/account").into_response() };
     let app2 = app.clone();
     match blocking(move || app2.accounts.dismiss_legacy(&c, &f.legacy_id)).await {
         Ok(()) => Redirect::to("/account").into_response(),
-        Err(e) => refused(&app, banner, &e.0),
+        Err(e) => super::pages::not_done(&app, banner, &e.0),
     }
 }

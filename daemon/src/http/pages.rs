@@ -783,7 +783,8 @@ pub async fn root() -> Redirect {
 }
 
 /// The answer to a form whose CSRF field does not match the cookie: nothing was done.
-fn form_expired(app: &App, banner: Option<Banner>) -> Response {
+/// A form whose CSRF field does not match its cookie: 403, nothing changed.
+pub(crate) fn form_expired(app: &App, banner: Option<Banner>) -> Response {
     message(
         app,
         banner,
@@ -796,13 +797,20 @@ fn form_expired(app: &App, banner: Option<Banner>) -> Response {
 }
 
 /// A refusal of the service layer as a page: the status of its kind, and why; nothing changed.
-fn not_done(app: &App, banner: Option<Banner>, e: &Error) -> Response {
+/// A refusal of the service layer as a page, linking back to the account page.
+pub(crate) fn not_done(app: &App, banner: Option<Banner>, e: &Error) -> Response {
+    not_done_at(app, banner, e, "/account")
+}
+
+/// A refusal of the service layer as a page: its status, why (an internal error says only that
+/// something went wrong), nothing changed, and a link back to `back`.
+pub(crate) fn not_done_at(app: &App, banner: Option<Banner>, e: &Error, back: &str) -> Response {
     let text = if e.kind == ErrorKind::Internal {
         "Something went wrong; nothing was changed. Please try again.".to_string()
     } else {
         format!("{} Nothing was changed.", e.message)
     };
-    message(app, banner, super::error::status_of(e.kind), "Not done", &text, Some("/account"), "Back to your account")
+    message(app, banner, super::error::status_of(e.kind), "Not done", &text, Some(back), "Back")
 }
 
 /// Form of the account page's "New profile".

@@ -218,15 +218,7 @@ struct QueuePage<'a> {
 }
 
 fn refused(app: &App, e: &Error, back: &str) -> Response {
-    message(
-        app,
-        None,
-        super::error::status_of(e.kind),
-        "Not done",
-        &format!("{} Nothing was changed.", e.message),
-        Some(back),
-        "Back",
-    )
+    super::pages::not_done_at(app, None, e, back)
 }
 
 fn login_first(path: &str) -> Response {
@@ -275,15 +267,7 @@ pub struct CsrfForm {
 }
 
 fn form_expired(app: &App) -> Response {
-    message(
-        app,
-        None,
-        StatusCode::FORBIDDEN,
-        "Form expired",
-        "This form has expired or was not sent by this site. Nothing was changed.",
-        Some("/account"),
-        "Back",
-    )
+    super::pages::form_expired(app, None)
 }
 
 /// `POST /persons/<uuid>/claim` (the person page's button).
