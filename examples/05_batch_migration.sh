@@ -25,9 +25,21 @@ HEARTH_URL="$a_url" "$py" - <<PY
 import json, ssl, urllib.request
 req = urllib.request.Request("$a_url/hearth/v1/login", data=json.dumps({"login": "quinn", "password": "quinn-example-pw"}).encode(),
                              headers={"Content-Type": "application/json"}, method="POST")
-urllib.request.urlopen(req, context=ssl.create_default_context(cafile="$HEARTH_CA_CERT")).read()
+ctx = ssl.create_default_context(cafile="$HEARTH_CA_CERT")
+urllib.request.urlopen(req, context=ctx).read()
+# The notice travels through aaaaa's outbox: wait until bbbbb holds quinn's home record.
+import time, urllib.parse
+q = urllib.parse.urlencode({"filters": json.dumps([["email", "=", "quinn@example.org"]]), "count": "none"})
+deadline = time.time() + 60
+while True:
+    ask = urllib.request.Request("$b_url/arvados/v1/users?" + q, headers={"Authorization": "Bearer $b_root"})
+    items = json.load(urllib.request.urlopen(ask, context=ctx))["items"]
+    if any(u["uuid"].startswith("aaaaa-") for u in items):
+        break
+    if time.time() > deadline:
+        raise SystemExit("bbbbb never heard of quinn's login at aaaaa")
+    time.sleep(0.2)
 PY
-sleep 1
 echo "== report (across the federation)"
 "$hearth" admin migrate --url "$b_url" --token "$b_root" --report
 echo "== dry run at bbbbb"
