@@ -86,7 +86,6 @@ trees! {
     IndexAliases => "index_target_source_kind": "index tag \\0 target uuid \\0 source uuid \\0 kind infix → (): entries of that kind under the source may be the target's",
     MergeIntents => "olduseruuid_mergeintent": "old user uuid → MergeIntent (a merge still being rolled forward)",
     Legacy => "legacyuuid_legacyaccount": "legacy account uuid → LegacyAccount (imported from an older system)",
-    LegacyIds => "legacyid_legacyuuid": "legacy id → legacy account uuid",
     LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
     RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
     Persons => "personuuid_person": "person uuid → Person",
@@ -597,9 +596,6 @@ impl WriteBatch {
         if old.is_none_or(|o| o.email != new.email) {
             self.put_raw(TreeId::LegacyEmail, pair(&new.email, &uuid), Vec::new());
         }
-        if old.is_none() {
-            self.put_raw(TreeId::LegacyIds, new.legacy_id.as_bytes().to_vec(), uuid.as_bytes().to_vec());
-        }
         let bytes = encode(TreeId::Legacy, new)?;
         self.put_raw(TreeId::Legacy, uuid.into_bytes(), bytes);
         Ok(())
@@ -698,6 +694,9 @@ impl Store {
         let mut trees = Vec::with_capacity(TreeId::ALL.len());
         for &t in TreeId::ALL {
             trees.push(db.open_tree(t.name())?);
+        }
+        for gone in RETIRED_TREES {
+            db.drop_tree(gone)?;
         }
         Ok(Store { db, trees })
     }
@@ -905,14 +904,6 @@ impl Store {
     /// A legacy account by uuid.
     pub fn legacy(&self, uuid: &ObjectUuid) -> StoreResult<Option<LegacyAccount>> {
         self.get_json(TreeId::Legacy, uuid.to_string().as_bytes())
-    }
-
-    /// The legacy account imported under `legacy_id`.
-    pub fn legacy_by_id(&self, legacy_id: &str) -> StoreResult<Option<LegacyAccount>> {
-        let Some(uuid) = self.tree(TreeId::LegacyIds).get(legacy_id.as_bytes())? else {
-            return Ok(None);
-        };
-        self.get_json(TreeId::Legacy, &uuid)
     }
 
     /// Legacy accounts with this (lowercased) email.
@@ -1428,6 +1419,10 @@ impl Store {
 
 const BASELINE_SCRATCH: &str = "bench_scratch";
 
+/// Trees earlier versions kept and this one does not; dropped at open. `legacyid_legacyuuid`
+/// mapped a legacy id to its account's uuid, which is derived from the legacy id itself.
+const RETIRED_TREES: &[&str] = &["legacyid_legacyuuid"];
+
 /// Below this many rows, reading them on one thread is quicker than starting others.
 const PARALLEL_READ_MIN: usize = 4096;
 
@@ -1467,6 +1462,23 @@ mod tests {
             store.owned_by(owner).unwrap().iter().map(|u| u.id().trim_start_matches('0').to_owned()).collect();
         v.sort();
         v
+    }
+
+    /// A store written by an earlier version loses the trees this one retired when it is opened,
+    /// and keeps everything else.
+    #[test]
+    fn retired_trees_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(RETIRED_TREES[0]).unwrap().insert(b"legacy-1", b"x").unwrap();
+            db.open_tree(TreeId::Users.name()).unwrap().insert(b"k", b"v").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let names: Vec<Vec<u8>> = store.db.tree_names().into_iter().map(|n| n.to_vec()).collect();
+        assert!(!names.contains(&RETIRED_TREES[0].as_bytes().to_vec()), "{names:?}");
+        assert_eq!(store.tree(TreeId::Users).get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     /// What a merge leaves under the old user's uuid is found under the new owner through the

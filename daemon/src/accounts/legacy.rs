@@ -9,7 +9,7 @@
 //! reaches, so only admins see them until a claim moves them, in one transaction with the claim
 //! mark and its audit entry, into a project of the claimant's named after the legacy account.
 
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 use super::users::parse_email as normalize_email;
 use super::{Accounts, Caller};
 use crate::clock::parse_time;
@@ -263,8 +263,9 @@ fn parse_line(raw: &str) -> std::result::Result<Line, String> {
 
 impl Accounts {
     /// A uuid of `kind` derived from `parts` (and this cluster): the same line always names the
-    /// same records, which is what makes a re-run complete an interrupted import.
-    fn derived_uuid(&self, kind: ObjectKind, parts: &[&str]) -> ObjectUuid {
+    /// same records, which is what makes a re-run complete an interrupted import, and what finds
+    /// the account imported under a legacy id without an index of its own.
+    fn derived_uuid(&self, kind: ObjectKind, parts: &[&str]) -> Result<ObjectUuid> {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
         let mut h = sha2::Sha256::new();
         for (i, p) in parts.iter().enumerate() {
@@ -274,7 +275,14 @@ impl Accounts {
         let digest = sha2::Digest::finalize(h);
         let id: String =
             digest.iter().take(15).map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect();
-        ObjectUuid::new(self.cluster().clone(), kind, &id).unwrap_or_else(|_| self.new_uuid(kind))
+        ObjectUuid::new(self.cluster().clone(), kind, &id)
+            .map_err(|e| Error::new(ErrorKind::Internal, "derived_uuid", format!("a derived uuid was refused: {e}")))
+    }
+
+    /// The legacy account imported under `legacy_id`.
+    pub fn legacy_by_id(&self, legacy_id: &str) -> Result<Option<LegacyAccount>> {
+        let uuid = self.derived_uuid(ObjectKind::LegacyAccount, &[legacy_id])?;
+        Ok(self.store().legacy(&uuid)?.filter(|l| l.legacy_id == legacy_id))
     }
 
     /// Imports legacy accounts (admin only). `lines` are (1-based line number, raw JSON text);
@@ -345,7 +353,7 @@ impl Accounts {
         now: time::OffsetDateTime,
     ) -> Result<LineResult> {
         let hash = SecretHash::of(&serde_json::to_string(&line).unwrap_or_default()).to_hex();
-        let old = self.store().legacy_by_id(&line.legacy_id)?;
+        let old = self.legacy_by_id(&line.legacy_id)?;
         let done = |outcome: Outcome, uuid: &ObjectUuid, error: Option<String>| LineResult {
             line: n,
             outcome,
@@ -362,9 +370,10 @@ impl Accounts {
                 return Ok(done(Outcome::Refused, &o.uuid, Some(e)));
             }
         }
-        let uuid = old
-            .as_ref()
-            .map_or_else(|| self.derived_uuid(ObjectKind::LegacyAccount, &[&line.legacy_id]), |o| o.uuid.clone());
+        let uuid = match &old {
+            Some(o) => o.uuid.clone(),
+            None => self.derived_uuid(ObjectKind::LegacyAccount, &[&line.legacy_id])?,
+        };
         // Existing collections are matched by name: kept (and updated), added or removed.
         let mut existing: BTreeMap<String, Collection> = BTreeMap::new();
         for c in old.iter().flat_map(|o| o.collections.iter()) {
@@ -378,10 +387,10 @@ impl Accounts {
             let prev = existing.remove(&lc.name);
             let created_at = lc.created_at.as_deref().and_then(parse_time).unwrap_or(now);
             let row = Collection {
-                uuid: prev.as_ref().map_or_else(
-                    || self.derived_uuid(ObjectKind::Collection, &[&line.legacy_id, &lc.name]),
-                    |p| p.uuid.clone(),
-                ),
+                uuid: match &prev {
+                    Some(p) => p.uuid.clone(),
+                    None => self.derived_uuid(ObjectKind::Collection, &[&line.legacy_id, &lc.name])?,
+                },
                 owner_uuid: uuid.clone(),
                 created_at: prev.as_ref().map_or(created_at, |p| p.created_at),
                 modified_at: now,
@@ -481,7 +490,7 @@ impl Accounts {
         let not_yours = || {
             Error::not_found("legacy_not_found", format!("no legacy account {legacy_id:?} matches your verified email"))
         };
-        let l = self.store().legacy_by_id(legacy_id)?.ok_or_else(not_yours)?;
+        let l = self.legacy_by_id(legacy_id)?.ok_or_else(not_yours)?;
         if l.email != email {
             return Err(not_yours());
         }
@@ -565,7 +574,7 @@ impl Accounts {
         }
         let email = Self::verified_email(caller)?;
         let _w = self.write_lock();
-        let l = self.store().legacy_by_id(legacy_id)?.filter(|l| l.email == email).ok_or_else(|| {
+        let l = self.legacy_by_id(legacy_id)?.filter(|l| l.email == email).ok_or_else(|| {
             Error::not_found("legacy_not_found", format!("no legacy account {legacy_id:?} matches your verified email"))
         })?;
         let old = self
