@@ -275,3 +275,79 @@ async fn a_returning_user_migrates_legacy_data_in_a_browser() {
     assert!(b.find(fantoccini::Locator::Css("#legacy-gn-42")).await.is_err(), "the offer is still shown");
     b.close().await.unwrap();
 }
+
+/// `items_available` of a collections list with `filters` (admin).
+async fn collections_count(c: &Cluster, filters: Value) -> u64 {
+    let q = serde_urlencoded::to_string([("filters", filters.to_string()), ("limit", "0".into())]).unwrap();
+    let r = c.root.get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap();
+    r["items_available"].as_u64().unwrap()
+}
+
+/// An import cut short by a crash is completed by running the same file again (README
+/// "Legacy import writes"): the daemon is killed with `kill -9` as soon as the first of the CLI's
+/// three requests has landed, while the next is being sent, read or written (where exactly is left
+/// to the race), and after a restart the same file is imported again. Every account then has
+/// exactly its collections, none is there twice, and a third run finds every line unchanged.
+#[tokio::test]
+async fn an_import_cut_short_by_a_crash_is_completed_by_running_it_again() {
+    let mut fed = single().await;
+    let n = 10_001; // the CLI sends at most 5,000 lines a request: three requests
+    let text: Vec<String> = (0..n)
+        .map(|i| {
+            let cs = [format!("a-{i}"), format!("b-{i}"), format!("c-{i}")];
+            let cs: Vec<&str> = cs.iter().map(String::as_str).collect();
+            line(&format!("crash-{i}"), &format!("crash{i}@example.org"), &format!("Crash {i}"), &cs)
+        })
+        .collect();
+    let file = fed.clusters[0].plan.dir.join("crash.jsonl");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let c = &fed.clusters[0];
+    let mut cli = Command::new(HEARTH)
+        .args(["admin", "import-legacy"])
+        .arg(&file)
+        .env("HEARTH_URL", &c.url)
+        .env("HEARTH_TOKEN", &c.plan.root_token)
+        .env("HEARTH_CA_CERT", &c.ca_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the first request has landed, the second is being read or written: kill the daemon then.
+    let started = std::time::Instant::now();
+    while collections_count(c, json!([["name", "=", "a-0"]])).await == 0 {
+        assert!(cli.try_wait().unwrap().is_none(), "the import ended before the first request was seen");
+        assert!(started.elapsed() < std::time::Duration::from_secs(300), "the first request never landed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fed.clusters[0].kill9();
+    assert!(!cli.wait().unwrap().success(), "the CLI said the import succeeded although the daemon was killed");
+    fed.clusters[0].restart().await;
+    let c = &fed.clusters[0];
+    let landed = collections_count(c, json!([["name", "like", "a-%"]])).await;
+    assert!(landed >= 5_000 && landed < n, "{landed} accounts' first collection landed before the kill");
+
+    let again = import_json(c, &text.join("\n"), &[]);
+    let counts = &again["counts"];
+    assert_eq!(counts["refused"], 0, "{counts}");
+    assert_eq!(counts["updated"], 0, "a re-run changes nothing it had finished: {counts}");
+    assert_eq!(counts["imported"].as_u64().unwrap() + counts["unchanged"].as_u64().unwrap(), n, "{counts}");
+    assert!(counts["unchanged"].as_u64().unwrap() >= 5_000, "the first request's lines were kept: {counts}");
+    for prefix in ["a-%", "b-%", "c-%"] {
+        assert_eq!(collections_count(c, json!([["name", "like", prefix]])).await, n, "collections {prefix}");
+    }
+    // Accounts on both sides of each request's edge, and some between, own exactly their three.
+    let lines = again["lines"].as_array().unwrap();
+    for i in [0, 1, 2_500, 4_998, 4_999, 5_000, 5_001, 7_777, 9_999, 10_000] {
+        let owner = lines[i]["uuid"].as_str().unwrap();
+        let q = serde_urlencoded::to_string([
+            ("filters", json!([["owner_uuid", "=", owner]]).to_string()),
+            ("order", json!(["name asc"]).to_string()),
+        ])
+        .unwrap();
+        let r = c.root.get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap();
+        let names: Vec<&str> = r["items"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [format!("a-{i}"), format!("b-{i}"), format!("c-{i}")], "line {}", i + 1);
+    }
+    let third = import_json(c, &text.join("\n"), &[]);
+    assert_eq!(third["counts"], json!({"imported": 0, "updated": 0, "unchanged": n, "refused": 0}));
+}
