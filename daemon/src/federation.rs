@@ -51,6 +51,8 @@ pub struct Federation {
     /// Validations each issuer may still be asked for.
     budget: validation_limits::PeerBudget,
     stats: Mutex<BTreeMap<ClusterId, outbox::PeerStats>>,
+    /// When each peer's outbox was last counted for the queue depth gauge.
+    depth_counted: Mutex<HashMap<ClusterId, std::time::Instant>>,
     refresh_secs: i64,
     backoff_cap_secs: u64,
 }
@@ -103,6 +105,7 @@ impl Federation {
                 settings.federation.validation.per_peer_burst,
             ),
             stats: Mutex::new(BTreeMap::new()),
+            depth_counted: Mutex::new(HashMap::new()),
             refresh_secs: i64::try_from(settings.federation.remote_token_refresh_secs).unwrap_or(300),
             backoff_cap_secs: settings.federation.retry_backoff_cap_secs,
         })

@@ -711,6 +711,19 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        self.commit_unflushed(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies a batch atomically, as [`Store::commit`] does, without waiting for the flush: the
+    /// next flush (any commit's, or sled's own within 500 ms) makes it durable, and a flush makes
+    /// durable every write before it, so a crash keeps a prefix of what was applied. Only for what
+    /// may be lost in a crash: a cache that is fetched again.
+    pub fn commit_unflushed(&self, batch: WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<TreeId> = batch.ops.keys().copied().collect();
         let sled_batches: Vec<sled::Batch> = batch
             .ops
@@ -743,7 +756,6 @@ impl Store {
                     TransactionError::Abort(()) => StoreError::Sled(sled::Error::ReportableBug("aborted".into())),
                 })?;
         }
-        self.db.flush()?;
         Ok(())
     }
 
@@ -1238,14 +1250,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes sent notices (by the keys `outbox_peek` returned) and flushes.
+    /// Removes sent notices (by the keys `outbox_peek` returned). Not flushed: the next flush (any
+    /// commit's, or sled's own within 500 ms) makes it durable, and a removal a crash loses only
+    /// makes the sender send those notices again, which receivers apply idempotently.
     pub fn outbox_remove(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
         let mut b = sled::Batch::default();
         for k in keys {
             b.remove(k.as_slice());
         }
         self.tree(TreeId::Outbox).apply_batch(b)?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -1254,15 +1267,23 @@ impl Store {
         self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())).count()
     }
 
-    /// Records a request nonce; false when it was seen before (a replay).
+    /// Records a request nonce; false when it was seen before (a replay). Flushed before it
+    /// returns, so that a replay after a crash is still caught.
     pub fn nonce_first_seen(&self, origin: &ClusterId, nonce: &str, now: i64) -> StoreResult<bool> {
+        let first = self.nonce_first_seen_unflushed(origin, nonce, now)?;
+        if first {
+            self.db.flush()?;
+        }
+        Ok(first)
+    }
+
+    /// Records a request nonce, as [`Store::nonce_first_seen`] does, without the flush: it is in
+    /// the log before anything the request then writes, so the commit that makes the request's
+    /// effects durable makes its nonce durable too (a flush persists every write before it).
+    pub fn nonce_first_seen_unflushed(&self, origin: &ClusterId, nonce: &str, now: i64) -> StoreResult<bool> {
         let key = pair(origin.as_str(), nonce);
         let res =
             self.tree(TreeId::Nonces).compare_and_swap(key, None as Option<&[u8]>, Some(&now.to_be_bytes()[..]))?;
-        if res.is_ok() {
-            // Flushed before the request is acted on, so that a replay after a crash is still caught.
-            self.db.flush()?;
-        }
         Ok(res.is_ok())
     }
 

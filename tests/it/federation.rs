@@ -693,3 +693,65 @@ async fn bogus_tokens_of_a_peer_cost_it_a_bounded_number_of_round_trips() {
         poll.tick(&(r.status, &r.body)).await;
     }
 }
+
+/// Issue 16 item 3: a notice request's nonce is no longer flushed on its own; the commit that
+/// applies the batch makes both durable. A receiver killed (-9) right after acknowledging a batch
+/// still holds what it applied, refuses the very same request again (its nonce is spent), answers
+/// a resend of the batch (a new request) as the first time, and applies a newer batch.
+#[tokio::test]
+async fn a_batch_acknowledged_right_before_a_kill_is_kept_its_request_stays_spent_and_a_resend_changes_nothing() {
+    let mut fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let key = key_of(fed.at("aaaaa"));
+    let uuid = |i: usize| format!("aaaaa-tpzed-crashbatch{i:05}");
+    let notices = |seq: u64, name: &str| -> Vec<Notice> {
+        (0..100).map(|i| login(record(&uuid(i), seq, &format!("{name}{i}")))).collect()
+    };
+    let body = body_of(&batch("aaaaa", "bbbbb", notices(7, "Seven")));
+    let header = signed_for(fed.at("bbbbb"), "aaaaa", &key, NOTICES, &body);
+    let first = post_raw(fed.at("bbbbb"), NOTICES, Some(&header), &body).await;
+    assert_eq!((first.status, first.body["applied"].clone()), (StatusCode::OK, json!(100)), "{}", first.body);
+    fed.at_mut("bbbbb").kill9();
+    fed.at_mut("bbbbb").restart().await;
+    let b = fed.at("bbbbb");
+    for i in [0, 57, 99] {
+        assert_eq!(user_at(b, &uuid(i)).await.ok().unwrap()["first_name"], format!("Seven{i}"));
+    }
+    let replay = post_raw(b, NOTICES, Some(&header), &body).await;
+    assert_eq!((replay.status, replay.code()), (StatusCode::UNAUTHORIZED, "replayed_nonce"), "{}", replay.body);
+    let resend = post_signed(b, "aaaaa", &key, NOTICES, &body).await;
+    assert_eq!((resend.status, &resend.body), (StatusCode::OK, &first.body));
+    let newer = post_signed(b, "aaaaa", &key, NOTICES, &body_of(&batch("aaaaa", "bbbbb", notices(8, "Eight")))).await;
+    assert_eq!((newer.status, newer.body["applied"].clone()), (StatusCode::OK, json!(100)), "{}", newer.body);
+    assert_eq!(user_at(b, &uuid(57)).await.ok().unwrap()["first_name"], "Eight57");
+}
+
+/// Issue 16 item 3: a validated remote token is cached without a flush of its own. A crash may
+/// lose the cached row (the next use asks the home again) but never brings back one a revocation
+/// evicted: after the revocation notice was applied and the peer killed (-9), the token is refused
+/// there, and only after asking its home (the row is gone, not served).
+#[tokio::test]
+async fn a_remote_token_cached_before_a_kill_still_works_and_a_revoked_one_never_comes_back_from_the_cache() {
+    let mut fed = Federation::start(&["aaaaa", "bbbbb"]).await;
+    let alice = fed.at("aaaaa").user("alice").await;
+    let current = "/arvados/v1/users/current";
+    let r = fed.at("bbbbb").client(&alice.token).get(current).await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+    fed.at_mut("bbbbb").kill9();
+    fed.at_mut("bbbbb").restart().await;
+    let r = fed.at("bbbbb").client(&alice.token).get(current).await.unwrap();
+    assert_eq!((r.status, r.body["uuid"].as_str()), (StatusCode::OK, Some(alice.uuid.as_str())), "{}", r.body);
+
+    let path = format!("/arvados/v1/api_client_authorizations/{}", token_uuid(&alice.token));
+    alice.client.delete(&path).await.unwrap().ok().unwrap();
+    drained(fed.at("aaaaa"), "bbbbb", 20).await;
+    fed.at_mut("bbbbb").kill9();
+    fed.at_mut("bbbbb").restart().await;
+    let b = fed.at("bbbbb");
+    let r = b.client(&alice.token).get(current).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_token"), "{}", r.body);
+    assert_eq!(
+        counter(b, "hearth_token_validations_total", "aaaaa").await,
+        1.0,
+        "the revoked token was not served from the cache but asked about at its home"
+    );
+}

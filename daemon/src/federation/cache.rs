@@ -476,7 +476,10 @@ impl Federation {
         let mut b = WriteBatch::new();
         self.upsert_remote_user(accounts, &mut b, &assertion.user)?;
         b.put_remote_token(&row)?;
-        self.store.commit(b)?;
+        // A cache, so not flushed on the request path: a crash may lose it (the next use asks
+        // again), never resurrect it, since whatever evicts it later (a revocation, a refusal)
+        // commits with a flush, which makes durable every write before it.
+        self.store.commit_unflushed(b)?;
         Ok(row)
     }
 }

@@ -68,11 +68,28 @@ impl Federation {
         metrics::gauge!("hearth_peer_next_retry_timestamp", &labels).set(s.next_retry.unwrap_or(0) as f64);
     }
 
+    /// Sets the queue depth gauge of `peer`, whose outbox `outbox_peek` just found `peeked`
+    /// notices in. A peek short of a full batch is the whole queue; a longer queue is counted (a
+    /// scan of all of it, which costs as much as sending a batch when thousands wait) at most once
+    /// a second.
+    fn set_depth_gauge(&self, peer: &ClusterId, peeked: usize) {
+        let depth = if peeked < MAX_NOTICES_PER_BATCH {
+            peeked
+        } else {
+            let mut last = self.depth_counted.lock().unwrap_or_else(|p| p.into_inner());
+            if last.get(peer).is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            last.insert(peer.clone(), std::time::Instant::now());
+            self.store.outbox_depth(peer)
+        };
+        metrics::gauge!("hearth_peer_queue_depth", "peer" => peer.to_string()).set(depth as f64);
+    }
+
     /// Sends one batch to `peer` if any is queued; Ok(number sent).
     async fn send_one_batch(&self, peer: &ClusterId) -> Result<usize, crate::accounts::Error> {
         let queued = self.store.outbox_peek(peer, MAX_NOTICES_PER_BATCH)?;
-        metrics::gauge!("hearth_peer_queue_depth", "peer" => peer.to_string())
-            .set(self.store.outbox_depth(peer) as f64);
+        self.set_depth_gauge(peer, queued.len());
         if queued.is_empty() {
             return Ok(0);
         }

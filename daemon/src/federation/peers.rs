@@ -151,7 +151,10 @@ impl Federation {
     /// Verifies an incoming peer request and returns its authenticated origin: the origin is a
     /// configured peer, the key is that peer's, the destination is us, the time is within
     /// [`MAX_SKEW_SECS`], the nonce is new, the body hash and signature match. A key id we do not
-    /// know makes us fetch the peer's key document once (rotation), then try again.
+    /// know makes us fetch the peer's key document once (rotation), then try again. The nonce is
+    /// recorded before this returns but not flushed: the request's own commit makes it durable,
+    /// and a request that writes nothing calls [`Federation::nonce_durable`] if a replay after a
+    /// crash could learn more from its answer than from its body.
     pub async fn authenticate_request(
         &self,
         method: &str,
@@ -178,10 +181,16 @@ impl Federation {
             other => other,
         };
         let origin = verified.map_err(|e| unauth("signature_refused", format!("signed request refused: {e}")))?;
-        if !self.store.nonce_first_seen(&origin, sig.nonce(), now)? {
+        // Recorded without a flush of its own: see `http::federation::PeerRequest`.
+        if !self.store.nonce_first_seen_unflushed(&origin, sig.nonce(), now)? {
             return Err(unauth("replayed_nonce", "this request was already received (nonce seen)".into()));
         }
         Ok(origin)
+    }
+
+    /// Makes the nonces recorded so far durable (a flush), for a request that writes nothing.
+    pub fn nonce_durable(&self) -> Result<(), Error> {
+        Ok(self.store.flush()?)
     }
 
     /// Fetches `peer`'s key document and adopts it if a key we trust signed it (at most every 10 s).

@@ -14,6 +14,11 @@ use std::sync::Arc;
 /// A request from a peer whose signature, origin, key, destination, time and nonce have been
 /// checked (by `Federation::authenticate_request`). Handlers of the federation API take this
 /// extractor, so none of them can read a peer's body without the check.
+///
+/// The nonce is recorded (a second use is refused at once) but not flushed: a handler that writes
+/// commits its effects with a flush, which makes the nonce durable too, and one that writes
+/// nothing calls `Federation::nonce_durable` unless a replay after a crash could learn nothing
+/// from its answer that its body does not already carry (token validation: the body is the token).
 pub struct PeerRequest {
     /// The authenticated origin.
     pub origin: federation_proto::ClusterId,
@@ -80,6 +85,7 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
 /// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup (a scan
 /// of every user, on the blocking pool).
 pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<RenderedJson> {
+    app.federation.nonce_durable()?;
     app.list_json(move |a| crate::migration::batch::answer_lookup(&a.accounts, &a.federation, &peer.body)).await
 }
 
