@@ -1240,14 +1240,26 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// Up to `max` queued notices for `peer`, oldest first, with their keys.
-    pub fn outbox_peek(&self, peer: &ClusterId, max: usize) -> StoreResult<Vec<(Vec<u8>, Notice)>> {
+    /// The oldest queued notices for `peer` with their keys: up to `max` of them and, but for the
+    /// first, as many as fit in `max_bytes` of their JSON. Also whether that is the whole queue.
+    #[allow(clippy::type_complexity)]
+    pub fn outbox_peek(
+        &self,
+        peer: &ClusterId,
+        max: usize,
+        max_bytes: usize,
+    ) -> StoreResult<(Vec<(Vec<u8>, Notice)>, bool)> {
         let mut out = Vec::new();
-        for kv in self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())).take(max) {
+        let mut bytes = 0;
+        for kv in self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())) {
             let (k, v) = kv?;
+            bytes += v.len();
+            if out.len() == max || (bytes > max_bytes && !out.is_empty()) {
+                return Ok((out, false));
+            }
             out.push((k.to_vec(), decode(TreeId::Outbox, &v)?));
         }
-        Ok(out)
+        Ok((out, true))
     }
 
     /// Removes sent notices (by the keys `outbox_peek` returned). Not flushed: the next flush (any
@@ -1483,6 +1495,48 @@ mod tests {
             store.owned_by(owner).unwrap().iter().map(|u| u.id().trim_start_matches('0').to_owned()).collect();
         v.sort();
         v
+    }
+
+    /// A sender's peek stops at the number and at the bytes it is given, never returns nothing
+    /// while something waits, and says when it returned the whole queue.
+    #[test]
+    fn an_outbox_peek_keeps_to_its_count_and_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let peer = "bbbbb".parse::<ClusterId>().unwrap();
+        let notice = |i: u64| Notice::Login {
+            user: federation_proto::notice::UserRecord {
+                uuid: uuid(ObjectKind::User, &format!("u{i}")),
+                email: format!("u{i}@example.org"),
+                email_verified: true,
+                username: Some(format!("u{i}")),
+                first_name: "U".into(),
+                last_name: "V".into(),
+                is_active: true,
+                redirect_to_user_uuid: None,
+                last_login_at: None,
+                home_seq: 1,
+                orcid: None,
+                profiles: Vec::new(),
+            },
+        };
+        commit(&store, |w| {
+            for i in 0..5 {
+                w.put_outbox(&peer, i, &notice(i)).unwrap();
+            }
+        });
+        let one = serde_json::to_vec(&notice(0)).unwrap().len();
+        let peek = |max, bytes| {
+            let (got, whole) = store.outbox_peek(&peer, max, bytes).unwrap();
+            (got.len(), whole)
+        };
+        assert_eq!(peek(10, 1 << 20), (5, true));
+        assert_eq!(peek(5, 1 << 20), (5, true));
+        assert_eq!(peek(3, 1 << 20), (3, false));
+        assert_eq!(peek(10, one * 2), (2, false));
+        assert_eq!(peek(10, 1), (1, false), "a notice bigger than the bytes still goes, alone");
+        let other = "ccccc".parse::<ClusterId>().unwrap();
+        assert!(store.outbox_peek(&other, 10, 1 << 20).unwrap().1);
     }
 
     /// A store written by an earlier version loses the trees this one retired when it is opened,

@@ -1,12 +1,12 @@
 //! The notice senders: one task per peer drains that peer's durable outbox in batches of at most
-//! 100, one batch in flight, and retries with exponential backoff and jitter (from 1 s up to the
+//! 1,000 notices and 1 MiB, one batch in flight, and retries with exponential backoff and jitter (from 1 s up to the
 //! configured cap) until the peer acknowledges. Notices are removed only after the peer's 2xx, so
 //! a crash or an unreachable peer loses nothing; the receiver's idempotence makes resends harmless.
 
 use super::{Federation, fed_err};
 use crate::accounts::ErrorKind;
 use federation_proto::ClusterId;
-use federation_proto::notice::{MAX_NOTICES_PER_BATCH, NoticeBatch};
+use federation_proto::notice::{MAX_BATCH_NOTICE_BYTES, MAX_NOTICES_PER_BATCH, NoticeBatch};
 use rand::RngExt;
 use reqwest::Method;
 use serde::Serialize;
@@ -69,11 +69,10 @@ impl Federation {
     }
 
     /// Sets the queue depth gauge of `peer`, whose outbox `outbox_peek` just found `peeked`
-    /// notices in. A peek short of a full batch is the whole queue; a longer queue is counted (a
-    /// scan of all of it, which costs as much as sending a batch when thousands wait) at most once
-    /// a second.
-    fn set_depth_gauge(&self, peer: &ClusterId, peeked: usize) {
-        let depth = if peeked < MAX_NOTICES_PER_BATCH {
+    /// notices in, the `whole` queue or not. A longer queue is counted (a scan of all of it, which
+    /// costs as much as sending a batch when thousands wait) at most once a second.
+    fn set_depth_gauge(&self, peer: &ClusterId, peeked: usize, whole: bool) {
+        let depth = if whole {
             peeked
         } else {
             let mut last = self.depth_counted.lock().unwrap_or_else(|p| p.into_inner());
@@ -88,8 +87,8 @@ impl Federation {
 
     /// Sends one batch to `peer` if any is queued; Ok(number sent).
     async fn send_one_batch(&self, peer: &ClusterId) -> Result<usize, crate::accounts::Error> {
-        let queued = self.store.outbox_peek(peer, MAX_NOTICES_PER_BATCH)?;
-        self.set_depth_gauge(peer, queued.len());
+        let (queued, whole) = self.store.outbox_peek(peer, MAX_NOTICES_PER_BATCH, MAX_BATCH_NOTICE_BYTES)?;
+        self.set_depth_gauge(peer, queued.len(), whole);
         if queued.is_empty() {
             return Ok(0);
         }
