@@ -157,7 +157,10 @@ fn report_rss(when: &str, pid: u32) {
 async fn start(c: &PlannedCluster, ca_pem: &[u8]) -> (Daemon, Client) {
     let daemon = Daemon::spawn(c, &[]);
     let root = Client::new(&c.url(), Some(ca_pem)).unwrap().with_token(&c.root_token);
-    root.wait_healthy(300).await.unwrap();
+    if let Err(e) = root.wait_healthy(300).await {
+        let log = std::fs::read_to_string(c.dir.join("hearth.log")).unwrap_or_default();
+        panic!("{e}\n--- daemon log ---\n{log}");
+    }
     (daemon, root)
 }
 
@@ -189,6 +192,18 @@ async fn measure_users(root: &Client, users: usize, requests: usize) {
         lat.push(us);
     }
     report(&format!("users, default page of 100 (of {available})"), &mut lat, 10.0);
+    // The same page other ways, for comparison (no goal of their own).
+    for (what, extra) in [
+        ("count=none", ("count", "none".to_string())),
+        ("order uuid asc", ("order", json!(["uuid asc"]).to_string())),
+        ("order modified_at asc", ("order", json!(["modified_at asc"]).to_string())),
+    ] {
+        let mut lat = Vec::new();
+        for _ in 0..requests {
+            lat.push(timed(root, "/arvados/v1/users", &[("limit", "100".into()), extra.clone()]).await.1);
+        }
+        report(&format!("users, page of 100, {what}"), &mut lat, 10.0);
+    }
 
     let t = Instant::now();
     let (mut seen, mut pages, mut last) = (0usize, 0usize, None::<String>);
@@ -269,7 +284,6 @@ async fn main() -> anyhow::Result<()> {
     drop(start(c, &ca_pem).await);
 
     let mut stored = 0;
-    let mut last_daemon = None;
     for &level in &levels {
         if level > stored {
             let t = Instant::now();
@@ -281,9 +295,9 @@ async fn main() -> anyhow::Result<()> {
         println!("{stored} users (load {}):", load());
         measure_users(&root, stored, requests).await;
         report_rss(&format!("after the {stored}-user runs"), daemon.pid());
-        last_daemon = Some(daemon);
+        // Stopped before the next fill opens the store.
+        drop(daemon);
     }
-    drop(last_daemon);
 
     if collections > 0 && stored > 0 {
         let owners = owners.min(stored);

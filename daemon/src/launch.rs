@@ -149,8 +149,10 @@ pub async fn run(
     // closes kept-alive connections idle that long); HTTP/2 connections whose peer stops
     // answering pings are closed.
     let patience = Duration::from_secs(app.settings.http.header_read_timeout_secs);
+    // TCP_NODELAY: a response is written as several TLS records; with Nagle's algorithm the last
+    // small segment waited for the client's delayed ACK, 40 ms on every answer longer than a packet.
     let mut server = axum_server::from_tcp_rustls(listener, tls)?
-        .map(|tls| tls.handshake_timeout(patience))
+        .map(|tls| tls.handshake_timeout(patience).acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .first_request_timeout(patience)
         .handle(handle.clone());
     server.http_builder().http1().header_read_timeout(patience);
