@@ -24,13 +24,12 @@ use hearth::accounts::bounds::{
     MAX_DESCRIPTION_BYTES, MAX_FILTER_OPERAND_CHARS, MAX_FILTERS, MAX_MANIFEST_TEXT_BYTES, MAX_NAME_CHARS,
     MAX_PROPERTIES_BYTES, MAX_PROPERTY_VALUE_BYTES,
 };
-use hearth::cli::demo::plan_federation;
 use hearth::client::Client;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{Daemon, env_num, load, pct_ms};
+use support::{Daemon, env_num, load, pct_ms, plan_one};
 
 /// `n` characters ending in `y`: the only place the bench's patterns find their `y`.
 fn ends_in_y(n: usize) -> String {
@@ -116,9 +115,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let dir = tempfile::tempdir()?;
-    let (plan, ca_path) = plan_federation(dir.path(), &["zzzzz"], "")?;
-    let ca_pem = std::fs::read(&ca_path)?;
-    let c = &plan[0];
+    let (c, ca_pem) = plan_one(dir.path())?;
+    let c = &c;
     let daemon = Daemon::spawn(c, &[]);
     let anon = Client::new(&c.url(), Some(&ca_pem))?;
     let root = anon.with_token(&c.root_token);

@@ -50,6 +50,9 @@ pub struct Settings {
     /// `[http]`: connection limits of the HTTPS server.
     #[serde(default)]
     pub http: HttpSettings,
+    /// `[store]`: the embedded database.
+    #[serde(default)]
+    pub store: StoreSettings,
     /// `[federation]`: signing key and peers.
     #[serde(default)]
     pub federation: FederationSettings,
@@ -126,6 +129,39 @@ pub struct HttpSettings {
     /// also how long an idle connection stays open).
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_secs: u64,
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// MiB of sled's page cache, [`MIN_STORE_CACHE_MIB`] to [`MAX_STORE_CACHE_MIB`]. The daemon's
+    /// resident memory is about this plus a few tens of MiB; lists read through indexes and need
+    /// little of it.
+    #[serde(default = "default_store_cache_mib")]
+    pub cache_mib: u64,
+}
+
+/// Smallest `store.cache_mib`.
+pub const MIN_STORE_CACHE_MIB: u64 = 8;
+/// Largest `store.cache_mib` (64 GiB).
+pub const MAX_STORE_CACHE_MIB: u64 = 65_536;
+
+fn default_store_cache_mib() -> u64 {
+    crate::store::DEFAULT_CACHE_BYTES >> 20
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { cache_mib: default_store_cache_mib() }
+    }
+}
+
+impl StoreSettings {
+    /// How the store is opened.
+    pub fn options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions { cache_bytes: self.cache_mib << 20 }
+    }
 }
 
 impl Default for HttpSettings {
@@ -514,6 +550,12 @@ impl Settings {
         }
         if self.http.header_read_timeout_secs == 0 {
             return Err(invalid("http.header_read_timeout_secs", "must be at least 1"));
+        }
+        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&self.store.cache_mib) {
+            return Err(invalid(
+                "store.cache_mib",
+                format!("must be from {MIN_STORE_CACHE_MIB} to {MAX_STORE_CACHE_MIB}"),
+            ));
         }
         if self.federation.retry_backoff_cap_secs == 0 {
             return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));

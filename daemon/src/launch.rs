@@ -93,7 +93,7 @@ pub async fn run(
     let checked = check_files(&settings)?;
     let data_dir = settings.cluster.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let store = Store::open(&data_dir.join("store")).context("opening the store")?;
+    let store = Store::open_with(&data_dir.join("store"), settings.store.options()).context("opening the store")?;
     let signing_key = match checked.signing_key {
         Some(k) => k,
         None => signing_key::create(&settings.signing_key_path())?,
@@ -149,8 +149,10 @@ pub async fn run(
     // closes kept-alive connections idle that long); HTTP/2 connections whose peer stops
     // answering pings are closed.
     let patience = Duration::from_secs(app.settings.http.header_read_timeout_secs);
+    // TCP_NODELAY: a response is written as several TLS records; with Nagle's algorithm the last
+    // small segment waited for the client's delayed ACK, 40 ms on every answer longer than a packet.
     let mut server = axum_server::from_tcp_rustls(listener, tls)?
-        .map(|tls| tls.handshake_timeout(patience))
+        .map(|tls| tls.handshake_timeout(patience).acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .first_request_timeout(patience)
         .handle(handle.clone());
     server.http_builder().http1().header_read_timeout(patience);

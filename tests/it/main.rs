@@ -14,6 +14,7 @@ mod hardening;
 #[allow(dead_code)] // Helpers serve many test modules; not every build uses each one.
 mod harness;
 mod legacy;
+mod listing;
 mod merge;
 mod migration;
 mod oidc;

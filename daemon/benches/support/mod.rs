@@ -2,7 +2,7 @@
 //! `hearth serve` process that is killed when dropped. Each benchmark uses part of it.
 #![allow(dead_code)] // each bench binary compiles this module and uses only some of it
 
-use hearth::cli::demo::PlannedCluster;
+use hearth::cli::demo::{PlannedCluster, plan_federation};
 use std::process::{Child, Command, Stdio};
 
 /// The release binary under measurement.
@@ -69,4 +69,11 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One cluster `zzzzz` planned in `dir` (not started), and its CA certificate (PEM).
+pub fn plan_one(dir: &std::path::Path) -> anyhow::Result<(PlannedCluster, Vec<u8>)> {
+    let (mut plan, ca_path) = plan_federation(dir, &["zzzzz"], "")?;
+    let ca_pem = std::fs::read(&ca_path)?;
+    Ok((plan.remove(0), ca_pem))
 }

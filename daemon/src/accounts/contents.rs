@@ -9,13 +9,16 @@
 //! the readable owners of the page's items in `included`.
 
 use super::error::{Error, Result};
-use super::listing::ListParams;
-use super::objects::{ApiObject, ObjectOptions};
+use super::listing::{Found, ListParams, Plan};
+use super::objects::{ApiObject, ObjectOptions, with_trash_state};
 use super::{Accounts, Caller, views};
+use crate::store::AliasedIndex;
 use crate::store::records::{Collection, Group, Link};
+use crate::store::scan::Candidates;
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 /// What a `groups.contents` request asks for.
 #[derive(Debug, Clone, Default)]
@@ -51,17 +54,24 @@ impl Accounts {
                 Some(if req.recursive { self.project_tree(owner)? } else { vec![owner.clone()] })
             }
         };
-        let groups = self.contents_of::<Group>(caller, owners.as_deref(), req)?;
-        let collections = self.contents_of::<Collection>(caller, owners.as_deref(), req)?;
-        let matched = match (params.filter_and_sort(groups), params.filter_and_sort(collections)) {
+        // Groups first, then collections: the collections' window starts where the groups' ends.
+        let owners = owners.as_deref();
+        let groups = self.contents_of::<Group>(caller, owners, req, params, params.offset, params.limit);
+        let (g_available, g_items) = groups.as_ref().map_or((0, 0), |f| (f.available, f.items.len()));
+        let skip = params.offset.saturating_sub(g_available);
+        let collections = self.contents_of::<Collection>(caller, owners, req, params, skip, params.limit - g_items);
+        let (items, available) = match (groups, collections) {
             (Err(e), Err(_)) => return Err(e),
             (g, c) => {
-                let mut all = g.unwrap_or_default();
-                all.extend(c.unwrap_or_default().into_iter().map(without_manifest));
-                all
+                // A kind the request's attributes do not suit adds nothing; any other failure is one.
+                let g = g.or_else(nothing_if_unsuited)?;
+                let c = c.or_else(nothing_if_unsuited)?;
+                let mut all = g.items;
+                all.extend(c.items.into_iter().map(without_manifest));
+                (all, g.available + c.available)
             }
         };
-        let mut body = params.page("arvados#objectList", matched);
+        let mut body = params.page_window("arvados#objectList", items, available);
         if req.include_owners {
             let included = self.readable_owners(caller, &body["items"])?;
             if let Some(m) = body.as_object_mut() {
@@ -115,62 +125,116 @@ impl Accounts {
         Ok(all)
     }
 
-    /// The views of the records of kind `T` under `owners` (or anywhere) that a contents listing
-    /// shows the caller: readable, listed kinds of groups, trash as asked, home left out if asked.
+    /// The records of kind `T` under `owners` (or anywhere) that a contents listing shows the
+    /// caller (readable, listed kinds of groups, trash as asked, home left out if asked) and match
+    /// `params`: how many, and the views of the window `skip`, `take`.
     fn contents_of<T: ApiObject>(
         &self,
         caller: &Caller,
         owners: Option<&[ObjectUuid]>,
         req: &ContentsRequest,
-    ) -> Result<Vec<Value>> {
-        let candidates: Vec<Value> = match owners {
-            None => self.readable_views::<T>(caller, req.opts)?,
-            Some(owners) => {
-                let mut out = Vec::new();
-                for owner in owners {
-                    for r in self.store().owned_records::<T>(owner)? {
-                        if !caller.is_admin() && !self.can_read(caller, r.uuid())? {
-                            continue;
-                        }
-                        let trashed = self.in_trash(r.uuid())?;
-                        if trashed && !req.opts.include_trash {
-                            continue;
-                        }
-                        let mut v = r.view();
-                        if let Some(m) = v.as_object_mut()
-                            && m.contains_key("is_trashed")
-                        {
-                            m.insert("is_trashed".into(), Value::Bool(trashed));
-                        }
-                        out.push(v);
+        params: &ListParams,
+        skip: usize,
+        take: usize,
+    ) -> Result<Found> {
+        let store = self.store();
+        let anonymous = owners.is_none() && caller.is_anonymous();
+        // Trash state when shown (anonymous sessions see their own records' plain views).
+        let readable = |r: &T| -> Result<Option<bool>> {
+            match owners {
+                None if anonymous => Ok((r.owner_uuid() == caller.uuid()).then_some(false)),
+                None => self.readable_trash_state(caller, r, req.opts),
+                Some(owners) => {
+                    if !owners.contains(r.owner_uuid()) || (!caller.is_admin() && !self.can_read(caller, r.uuid())?) {
+                        return Ok(None);
                     }
+                    let trashed = self.in_trash(r.uuid())?;
+                    Ok((!trashed || req.opts.include_trash).then_some(trashed))
                 }
-                out
             }
         };
-        let mut out = Vec::with_capacity(candidates.len());
-        for v in candidates {
-            let listed_kind = T::KIND != ObjectKind::Group
-                || matches!(v.get("group_class").and_then(Value::as_str), Some("project" | "filter"));
-            if listed_kind && (!req.exclude_home_project || self.outside_home(caller, &v)?) {
-                out.push(v);
+        let visible = |r: &T| -> Result<Option<bool>> {
+            let listed_kind =
+                T::KIND != ObjectKind::Group || matches!(r.cheap("group_class").as_str(), Some("project" | "filter"));
+            if !listed_kind {
+                return Ok(None);
             }
-        }
-        Ok(out)
+            let Some(trashed) = readable(r)? else { return Ok(None) };
+            if req.exclude_home_project && !self.outside_home_of(caller, r.owner_uuid())? {
+                return Ok(None);
+            }
+            Ok(Some(trashed))
+        };
+        let render =
+            |r: &T, trashed: &bool| Ok(if anonymous { r.view() } else { with_trash_state(r.view(), *trashed) });
+        // The first item is judged among the owners' records, or all records, as the caller sees them.
+        let universe = |owner: Option<&ObjectUuid>| -> Result<Box<dyn Iterator<Item = Result<T>> + '_>> {
+            let source = match owner {
+                Some(o) => Candidates::Aliased(AliasedIndex::Owner, o.clone()),
+                None if anonymous => Candidates::Aliased(AliasedIndex::Owner, caller.uuid().clone()),
+                None => Candidates::UuidRange { lower: Bound::Unbounded, upper: Bound::Unbounded, descending: false },
+            };
+            Ok(Box::new(store.candidate_rows::<T>(&source)?.map(|r| r.map_err(Error::from))))
+        };
+        params.check_attributes::<T>(|| {
+            let parts: Vec<Option<&ObjectUuid>> = match owners {
+                None => vec![None],
+                Some(o) => o.iter().map(Some).collect(),
+            };
+            for part in parts {
+                for r in universe(part)? {
+                    let r = r?;
+                    if let Some(trashed) = visible(&r)? {
+                        return Ok(Some(render(&r, &trashed)?));
+                    }
+                }
+            }
+            Ok(None)
+        })?;
+        let planned = params.plan::<T>();
+        let (plan, rows): (Plan, Box<dyn Iterator<Item = Result<T>> + '_>) = match (owners, &planned.source) {
+            (_, Candidates::Uuids(_)) => {
+                let rows = Box::new(store.candidate_rows::<T>(&planned.source)?.map(|r| r.map_err(Error::from)));
+                (planned, rows)
+            }
+            (Some(owners), _) => {
+                // The owners' records: in uuid order when there is one owner.
+                let ordered = owners.len() == 1 && params.uuid_ordered();
+                let mut all: Box<dyn Iterator<Item = Result<T>> + '_> = Box::new(std::iter::empty());
+                for o in owners {
+                    all = Box::new(all.chain(universe(Some(o))?));
+                }
+                (Plan { source: Candidates::Uuids(Vec::new()), ordered }, all)
+            }
+            (None, _) if anonymous => {
+                (Plan { source: Candidates::Uuids(Vec::new()), ordered: params.uuid_ordered() }, universe(None)?)
+            }
+            (None, _) => {
+                let rows = Box::new(store.candidate_rows::<T>(&planned.source)?.map(|r| r.map_err(Error::from)));
+                (planned, rows)
+            }
+        };
+        params.collect(&plan, rows, skip, take, None, visible, render)
     }
 
-    /// Whether the record `v` (a view) lies outside the caller's own projects, as Arvados'
-    /// `exclude_home` decides: its owner is another user, or an owner the caller cannot read, or a
-    /// group that is not a project.
+    /// Whether the record `v` (a view) lies outside the caller's own projects (see
+    /// [`Accounts::outside_home_of`]).
     fn outside_home(&self, caller: &Caller, v: &Value) -> Result<bool> {
         let Some(owner) = v.get("owner_uuid").and_then(Value::as_str).and_then(|s| s.parse::<ObjectUuid>().ok()) else {
             return Ok(true);
         };
+        self.outside_home_of(caller, &owner)
+    }
+
+    /// Whether a record owned by `owner` lies outside the caller's own projects, as Arvados'
+    /// `exclude_home` decides: its owner is another user, or an owner the caller cannot read, or a
+    /// group that is not a project.
+    fn outside_home_of(&self, caller: &Caller, owner: &ObjectUuid) -> Result<bool> {
         Ok(match owner.kind() {
-            ObjectKind::User => &owner != caller.uuid(),
+            ObjectKind::User => owner != caller.uuid(),
             ObjectKind::Group => {
-                (!caller.is_admin() && !self.can_read(caller, &owner)?)
-                    || self.store().object::<Group>(&owner)?.is_none_or(|g| g.group_class != "project")
+                (!caller.is_admin() && !self.can_read(caller, owner)?)
+                    || self.store().object::<Group>(owner)?.is_none_or(|g| g.group_class != "project")
             }
             _ => true,
         })
@@ -257,6 +321,12 @@ impl Accounts {
             "items": links,
         }))
     }
+}
+
+/// A kind's part of a contents listing when the request's attributes do not suit the kind (the
+/// other kind's part answers alone); other failures stay failures.
+fn nothing_if_unsuited(e: Error) -> Result<Found> {
+    if e.code == "invalid_list_parameter" { Ok(Found { available: 0, items: Vec::new() }) } else { Err(e) }
 }
 
 /// A collection's view without its manifest (contents leaves it out, as Arvados does).

@@ -7,14 +7,24 @@
 //!
 //! Every list request is bounded ([`bounds`](super::bounds)): the number of filters, `order` and
 //! `select` entries, the length of attribute names and operands, and the bytes of one page.
-//! The scan, filtering and sorting are still CPU work proportional to what is stored: callers run
-//! them off the async runtime.
+//!
+//! Users, groups, collections, links and keys are listed through a small planner
+//! ([`ListParams::plan`]): it picks where candidate rows come from (a point lookup by uuid, email,
+//! username, owner or link end; a uuid range; the created/modified time index) and whether they
+//! come in the list's order. [`ListParams::collect`] then decodes candidates one by one, checks
+//! visibility and the filters (on the record itself where the attributes allow, else on its
+//! rendered view), and, when the order is the source's, stops after the page (or counts on
+//! cheaply); otherwise it sorts what matched. Only the page is rendered. Other lists (tokens, logs,
+//! persons) still render everything and use [`ListParams::apply`]. Either way the work is CPU
+//! work: callers run it off the async runtime.
 
 mod like;
+mod plan;
 
 use super::bounds::{self, MAX_ATTRIBUTE_CHARS, MAX_FILTER_LIST, MAX_FILTER_OPERAND_CHARS, MAX_FILTERS};
 use super::error::{Error, Result};
 pub use like::LikePattern;
+pub use plan::{Found, Listable, Plan};
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 
@@ -178,47 +188,69 @@ impl ListParams {
     /// on an attribute the items lack is refused.
     pub fn filter_and_sort(&self, items: Vec<Value>) -> Result<Vec<Value>> {
         if let Some(first) = items.first() {
-            for f in &self.filters {
-                if first.get(&f.attr).is_none() && f.attr != "any" {
-                    return Err(bad(format!("Invalid attribute '{}' in filter", f.attr)));
-                }
-            }
-            for (a, _) in &self.order {
-                if first.get(a).is_none() {
-                    return Err(bad(format!("Invalid attribute '{a}' in order")));
-                }
-            }
+            self.check_known(first, &[])?;
         }
         let mut matched: Vec<Value> = Vec::with_capacity(items.len());
         for item in items {
-            if self.filters.iter().try_fold(true, |acc, f| Ok::<_, Error>(acc && f.matches(&item)?))? {
+            if self.matches(&item)? {
                 matched.push(item);
             }
         }
+        let order = self.full_order();
+        matched.sort_by(|a, b| {
+            order_by(
+                &order,
+                |i| a.get(&order[i].0).unwrap_or(&Value::Null),
+                |i| b.get(&order[i].0).unwrap_or(&Value::Null),
+            )
+        });
+        Ok(matched)
+    }
+
+    /// Refuses a filter or order on an attribute `first` (an item of the list) lacks, unless it is
+    /// one of `always` (attributes every item has).
+    fn check_known(&self, first: &Value, always: &[&str]) -> Result<()> {
+        for f in &self.filters {
+            if first.get(&f.attr).is_none() && f.attr != "any" && !always.contains(&f.attr.as_str()) {
+                return Err(bad(format!("Invalid attribute '{}' in filter", f.attr)));
+            }
+        }
+        for (a, _) in &self.order {
+            if first.get(a).is_none() && !always.contains(&a.as_str()) {
+                return Err(bad(format!("Invalid attribute '{a}' in order")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a view passes every filter.
+    fn matches(&self, item: &Value) -> Result<bool> {
+        self.filters.iter().try_fold(true, |acc, f| Ok::<_, Error>(acc && f.matches(item)?))
+    }
+
+    /// The order a list sorts by: the requested one (default `modified_at desc`), then uuid.
+    fn full_order(&self) -> Vec<(String, bool)> {
         let mut order = self.order.clone();
         if order.is_empty() {
             order.push(("modified_at".into(), false));
         }
         order.push(("uuid".into(), true));
-        matched.sort_by(|a, b| {
-            for (attr, asc) in &order {
-                let c = compare(a.get(attr).unwrap_or(&Value::Null), b.get(attr).unwrap_or(&Value::Null));
-                if c != Ordering::Equal {
-                    return if *asc { c } else { c.reverse() };
-                }
-            }
-            Ordering::Equal
-        });
-        Ok(matched)
+        order
     }
 
     /// One page of `matched` (already filtered and sorted) as the Arvados list body.
     pub fn page(&self, list_kind: &str, matched: Vec<Value>) -> Value {
         let available = matched.len();
+        self.page_window(list_kind, matched.into_iter().skip(self.offset).take(self.limit).collect(), available)
+    }
+
+    /// The Arvados list body of `window`, the page's items (`offset` skipped, at most `limit`), of
+    /// `available` matches.
+    pub fn page_window(&self, list_kind: &str, window: Vec<Value>, available: usize) -> Value {
         // A page holds at most MAX_LIST_PAGE_BYTES (and at least one item). When that cuts it short,
         // `limit` says how many came, as Arvados does past MaxIndexDatabaseRead; clients page on.
         let (mut page, mut bytes, mut limit) = (Vec::new(), 0usize, self.limit);
-        for v in matched.into_iter().skip(self.offset).take(self.limit) {
+        for v in window.into_iter().take(self.limit) {
             let v = self.select_fields(v);
             let size = bounds::json_len(&v);
             if !page.is_empty() && bytes.saturating_add(size) > bounds::MAX_LIST_PAGE_BYTES {
@@ -345,6 +377,17 @@ fn parse_filter(i: usize, v: &Value) -> Result<Filter> {
     Ok(Filter { attr, op, operand, pattern })
 }
 
+/// Compares two items by `order`, reading the values of its `i`th attribute with `a(i)` and `b(i)`.
+fn order_by<'v>(order: &[(String, bool)], a: impl Fn(usize) -> &'v Value, b: impl Fn(usize) -> &'v Value) -> Ordering {
+    for (i, (_, asc)) in order.iter().enumerate() {
+        let c = compare(a(i), b(i));
+        if c != Ordering::Equal {
+            return if *asc { c } else { c.reverse() };
+        }
+    }
+    Ordering::Equal
+}
+
 fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,
@@ -365,18 +408,20 @@ impl Filter {
             let Some(obj) = item.as_object() else {
                 return Ok(false);
             };
+            let kind = item.get("kind").and_then(Value::as_str).unwrap_or("");
             for (k, v) in obj {
-                if k != "manifest_text" && self.matches_value(k, v, item).unwrap_or(false) {
+                if k != "manifest_text" && self.matches_value(k, v, kind).unwrap_or(false) {
                     return Ok(true);
                 }
             }
             return Ok(false);
         }
-        self.matches_value(&self.attr, item.get(&self.attr).unwrap_or(&Value::Null), item)
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or("");
+        self.matches_value(&self.attr, item.get(&self.attr).unwrap_or(&Value::Null), kind)
     }
 
-    /// Whether `v`, attribute `attr` of `item`, passes.
-    fn matches_value(&self, attr: &str, v: &Value, item: &Value) -> Result<bool> {
+    /// Whether `v`, attribute `attr` of an item of `kind`, passes.
+    fn matches_value(&self, attr: &str, v: &Value, kind: &str) -> Result<bool> {
         Ok(match self.op {
             Op::Eq => v == &self.operand,
             Op::Ne => v != &self.operand,
@@ -400,7 +445,6 @@ impl Filter {
                     Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
                     _ => return Err(bad("filters: is_a needs a kind or a list of kinds")),
                 };
-                let kind = item.get("kind").and_then(Value::as_str).unwrap_or("");
                 let target = v.as_str().and_then(|s| s.parse::<federation_proto::ObjectUuid>().ok());
                 kinds.iter().any(|k| {
                     if attr == "uuid" || target.is_none() {

@@ -3,9 +3,11 @@
 
 use super::bounds::{self, Bound};
 use super::error::{Error, Result};
-use super::listing::ListParams;
+use super::listing::{ListParams, Plan};
 use super::{Accounts, Caller, views};
+use crate::store::AliasedIndex;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link};
+use crate::store::scan::Candidates;
 use crate::store::{OwnedRecord, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Map, Value, json};
@@ -34,7 +36,7 @@ const COMMON_READ_ONLY: &[&str] = &[
 ];
 
 /// An owned record the API can create and edit.
-pub trait ApiObject: OwnedRecord {
+pub trait ApiObject: OwnedRecord + super::listing::Listable {
     /// Singular resource name, e.g. `group` (the wrapper key in request bodies).
     const RESOURCE: &'static str;
     /// Arvados list kind, e.g. `arvados#groupList`.
@@ -379,7 +381,7 @@ impl ApiObject for AuthorizedKey {
 
 /// A view with `is_trashed` set as the owner chain says (a record in a trashed project is trashed
 /// too, as Arvados shows it).
-fn with_trash_state(mut v: Value, trashed: bool) -> Value {
+pub(crate) fn with_trash_state(mut v: Value, trashed: bool) -> Value {
     if let Some(m) = v.as_object_mut()
         && m.contains_key("is_trashed")
     {
@@ -538,7 +540,50 @@ impl Accounts {
         params: &ListParams,
         opts: ObjectOptions,
     ) -> Result<Value> {
-        params.apply(T::LIST_KIND, self.readable_views::<T>(caller, opts)?)
+        let store = self.store();
+        if caller.is_anonymous() {
+            // What it owns, as the views show it.
+            params.check_attributes::<T>(|| Ok(self.anonymous_owned::<T>(caller)?.first().map(ApiObject::view)))?;
+            let plan = Plan {
+                source: Candidates::Aliased(AliasedIndex::Owner, caller.uuid().clone()),
+                ordered: params.uuid_ordered(),
+            };
+            let rows = store.candidate_rows::<T>(&plan.source)?.map(|r| r.map_err(Error::from));
+            return params.list(T::LIST_KIND, &plan, rows, None, |_| Ok(Some(())), |r, ()| Ok(r.view()));
+        }
+        let visible = |r: &T| self.readable_trash_state(caller, r, opts);
+        params.check_attributes::<T>(|| {
+            for r in store.objects::<T>() {
+                let r = r?;
+                if let Some(trashed) = visible(&r)? {
+                    return Ok(Some(with_trash_state(r.view(), trashed)));
+                }
+            }
+            Ok(None)
+        })?;
+        let plan = params.plan::<T>();
+        let everything =
+            caller.is_admin() && params.filters.is_empty() && (opts.include_trash || store.trashed_groups() == 0);
+        let known = everything.then(|| usize::try_from(store.rows_in(T::ROWS_TREE)).unwrap_or(usize::MAX));
+        let rows = store.candidate_rows::<T>(&plan.source)?.map(|r| r.map_err(Error::from));
+        params.list(T::LIST_KIND, &plan, rows, known, visible, |r, trashed| Ok(with_trash_state(r.view(), *trashed)))
+    }
+
+    /// Whether a list shows `r` to a caller that is not anonymous (it can read it, or it is about
+    /// the caller) and, if so, whether it is in the trash (listed only with `include_trash`).
+    pub(crate) fn readable_trash_state<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        r: &T,
+        opts: ObjectOptions,
+    ) -> Result<Option<bool>> {
+        if caller.is_admin() || self.can_read(caller, r.uuid())? || self.visible_as_party(caller, r)? {
+            let trashed = self.in_trash(r.uuid())?;
+            if !trashed || opts.include_trash {
+                return Ok(Some(trashed));
+            }
+        }
+        Ok(None)
     }
 
     /// The views of every record of kind `T` the caller can read (trash as `opts` says).
@@ -549,11 +594,8 @@ impl Accounts {
         let mut items = Vec::new();
         for r in self.store().objects::<T>() {
             let r = r?;
-            if caller.is_admin() || self.can_read(caller, r.uuid())? || self.visible_as_party(caller, &r)? {
-                let trashed = self.in_trash(r.uuid())?;
-                if !trashed || opts.include_trash {
-                    items.push(with_trash_state(r.view(), trashed));
-                }
+            if let Some(trashed) = self.readable_trash_state(caller, &r, opts)? {
+                items.push(with_trash_state(r.view(), trashed));
             }
         }
         Ok(items)
@@ -637,6 +679,11 @@ impl Accounts {
 
     /// Whether `uuid` is in the trash: it is a trashed group, or a group in its owner chain is.
     pub(crate) fn in_trash(&self, uuid: &ObjectUuid) -> Result<bool> {
+        // Only groups are put in the trash (what they hold is in it through them): when none is,
+        // nothing is, and there is no chain of owners to read.
+        if self.store().trashed_groups() == 0 {
+            return Ok(false);
+        }
         let mut cur = uuid.clone();
         for _ in 0..super::permissions::MAX_CHAIN {
             let next = match cur.kind() {

@@ -2,11 +2,12 @@
 
 use super::bounds::{self, Bound};
 use super::error::{Error, ErrorKind, Result};
-use super::listing::ListParams;
+use super::listing::{ListParams, Plan};
 use super::passwords;
 use super::{Accounts, Caller, views};
 use crate::store::WriteBatch;
 use crate::store::records::{TokenKind, User};
+use crate::store::scan::Candidates;
 use federation_proto::notice::Notice;
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid, Token};
 use serde_json::{Map, Value, json};
@@ -161,17 +162,32 @@ impl Accounts {
     /// `GET users`: all users for admins, else the caller and its managed profiles. Merged-away
     /// users are hidden.
     pub fn list_users(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
-        let mut items = Vec::new();
-        for u in self.store().users() {
-            let u = u?;
-            if u.redirect_to_user_uuid.is_some() {
-                continue;
+        let store = self.store();
+        let visible = |u: &User| -> Result<Option<()>> {
+            let seen = caller.is_admin() || &u.uuid == caller.uuid() || u.managed_by.as_ref() == Some(caller.uuid());
+            Ok((seen && u.redirect_to_user_uuid.is_none()).then_some(()))
+        };
+        params.check_attributes::<User>(|| {
+            for u in store.users() {
+                let u = u?;
+                if visible(&u)?.is_some() {
+                    return Ok(Some(self.user_view(caller, &u)?));
+                }
             }
-            if caller.is_admin() || &u.uuid == caller.uuid() || u.managed_by.as_ref() == Some(caller.uuid()) {
-                items.push(self.user_view(caller, &u)?);
-            }
+            Ok(None)
+        })?;
+        let mut plan = params.plan::<User>();
+        if !caller.is_admin()
+            && !matches!(plan.source, Candidates::Uuids(_) | Candidates::Email(_) | Candidates::Username(_))
+        {
+            // Others see themselves and their managed profiles: only those are read.
+            let mut mine = vec![caller.uuid().clone()];
+            mine.extend(store.profiles_of(caller.uuid())?.into_iter().map(|p| p.uuid));
+            plan = Plan { source: Candidates::Uuids(mine), ordered: params.uuid_ordered() };
         }
-        params.apply("arvados#userList", items)
+        let known = (caller.is_admin() && params.filters.is_empty()).then(|| store.listed_users() as usize);
+        let rows = store.candidate_rows::<User>(&plan.source)?.map(|r| r.map_err(Error::from));
+        params.list("arvados#userList", &plan, rows, known, visible, |u, ()| self.user_view(caller, u))
     }
 
     /// `POST users` (admin).

@@ -2,6 +2,7 @@
 //!
 //! Secrets and password hashes never appear here.
 
+use super::listing::Listable;
 use crate::clock::format_time;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link, LogEntry, TokenRow, User};
 use federation_proto::ObjectKind;
@@ -178,4 +179,89 @@ pub fn log(e: &LogEntry) -> Value {
         "summary": e.summary,
         "properties": e.properties,
     })
+}
+
+/// The view values every kind shares, for [`Listable::cheap`]: `None` for other attributes.
+fn common_cheap<T: crate::store::scan::Listed>(
+    r: &T,
+    owner: &federation_proto::ObjectUuid,
+    attr: &str,
+) -> Option<Value> {
+    use crate::store::scan::TimeField;
+    Some(match attr {
+        "kind" => json!(T::ROWS_KIND.arvados_kind()),
+        "uuid" => json!(r.list_uuid()),
+        "owner_uuid" => json!(owner),
+        "created_at" => json!(format_time(r.time(TimeField::Created))),
+        "modified_at" => json!(format_time(r.time(TimeField::Modified))),
+        _ => return None,
+    })
+}
+
+/// The attributes [`common_cheap`] gives.
+macro_rules! cheap_attrs {
+    ($($a:literal),*) => { &["kind", "uuid", "owner_uuid", "created_at", "modified_at", $($a),*] };
+}
+
+// What a list filters and sorts on without rendering a view: the same values the views above show.
+impl Listable for User {
+    const CHEAP: &'static [&'static str] = cheap_attrs!("email", "username");
+    const USER_INDEXES: bool = true;
+    fn cheap(&self, attr: &str) -> Value {
+        common_cheap(self, &self.owner_uuid, attr).unwrap_or_else(|| match attr {
+            "email" => json!(self.email),
+            "username" => json!(self.shown_username()),
+            _ => Value::Null,
+        })
+    }
+}
+
+impl Listable for Group {
+    const CHEAP: &'static [&'static str] = cheap_attrs!("name", "group_class");
+    const OWNER_INDEX: bool = true;
+    fn cheap(&self, attr: &str) -> Value {
+        common_cheap(self, &self.owner_uuid, attr).unwrap_or_else(|| match attr {
+            "name" => json!(self.name),
+            "group_class" => json!(self.group_class),
+            _ => Value::Null,
+        })
+    }
+}
+
+impl Listable for Collection {
+    const CHEAP: &'static [&'static str] = cheap_attrs!("name");
+    const OWNER_INDEX: bool = true;
+    fn cheap(&self, attr: &str) -> Value {
+        common_cheap(self, &self.owner_uuid, attr).unwrap_or_else(|| match attr {
+            "name" => json!(self.name),
+            _ => Value::Null,
+        })
+    }
+}
+
+impl Listable for Link {
+    const CHEAP: &'static [&'static str] = cheap_attrs!("name", "link_class", "head_uuid", "tail_uuid");
+    const OWNER_INDEX: bool = true;
+    const LINK_INDEXES: bool = true;
+    fn cheap(&self, attr: &str) -> Value {
+        common_cheap(self, &self.owner_uuid, attr).unwrap_or_else(|| match attr {
+            "name" => json!(self.name),
+            "link_class" => json!(self.link_class),
+            "head_uuid" => json!(self.head_uuid),
+            "tail_uuid" => json!(self.tail_uuid),
+            _ => Value::Null,
+        })
+    }
+}
+
+impl Listable for AuthorizedKey {
+    const CHEAP: &'static [&'static str] = cheap_attrs!("name", "authorized_user_uuid");
+    const OWNER_INDEX: bool = true;
+    fn cheap(&self, attr: &str) -> Value {
+        common_cheap(self, &self.owner_uuid, attr).unwrap_or_else(|| match attr {
+            "name" => json!(self.name),
+            "authorized_user_uuid" => json!(self.authorized_user_uuid),
+            _ => Value::Null,
+        })
+    }
 }

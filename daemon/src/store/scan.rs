@@ -1,0 +1,505 @@
+//! What list requests read: typed candidate rows from an index or a key range, in a known order,
+//! and the counts an unfiltered list answers `items_available` from.
+//!
+//! The listing planner (`accounts::listing`) picks a [`Candidates`] source; [`Store::candidate_rows`]
+//! yields the decoded rows it names, each checked against the row itself (an index entry is only a
+//! hint: a stale one, e.g. a time entry a merge's row rewrite left behind, is never an answer).
+//!
+//! [`TreeId::ListTimes`] orders users, groups, collections, links and SSH keys by `created_at` and by
+//! `modified_at`, keyed by the time as the API formats it (fixed width, so byte order is time order
+//! and the same order a list sorts its views in). [`TreeId::ShownUsernames`] finds users by the
+//! username their view shows. Both are written with the rows (see [`WriteBatch::put_user`] and
+//! [`OwnedRecord::extra_index_keys`]); data written before they existed gets them at open
+//! ([`Store::build_list_indexes`], recorded in the meta tree).
+
+use super::records::{AuthorizedKey, Collection, Group, Link, User};
+use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, pair, prefix};
+use crate::clock::format_time;
+use federation_proto::{ObjectKind, ObjectUuid};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
+
+/// An index entry: its tree and key.
+type IndexKey = (TreeId, Vec<u8>);
+
+/// A time attribute with an ordered index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeField {
+    /// `created_at`.
+    Created,
+    /// `modified_at`.
+    Modified,
+}
+
+impl TimeField {
+    /// The attribute's name in the API views.
+    pub fn attr(self) -> &'static str {
+        match self {
+            TimeField::Created => "created_at",
+            TimeField::Modified => "modified_at",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            TimeField::Created => "c",
+            TimeField::Modified => "m",
+        }
+    }
+}
+
+/// Where a list's candidate rows come from, and so the order they come in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Candidates {
+    /// These rows (of the listed kind; others are skipped), in uuid order.
+    Uuids(Vec<ObjectUuid>),
+    /// The rows whose uuid is within the bounds, in uuid order (descending: reversed).
+    UuidRange {
+        /// Lower bound on the uuid.
+        lower: Bound<String>,
+        /// Upper bound on the uuid.
+        upper: Bound<String>,
+        /// Largest first.
+        descending: bool,
+    },
+    /// The rows by a time attribute, then uuid (ascending, also when the time is descending).
+    Time {
+        /// Which time.
+        field: TimeField,
+        /// Where to start, as formatted: ascending, no row before this time; descending, none after.
+        from: Option<String>,
+        /// Latest first.
+        descending: bool,
+    },
+    /// The rows an aliased index lists under a uuid (owner, link head, link tail), in uuid order.
+    Aliased(AliasedIndex, ObjectUuid),
+    /// Users with this email, in uuid order.
+    Email(String),
+    /// Users whose view shows this username, in uuid order.
+    Username(String),
+}
+
+/// A record a list can read from [`Store::candidate_rows`].
+pub trait Listed: DeserializeOwned {
+    /// Its tree.
+    const ROWS_TREE: TreeId;
+    /// Its uuid kind.
+    const ROWS_KIND: ObjectKind;
+    /// Its uuid.
+    fn list_uuid(&self) -> &ObjectUuid;
+    /// Its `created_at` and `modified_at`.
+    fn times(&self) -> (OffsetDateTime, OffsetDateTime);
+    /// One of its times.
+    fn time(&self, field: TimeField) -> OffsetDateTime {
+        match field {
+            TimeField::Created => self.times().0,
+            TimeField::Modified => self.times().1,
+        }
+    }
+    /// Where its row says it belongs in `index` (none: the kind is not in that index).
+    fn indexed_at(&self, _index: AliasedIndex) -> Option<&ObjectUuid> {
+        None
+    }
+    /// Its email (users).
+    fn email(&self) -> Option<&str> {
+        None
+    }
+    /// The username its view shows (users).
+    fn shown_username(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! listed_owned {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            const ROWS_TREE: TreeId = <$t as OwnedRecord>::TREE;
+            const ROWS_KIND: ObjectKind = <$t as OwnedRecord>::KIND;
+            fn list_uuid(&self) -> &ObjectUuid {
+                &self.uuid
+            }
+            fn times(&self) -> (OffsetDateTime, OffsetDateTime) {
+                (self.created_at, self.modified_at)
+            }
+            fn indexed_at(&self, index: AliasedIndex) -> Option<&ObjectUuid> {
+                match (index, self.link_ends()) {
+                    (AliasedIndex::Owner, _) => Some(&self.owner_uuid),
+                    (AliasedIndex::LinkHead, Some((head, _))) => Some(head),
+                    (AliasedIndex::LinkTail, Some((_, tail))) => Some(tail),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+listed_owned!(Group, Collection, Link, AuthorizedKey);
+
+impl Listed for User {
+    const ROWS_TREE: TreeId = TreeId::Users;
+    const ROWS_KIND: ObjectKind = ObjectKind::User;
+    fn list_uuid(&self) -> &ObjectUuid {
+        &self.uuid
+    }
+    fn times(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (self.created_at, self.modified_at)
+    }
+    fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    fn shown_username(&self) -> Option<&str> {
+        User::shown_username(self)
+    }
+}
+
+/// `kind infix \0 field tag \0`: where one kind's entries for one time start in [`TreeId::ListTimes`].
+fn time_prefix(kind: ObjectKind, field: TimeField) -> Vec<u8> {
+    let mut k = pair(kind.infix(), field.tag());
+    k.push(0);
+    k
+}
+
+/// The [`TreeId::ListTimes`] entries of a row: `kind \0 field \0 formatted time \0 uuid`.
+pub(super) fn time_keys(
+    kind: ObjectKind,
+    uuid: &ObjectUuid,
+    created: OffsetDateTime,
+    modified: OffsetDateTime,
+) -> Vec<(TreeId, Vec<u8>)> {
+    let me = uuid.to_string();
+    [(TimeField::Created, created), (TimeField::Modified, modified)]
+        .into_iter()
+        .map(|(f, t)| {
+            let mut k = time_prefix(kind, f);
+            k.extend_from_slice(&pair(&format_time(t), &me));
+            (TreeId::ListTimes, k)
+        })
+        .collect()
+}
+
+/// The list index entries of a user: its times and the username its view shows.
+pub(super) fn user_list_keys(u: &User) -> Vec<(TreeId, Vec<u8>)> {
+    let mut keys = time_keys(ObjectKind::User, &u.uuid, u.created_at, u.modified_at);
+    if let Some(name) = u.shown_username() {
+        keys.push((TreeId::ShownUsernames, pair(name, &u.uuid.to_string())));
+    }
+    keys
+}
+
+/// Counts kept in memory: computed at open, moved by every committed write (see [`Store::commit`]).
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    listed_users: AtomicI64,
+    groups: AtomicI64,
+    trashed_groups: AtomicI64,
+    collections: AtomicI64,
+    links: AtomicI64,
+    keys: AtomicI64,
+}
+
+/// What one write changes of [`Counts`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CountDelta {
+    listed_users: i64,
+    groups: i64,
+    trashed_groups: i64,
+    collections: i64,
+    links: i64,
+    keys: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct RedirectOnly {
+    redirect_to_user_uuid: Option<IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct TrashOnly {
+    #[serde(default)]
+    trash_at: Option<IgnoredAny>,
+}
+
+/// Whether writes to `tree` move a count.
+pub(super) fn counted(tree: TreeId) -> bool {
+    matches!(tree, TreeId::Users | TreeId::Groups | TreeId::Collections | TreeId::Links | TreeId::Keys)
+}
+
+fn listed_user(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<RedirectOnly>(bytes).is_ok_and(|u| u.redirect_to_user_uuid.is_none())
+}
+
+fn trashed_group(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<TrashOnly>(bytes).is_ok_and(|g| g.trash_at.is_some())
+}
+
+impl CountDelta {
+    /// Adds what replacing `old` by `new` (either absent) in `tree` changes.
+    pub(super) fn add(&mut self, tree: TreeId, old: Option<&[u8]>, new: Option<&[u8]>) {
+        let d = i64::from(new.is_some()) - i64::from(old.is_some());
+        let by = |f: fn(&[u8]) -> bool| i64::from(new.is_some_and(f)) - i64::from(old.is_some_and(f));
+        match tree {
+            TreeId::Users => self.listed_users += by(listed_user),
+            TreeId::Groups => {
+                self.groups += d;
+                self.trashed_groups += by(trashed_group);
+            }
+            TreeId::Collections => self.collections += d,
+            TreeId::Links => self.links += d,
+            TreeId::Keys => self.keys += d,
+            _ => {}
+        }
+    }
+}
+
+impl Counts {
+    pub(super) fn apply(&self, d: &CountDelta) {
+        for (c, n) in [
+            (&self.listed_users, d.listed_users),
+            (&self.groups, d.groups),
+            (&self.trashed_groups, d.trashed_groups),
+            (&self.collections, d.collections),
+            (&self.links, d.links),
+            (&self.keys, d.keys),
+        ] {
+            if n != 0 {
+                c.fetch_add(n, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+fn read(c: &AtomicI64) -> u64 {
+    u64::try_from(c.load(Ordering::SeqCst)).unwrap_or(0)
+}
+
+/// The meta entry that says the list indexes are built (its value: the version built).
+const LIST_INDEX_META: &str = "list_indexes";
+/// Version of the list indexes: bump it to rebuild them at the next open.
+const LIST_INDEX_VERSION: &[u8] = b"1";
+/// Rows per batch of the build at open.
+const BUILD_BATCH: usize = 10_000;
+
+impl Store {
+    /// Users that are not merged away (what an admin's unfiltered user list counts).
+    pub fn listed_users(&self) -> u64 {
+        read(&self.counts.listed_users)
+    }
+
+    /// Rows of `tree` (groups, collections, links or keys; 0 for other trees).
+    pub fn rows_in(&self, tree: TreeId) -> u64 {
+        match tree {
+            TreeId::Groups => read(&self.counts.groups),
+            TreeId::Collections => read(&self.counts.collections),
+            TreeId::Links => read(&self.counts.links),
+            TreeId::Keys => read(&self.counts.keys),
+            _ => 0,
+        }
+    }
+
+    /// Groups in the trash themselves (not counting what trashed groups hold).
+    pub fn trashed_groups(&self) -> u64 {
+        read(&self.counts.trashed_groups)
+    }
+
+    /// Computes [`Counts`] from what is stored (at open).
+    pub(super) fn count_rows(&self) -> StoreResult<()> {
+        let mut d = CountDelta::default();
+        for tree in [TreeId::Users, TreeId::Groups] {
+            for v in self.tree(tree).iter().values() {
+                d.add(tree, None, Some(&v?));
+            }
+        }
+        d.collections = i64::try_from(self.tree(TreeId::Collections).len()).unwrap_or(i64::MAX);
+        d.links = i64::try_from(self.tree(TreeId::Links).len()).unwrap_or(i64::MAX);
+        d.keys = i64::try_from(self.tree(TreeId::Keys).len()).unwrap_or(i64::MAX);
+        self.counts.apply(&d);
+        Ok(())
+    }
+
+    /// Writes the list indexes of every stored row, once: data written before they existed.
+    pub(super) fn build_list_indexes(&self) -> StoreResult<()> {
+        if self.meta(LIST_INDEX_META)?.as_deref() == Some(LIST_INDEX_VERSION) {
+            return Ok(());
+        }
+        self.build_from::<User>(user_list_keys)?;
+        self.build_from::<Group>(OwnedRecord::extra_index_keys)?;
+        self.build_from::<Collection>(OwnedRecord::extra_index_keys)?;
+        self.build_from::<Link>(OwnedRecord::extra_index_keys)?;
+        self.build_from::<AuthorizedKey>(OwnedRecord::extra_index_keys)?;
+        self.flush()?;
+        let mut b = WriteBatch::new();
+        b.put_meta(LIST_INDEX_META, LIST_INDEX_VERSION);
+        self.commit(b)
+    }
+
+    /// Forgets the list indexes and that they were built, so that the store looks like one written
+    /// before they existed (for tests of the build at open).
+    #[doc(hidden)]
+    pub fn forget_list_indexes(&self) -> StoreResult<()> {
+        self.tree(TreeId::ListTimes).clear()?;
+        self.tree(TreeId::ShownUsernames).clear()?;
+        self.tree(TreeId::Meta).remove(LIST_INDEX_META)?;
+        self.flush()
+    }
+
+    fn build_from<T: Listed>(&self, keys: fn(&T) -> Vec<IndexKey>) -> StoreResult<()> {
+        let mut b = WriteBatch::new();
+        for v in self.tree(T::ROWS_TREE).iter().values() {
+            let row: T = decode(T::ROWS_TREE, &v?)?;
+            for (tree, key) in keys(&row) {
+                if matches!(tree, TreeId::ListTimes | TreeId::ShownUsernames) {
+                    b.put_raw(tree, key, Vec::new());
+                }
+            }
+            if b.len() >= BUILD_BATCH {
+                self.apply_per_tree(std::mem::take(&mut b))?;
+            }
+        }
+        self.apply_per_tree(b)
+    }
+
+    /// The rows `source` names, decoded and checked against it, in its order.
+    pub fn candidate_rows<'a, T: Listed + 'a>(
+        &'a self,
+        source: &Candidates,
+    ) -> StoreResult<Box<dyn Iterator<Item = StoreResult<T>> + 'a>> {
+        Ok(match source {
+            Candidates::Uuids(uuids) => {
+                let mut uuids: Vec<ObjectUuid> = uuids.iter().filter(|u| u.kind() == T::ROWS_KIND).cloned().collect();
+                uuids.sort();
+                uuids.dedup();
+                Box::new(
+                    uuids
+                        .into_iter()
+                        .filter_map(move |u| self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()).transpose()),
+                )
+            }
+            Candidates::UuidRange { lower, upper, descending } => {
+                let bytes = |b: &Bound<String>| b.as_ref().map(|s| s.as_bytes().to_vec());
+                let range = self.tree(T::ROWS_TREE).range::<Vec<u8>, _>((bytes(lower), bytes(upper)));
+                let decode_row = |kv: sled::Result<(sled::IVec, sled::IVec)>| decode::<T>(T::ROWS_TREE, &kv?.1);
+                if *descending { Box::new(range.rev().map(decode_row)) } else { Box::new(range.map(decode_row)) }
+            }
+            Candidates::Time { field, from, descending } => self.by_time::<T>(*field, from.as_deref(), *descending),
+            Candidates::Aliased(index, at) => {
+                let at = at.clone();
+                let index = *index;
+                let uuids = self.candidates(index, &at.to_string())?;
+                Box::new(uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).filter_map(move |u| {
+                    match self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()) {
+                        Ok(Some(r)) if r.indexed_at(index) == Some(&at) => Some(Ok(r)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    }
+                }))
+            }
+            Candidates::Email(email) => self.checked_scan::<T>(TreeId::UserEmail, email, |r, e| r.email() == Some(e)),
+            Candidates::Username(name) => {
+                self.checked_scan::<T>(TreeId::ShownUsernames, name, |r, n| r.shown_username() == Some(n))
+            }
+        })
+    }
+
+    /// The rows an index `tree` lists under `a` (keys `a\0uuid`) for which `check` holds.
+    fn checked_scan<'a, T: Listed + 'a>(
+        &'a self,
+        tree: TreeId,
+        a: &str,
+        check: fn(&T, &str) -> bool,
+    ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
+        let p = prefix(a);
+        let a = a.to_owned();
+        Box::new(self.tree(tree).scan_prefix(p.clone()).filter_map(move |kv| {
+            let row = kv.map_err(Into::into).and_then(|(k, _)| self.get_json::<T>(T::ROWS_TREE, &k[p.len()..]));
+            match row {
+                Ok(Some(r)) if check(&r, &a) => Some(Ok(r)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+
+    fn by_time<'a, T: Listed + 'a>(
+        &'a self,
+        field: TimeField,
+        from: Option<&str>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
+        let p = time_prefix(T::ROWS_KIND, field);
+        let t = self.tree(TreeId::ListTimes);
+        // Formatted times never hold \0; an operand that does bounds nothing.
+        let from = from.filter(|f| !f.contains('\0'));
+        let keys: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (from, descending) {
+            (None, false) => Box::new(t.scan_prefix(&p)),
+            (None, true) => Box::new(t.scan_prefix(&p).rev()),
+            (Some(f), false) => {
+                let mut start = p.clone();
+                start.extend_from_slice(f.as_bytes());
+                let p2 = p.clone();
+                Box::new(t.range(start..).take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&p2))))
+            }
+            (Some(f), true) => {
+                // Every key whose time is at most `f` sorts before `prefix f \x01`.
+                let mut end = p.clone();
+                end.extend_from_slice(f.as_bytes());
+                end.push(1);
+                Box::new(t.range(p.clone()..end).rev())
+            }
+        };
+        let plen = p.len();
+        let entries = keys.map(move |kv| -> StoreResult<(String, String)> {
+            let (k, _) = kv?;
+            let rest = String::from_utf8_lossy(&k[plen..]).into_owned();
+            let (time, uuid) = rest.split_once('\0').unwrap_or((rest.as_str(), ""));
+            Ok((time.to_owned(), uuid.to_owned()))
+        });
+        let entries: Box<dyn Iterator<Item = StoreResult<(String, String)>>> = if descending {
+            Box::new(RunsReversed { inner: entries, run: Vec::new(), next: None })
+        } else {
+            Box::new(entries)
+        };
+        Box::new(entries.filter_map(move |e| {
+            let row = e.and_then(|(time, uuid)| {
+                Ok(self.get_json::<T>(T::ROWS_TREE, uuid.as_bytes())?.filter(|r| format_time(r.time(field)) == time))
+            });
+            row.transpose()
+        }))
+    }
+}
+
+/// Entries of a descending time scan with each run of equal times put back in ascending uuid
+/// order (lists break ties by uuid ascending, whatever the direction of their first key).
+struct RunsReversed<I> {
+    inner: I,
+    /// The current run, last-to-come first (so popping gives ascending uuids).
+    run: Vec<(String, String)>,
+    /// The first entry of the next run, read while finding where this one ends.
+    next: Option<StoreResult<(String, String)>>,
+}
+
+impl<I: Iterator<Item = StoreResult<(String, String)>>> Iterator for RunsReversed<I> {
+    type Item = StoreResult<(String, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.run.pop() {
+            return Some(Ok(e));
+        }
+        let first = match self.next.take().or_else(|| self.inner.next())? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        self.run.push(first);
+        loop {
+            match self.inner.next() {
+                Some(Ok(e)) if e.0 == self.run[0].0 => self.run.push(e),
+                other => {
+                    self.next = other;
+                    break;
+                }
+            }
+        }
+        self.run.pop().map(Ok)
+    }
+}
