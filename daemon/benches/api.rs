@@ -14,14 +14,12 @@
 
 mod support;
 
-use hearth::cli::demo::plan_federation;
-use hearth::client::Client;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Daemon, HEARTH, env_num, load, pct_ms};
+use support::{BENCH_PASSWORD, HEARTH, Lone, env_num, load, pct_ms};
 
 /// `VmRSS` of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -163,31 +161,21 @@ async fn main() -> anyhow::Result<()> {
     );
     binary_sizes();
 
-    let dir = tempfile::tempdir()?;
-    let (plan, ca_path) = plan_federation(dir.path(), &["zzzzz"], "")?;
-    let ca_pem = std::fs::read(&ca_path)?;
-    let c = &plan[0];
-    let daemon = Daemon::spawn(c, &[]);
-    let root = Client::new(&c.url(), Some(&ca_pem))?.with_token(&c.root_token);
-    root.wait_healthy(60).await?;
+    let lone = Lone::start().await?;
+    let (c, ca_pem, daemon) = (&lone.cluster, &lone.ca_pem, &lone.daemon);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle_rss = rss_kib(daemon.pid());
     println!("hearth serve VmRSS after start + 5 s idle: {idle_rss} KiB (load {})", load());
 
-    let password = "bench-password-1";
-    root.create_user(
-        json!({"username": "bench", "email": "bench@example.org", "email_verified": true}),
-        Some(password),
-    )
-    .await?;
-    let (token, _) = Client::new(&c.url(), Some(&ca_pem))?.login("bench", password, None).await?;
+    let password = BENCH_PASSWORD;
+    let token = lone.bench_user().await?;
     // Same token uuid, wrong secret: the daemon finds the row and refuses the hash (401).
     let mut bad = token.clone();
     let last = bad.pop().unwrap();
     bad.push(if last == 'a' { 'b' } else { 'a' });
 
     let mut b = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca_pem)?])
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?])
         .pool_max_idle_per_host(concurrency.max(1));
     if !http2 {
         b = b.http1_only();
@@ -256,6 +244,6 @@ async fn main() -> anyhow::Result<()> {
         log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).count(),
         noisy
     );
-    drop(daemon);
+    drop(lone);
     Ok(())
 }

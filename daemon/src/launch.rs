@@ -139,6 +139,9 @@ pub async fn run(
     let list_gate = Arc::new(tokio::sync::Semaphore::new(crate::http::list_workers()));
     let app = Arc::new(App { settings, accounts, federation, oidc, metrics, notifier, list_gate });
     background.push(tokio::spawn(tidy_indexes(app.clone())));
+    if let Some(m) = app.metrics.clone() {
+        background.push(tokio::spawn(metrics_upkeep(m)));
+    }
     background.push(tokio::spawn(sweep_anonymous(app.clone())));
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -178,6 +181,21 @@ async fn tidy_indexes(app: Arc<App>) {
             Err(e) => tracing::warn!(error = %e, "the index tidy stopped"),
         }
         app.accounts.tidy_signal().notified().await;
+    }
+}
+
+/// How often the recorder folds recorded samples into its histograms.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the request-latency samples into their histograms every few seconds. The recorder keeps
+/// every sample until then (`install_recorder` leaves this to its caller): without it, a daemon
+/// that is not scraped grows by every request it answers and a scrape pays for all of them.
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
     }
 }
 

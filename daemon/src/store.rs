@@ -12,6 +12,7 @@
 //! sled's flush syncs the log's data range but not file metadata (a full sync runs every 500 ms in
 //! the background), so acknowledged writes survive a process crash but not necessarily a power loss.
 
+mod decoded;
 pub mod records;
 pub mod scan;
 
@@ -748,6 +749,14 @@ pub struct Store {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     counts: std::sync::Arc<scan::Counts>,
+    /// Decoded copies of the token and user rows, by their bytes (see [`decoded`]).
+    decoded: std::sync::Arc<DecodedRows>,
+}
+
+/// The rows every authenticated request reads.
+struct DecodedRows {
+    users: decoded::Decoded<User>,
+    tokens: decoded::Decoded<TokenRow>,
 }
 
 impl Store {
@@ -768,7 +777,9 @@ impl Store {
         for gone in RETIRED_TREES {
             db.drop_tree(gone)?;
         }
-        let store = Store { db, trees, counts: Default::default() };
+        let decoded =
+            std::sync::Arc::new(DecodedRows { users: decoded::Decoded::new(), tokens: decoded::Decoded::new() });
+        let store = Store { db, trees, counts: Default::default(), decoded };
         store.build_list_indexes()?;
         store.count_rows()?;
         Ok(store)
@@ -932,6 +943,20 @@ impl Store {
         }
     }
 
+    /// [`Store::get_json`] of a row read on every request: decoded only when its bytes changed.
+    fn get_decoded<T: DeserializeOwned + Clone>(
+        &self,
+        cache: &decoded::Decoded<T>,
+        tree: TreeId,
+        uuid: &ObjectUuid,
+    ) -> StoreResult<Option<T>> {
+        let key = uuid.to_string();
+        match self.tree(tree).get(key.as_bytes())? {
+            Some(v) => cache.get(key.as_bytes(), &v, |b| decode(tree, b)).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn iter_json<T: DeserializeOwned>(&self, tree: TreeId) -> impl Iterator<Item = StoreResult<T>> + '_ {
         self.tree(tree).iter().values().map(move |v| decode(tree, &v?))
     }
@@ -949,7 +974,7 @@ impl Store {
 
     /// A user by uuid (local or cached remote).
     pub fn user(&self, uuid: &ObjectUuid) -> StoreResult<Option<User>> {
-        self.get_json(TreeId::Users, uuid.to_string().as_bytes())
+        self.get_decoded(&self.decoded.users, TreeId::Users, uuid)
     }
 
     /// The user holding a username.
@@ -1080,7 +1105,7 @@ impl Store {
 
     /// A token row.
     pub fn token(&self, uuid: &ObjectUuid) -> StoreResult<Option<TokenRow>> {
-        self.get_json(TreeId::Tokens, uuid.to_string().as_bytes())
+        self.get_decoded(&self.decoded.tokens, TreeId::Tokens, uuid)
     }
 
     /// The tokens that act for a user.

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each bench binary compiles this module and uses only some of it
 
 use hearth::cli::demo::{PlannedCluster, plan_federation};
+use hearth::client::Client;
 use std::process::{Child, Command, Stdio};
 
 /// The release binary under measurement.
@@ -77,3 +78,46 @@ pub fn plan_one(dir: &std::path::Path) -> anyhow::Result<(PlannedCluster, Vec<u8
     let ca_pem = std::fs::read(&ca_path)?;
     Ok((plan.remove(0), ca_pem))
 }
+
+/// One cluster, `zzzzz`, planned in a temporary directory with its own CA; its `hearth serve`
+/// started and answering. Fields drop in order: the daemon stops before its directory goes.
+pub struct Lone {
+    /// The running daemon.
+    pub daemon: Daemon,
+    /// Its plan (URL, data dir, root token).
+    pub cluster: PlannedCluster,
+    /// The CA certificate (PEM) that signed its certificate.
+    pub ca_pem: Vec<u8>,
+    /// A client with the system root token.
+    pub root: Client,
+    /// Where everything lives.
+    pub dir: tempfile::TempDir,
+}
+
+impl Lone {
+    /// Plans and starts the cluster, and waits until it is healthy.
+    pub async fn start() -> anyhow::Result<Lone> {
+        let dir = tempfile::tempdir()?;
+        let (cluster, ca_pem) = plan_one(dir.path())?;
+        let daemon = Daemon::spawn(&cluster, &[]);
+        let root = Client::new(&cluster.url(), Some(&ca_pem))?.with_token(&cluster.root_token);
+        root.wait_healthy(60).await?;
+        Ok(Lone { daemon, cluster, ca_pem, root, dir })
+    }
+
+    /// Creates the user `bench` (verified email, [`BENCH_PASSWORD`]) and logs it in: its token.
+    pub async fn bench_user(&self) -> anyhow::Result<String> {
+        self.root
+            .create_user(
+                serde_json::json!({"username": "bench", "email": "bench@example.org", "email_verified": true}),
+                Some(BENCH_PASSWORD),
+            )
+            .await?;
+        let (token, _) =
+            Client::new(&self.cluster.url(), Some(&self.ca_pem))?.login("bench", BENCH_PASSWORD, None).await?;
+        Ok(token)
+    }
+}
+
+/// The password of the user [`Lone::bench_user`] makes.
+pub const BENCH_PASSWORD: &str = "bench-password-1";

@@ -91,9 +91,21 @@ impl Accounts {
     /// A user as the API shows it to `caller`: with its identities when the caller is that user or
     /// an admin.
     pub fn user_view(&self, caller: &Caller, u: &User) -> Result<Value> {
-        let mut v = super::users::user_view_for(caller, u);
+        Ok(self.user_view_struct(caller, u)?.to_value())
+    }
+
+    /// [`Accounts::user_view`] serialized: the answer's bytes, with no JSON map built on the way.
+    pub fn user_view_json(&self, caller: &Caller, u: &User) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut out, &self.user_view_struct(caller, u)?)
+            .map_err(|e| Error::new(ErrorKind::Internal, "render", e.to_string()))?;
+        Ok(out)
+    }
+
+    fn user_view_struct<'a>(&self, caller: &Caller, u: &'a User) -> Result<super::views::UserView<'a>> {
+        let v = super::users::user_view_struct_for(caller, u);
         if (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster() {
-            v["identities"] = Value::Array(self.identities_view(&u.uuid)?);
+            return Ok(v.with_identities(self.identities_view(&u.uuid)?));
         }
         Ok(v)
     }

@@ -648,15 +648,17 @@ enum LoginTarget {
 /// A user's API view as `caller` may see it: `managed_by` only for the profile's parent (also
 /// while acting as it) and admins.
 pub fn user_view_for(caller: &Caller, u: &User) -> Value {
-    let mut v = views::user(u);
+    user_view_struct_for(caller, u).to_value()
+}
+
+/// [`user_view_for`], before it becomes a JSON value.
+pub fn user_view_struct_for<'a>(caller: &Caller, u: &'a User) -> views::UserView<'a> {
+    let v = views::UserView::of(u);
     let parent = u.managed_by.as_ref();
     let sees = caller.is_admin()
         || parent == Some(caller.uuid())
         || caller.acting_parent.as_ref().is_some_and(|p| parent == Some(&p.uuid));
-    if !sees {
-        v["managed_by"] = Value::Null;
-    }
-    v
+    if sees { v } else { v.hide_managed_by() }
 }
 
 /// What an admin may not change on a managed profile through the users API: a profile has no

@@ -3,50 +3,129 @@
 //! Secrets and password hashes never appear here.
 
 use super::listing::Listable;
-use crate::clock::format_time;
+use crate::clock::{arv_time, format_time};
 use crate::store::records::{AuthorizedKey, Collection, Group, Link, LogEntry, TokenRow, User};
-use federation_proto::ObjectKind;
+use federation_proto::{ClusterId, ObjectKind, ObjectUuid};
+use serde::Serialize;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 fn etag(v: &impl serde::Serialize) -> String {
     use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(v).unwrap_or_default();
-    let d = Sha256::digest(&bytes);
-    hex::encode(&d[..12])
+    /// Feeds the serialized record straight into the hash: no buffer to grow per request.
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(Sha256::new());
+    // Serializing a record into a hash cannot fail (the same records serialize into the store).
+    let _ = serde_json::to_writer(&mut h, v);
+    hex::encode(&h.0.finalize()[..12])
+}
+
+/// A user as the API shows it, as a struct that serializes straight to the answer's bytes:
+/// `users/current`, the most frequent request there is, builds no JSON map. Fields are in
+/// alphabetical order, so that the bytes are the same as those of [`user`]'s map (serde_json
+/// keeps a map's keys sorted).
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    can_manage: bool,
+    can_write: bool,
+    #[serde(with = "arv_time")]
+    created_at: OffsetDateTime,
+    email: &'a Option<String>,
+    email_verified: bool,
+    etag: String,
+    first_name: &'a str,
+    full_name: String,
+    home_cluster: &'a ClusterId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identities: Option<Vec<Value>>,
+    identity_url: Option<()>,
+    is_active: bool,
+    is_admin: bool,
+    is_invited: bool,
+    kind: &'static str,
+    #[serde(with = "arv_time::option")]
+    last_login_at: Option<OffsetDateTime>,
+    last_name: &'a str,
+    managed_by: Option<&'a ObjectUuid>,
+    #[serde(with = "arv_time")]
+    modified_at: OffsetDateTime,
+    modified_by_client_uuid: Option<()>,
+    modified_by_user_uuid: &'a Option<ObjectUuid>,
+    orcid: &'a Option<String>,
+    owner_uuid: &'a ObjectUuid,
+    prefs: &'a Value,
+    redirect_to_user_uuid: &'a Option<ObjectUuid>,
+    username: Option<&'a str>,
+    uuid: &'a ObjectUuid,
+    writable_by: [&'a ObjectUuid; 2],
+}
+
+impl<'a> UserView<'a> {
+    /// The view of `u`, with its `managed_by` shown and no identities.
+    pub fn of(u: &'a User) -> UserView<'a> {
+        UserView {
+            can_manage: true,
+            can_write: true,
+            created_at: u.created_at,
+            email: &u.email,
+            email_verified: u.email_verified,
+            etag: etag(u),
+            first_name: &u.first_name,
+            full_name: format!("{} {}", u.first_name, u.last_name).trim().to_string(),
+            home_cluster: u.uuid.cluster(),
+            identities: None,
+            identity_url: None,
+            is_active: u.is_active,
+            is_admin: u.is_admin,
+            is_invited: u.is_active || u.is_invited,
+            kind: ObjectKind::User.arvados_kind(),
+            last_login_at: u.last_login_at,
+            last_name: &u.last_name,
+            managed_by: u.managed_by.as_ref(),
+            modified_at: u.modified_at,
+            modified_by_client_uuid: None,
+            modified_by_user_uuid: &u.modified_by_user_uuid,
+            orcid: &u.orcid,
+            owner_uuid: &u.owner_uuid,
+            prefs: &u.prefs,
+            redirect_to_user_uuid: &u.redirect_to_user_uuid,
+            username: u.shown_username(),
+            uuid: &u.uuid,
+            writable_by: [&u.uuid, &u.owner_uuid],
+        }
+    }
+
+    /// Shows `managed_by` as null (to those who may not see who manages a profile).
+    pub fn hide_managed_by(mut self) -> Self {
+        self.managed_by = None;
+        self
+    }
+
+    /// Adds the user's linked identities.
+    pub fn with_identities(mut self, identities: Vec<Value>) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// As a JSON value (for answers that add to it, and for list filters).
+    pub fn to_value(&self) -> Value {
+        // A struct of strings, booleans and JSON values always serializes.
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 /// A user as the API shows it.
 pub fn user(u: &User) -> Value {
-    let full_name = format!("{} {}", u.first_name, u.last_name).trim().to_string();
-    json!({
-        "kind": ObjectKind::User.arvados_kind(),
-        "etag": etag(u),
-        "uuid": u.uuid,
-        "owner_uuid": u.owner_uuid,
-        "created_at": format_time(u.created_at),
-        "modified_at": format_time(u.modified_at),
-        "modified_by_user_uuid": u.modified_by_user_uuid,
-        "modified_by_client_uuid": null,
-        "email": u.email,
-        "email_verified": u.email_verified,
-        "username": u.shown_username(),
-        "first_name": u.first_name,
-        "last_name": u.last_name,
-        "full_name": full_name,
-        "identity_url": null,
-        "is_active": u.is_active,
-        "is_admin": u.is_admin,
-        "is_invited": u.is_active || u.is_invited,
-        "prefs": u.prefs,
-        "redirect_to_user_uuid": u.redirect_to_user_uuid,
-        "last_login_at": u.last_login_at.map(format_time),
-        "home_cluster": u.uuid.cluster(),
-        "orcid": u.orcid,
-        "managed_by": u.managed_by,
-        "writable_by": [u.uuid, u.owner_uuid],
-        "can_write": true,
-        "can_manage": true,
-    })
+    UserView::of(u).to_value()
 }
 
 /// A token as the API shows it. `api_token` is the secret alone, as in Arvados, and only when the
@@ -263,5 +342,92 @@ impl Listable for AuthorizedKey {
             "authorized_user_uuid" => json!(self.authorized_user_uuid),
             _ => Value::Null,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use time::macros::datetime;
+
+    fn everything_set() -> User {
+        let uuid: ObjectUuid = "zzzzz-tpzed-000000000000001".parse().unwrap();
+        let owner: ObjectUuid = "zzzzz-tpzed-000000000000000".parse().unwrap();
+        User {
+            modified_by_user_uuid: Some(owner.clone()),
+            email: Some("a\"b@example.org".into()),
+            email_verified: true,
+            username: Some("alice".into()),
+            first_name: "Alice".into(),
+            last_name: "Ünïcode \\ \n".into(),
+            is_active: true,
+            prefs: json!({"profile": {"organization": "x"}, "z": [1, 2]}),
+            redirect_to_user_uuid: Some(owner.clone()),
+            password_hash: Some("$argon2id$v=19$...".into()),
+            last_login_at: Some(datetime!(2024-05-06 07:08:09.123456789 UTC)),
+            orcid: Some("0000-0002-1825-0097".into()),
+            managed_by: Some(owner.clone()),
+            ..User::new(uuid, owner, datetime!(2024-01-02 03:04:05 UTC))
+        }
+    }
+
+    /// The fields as the view showed them when it was built as a `json!` map.
+    fn as_a_map(u: &User) -> Value {
+        json!({
+            "kind": ObjectKind::User.arvados_kind(),
+            "etag": etag(u),
+            "uuid": u.uuid,
+            "owner_uuid": u.owner_uuid,
+            "created_at": format_time(u.created_at),
+            "modified_at": format_time(u.modified_at),
+            "modified_by_user_uuid": u.modified_by_user_uuid,
+            "modified_by_client_uuid": null,
+            "email": u.email,
+            "email_verified": u.email_verified,
+            "username": u.shown_username(),
+            "first_name": u.first_name,
+            "last_name": u.last_name,
+            "full_name": format!("{} {}", u.first_name, u.last_name).trim(),
+            "identity_url": null,
+            "is_active": u.is_active,
+            "is_admin": u.is_admin,
+            "is_invited": u.is_active || u.is_invited,
+            "prefs": u.prefs,
+            "redirect_to_user_uuid": u.redirect_to_user_uuid,
+            "last_login_at": u.last_login_at.map(format_time),
+            "home_cluster": u.uuid.cluster(),
+            "orcid": u.orcid,
+            "managed_by": u.managed_by,
+            "writable_by": [u.uuid, u.owner_uuid],
+            "can_write": true,
+            "can_manage": true,
+        })
+    }
+
+    #[test]
+    fn the_user_view_shows_what_the_map_showed_and_serializes_to_the_same_bytes() {
+        let full = everything_set();
+        let bare = User::new(full.uuid.clone(), full.owner_uuid.clone(), full.created_at);
+        for u in [&full, &bare] {
+            assert_eq!(user(u), as_a_map(u));
+            // Serialized straight from the struct, the bytes are those of the (sorted) map: the
+            // struct's fields are in alphabetical order.
+            let direct = serde_json::to_vec(&UserView::of(u)).unwrap();
+            assert_eq!(direct, serde_json::to_vec(&as_a_map(u)).unwrap());
+            let mut with = as_a_map(u);
+            with["identities"] = json!([{"provider": "orcid"}]);
+            with["managed_by"] = Value::Null;
+            let view = UserView::of(u).hide_managed_by().with_identities(vec![json!({"provider": "orcid"})]);
+            assert_eq!(serde_json::to_vec(&view).unwrap(), serde_json::to_vec(&with).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_etag_is_the_hash_of_the_serialized_record() {
+        use sha2::{Digest, Sha256};
+        let u = everything_set();
+        let bytes = serde_json::to_vec(&u).unwrap();
+        assert_eq!(etag(&u), hex::encode(&Sha256::digest(&bytes)[..12]));
     }
 }

@@ -87,8 +87,8 @@ fn no_manifest_edits(p: &Params) -> Result<(), Error> {
 }
 
 /// `GET users/current`.
-pub async fn users_current(State(app): AppState, Authed(c): Authed) -> ApiResult<Json<Value>> {
-    Ok(Json(app.accounts.user_view(&c, &c.user)?))
+pub async fn users_current(State(app): AppState, Authed(c): Authed) -> ApiResult<super::RenderedJson> {
+    Ok(super::RenderedJson(app.accounts.user_view_json(&c, &c.user)?))
 }
 
 /// `GET users/system`: the system (root) user.

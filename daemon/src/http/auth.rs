@@ -5,7 +5,7 @@
 //! the request; there is no other way to get a [`Caller`].
 //!
 //! An anonymous session's token is good for the collections API only: [`authenticate`] refuses it
-//! everywhere else (401, "an anonymous session can only use collections"), and [`anonymous_fence`]
+//! everywhere else (401, "an anonymous session can only use collections"), and [`anonymous_refusal`]
 //! does the same before routing for every endpoint that does not take [`Authed`] (pages, logins),
 //! so that no handler can forget.
 //! A request acts as a managed profile when its session was switched to one, or when it carries
@@ -19,7 +19,6 @@ use crate::accounts::{Caller, Error, auth::Presented, auth::invalid_token};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use federation_proto::AnonymousToken;
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid};
@@ -166,11 +165,12 @@ impl FromRequestParts<Arc<App>> for Authed {
 /// Refuses, before routing, any request that presents an anonymous session's token to anything but
 /// the collections API (and the few endpoints that read no token at all): 401, "an anonymous
 /// session can only use collections". The token is not looked up: its form says what it is.
-pub async fn anonymous_fence(req: Request, next: Next) -> Response {
+/// Every request passes here (in [`super::frame`]); `None` lets it through.
+pub fn anonymous_refusal(req: &Request) -> Option<Response> {
     let path = req.uri().path();
     let anonymous = presented_in(req.headers(), req.uri()).is_some_and(|raw| raw.parse::<AnonymousToken>().is_ok());
     if anonymous && !anonymous_may(req.method().as_str(), path) && !OPEN_TO_ANONYMOUS.contains(&path) {
-        return ApiError(collections_only()).into_response();
+        return Some(ApiError(collections_only()).into_response());
     }
-    next.run(req).await
+    None
 }
