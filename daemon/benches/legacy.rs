@@ -5,13 +5,14 @@
 //! and the ratio of the times (goal: ≤ 3).
 //!
 //! `cargo bench -p hearth --bench legacy`; `HEARTH_BENCH_ACCOUNTS` changes the size (default
-//! 100000), `HEARTH_BENCH_RUNS` the number of runs (default 5; the median ratio is the result).
+//! 100000), `HEARTH_BENCH_RUNS` the number of runs (default 5; the median ratio is the result),
+//! `HEARTH_BENCH_CACHE_MIB` the store's page cache (the daemon's default, `store.cache_mib`).
 
 use hearth::accounts::Accounts;
 use hearth::clock::Clock;
 use hearth::fixtures::lone_cluster_settings;
-use hearth::store::Store;
 use hearth::store::records::{Collection, LegacyAccount};
+use hearth::store::{Store, StoreOptions};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -43,6 +44,15 @@ fn raw_batch(store: &Store, records: usize, size: usize) -> anyhow::Result<Durat
     Ok(took)
 }
 
+/// The store's options: `HEARTH_BENCH_CACHE_MIB` sets its page cache (the daemon's default
+/// otherwise, as `store.cache_mib` does).
+fn store_options() -> StoreOptions {
+    match std::env::var("HEARTH_BENCH_CACHE_MIB").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(mib) => StoreOptions { cache_bytes: mib << 20 },
+        None => StoreOptions::default(),
+    }
+}
+
 struct Run {
     baseline: Duration,
     import: Duration,
@@ -67,7 +77,7 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     let input = lines(n);
     let (records, size) = (n * 4, record_size(&input[0])?);
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("store"))?;
+    let store = Store::open_with(&dir.path().join("store"), store_options())?;
     let accounts = Accounts::new(store, lone_cluster_settings(), Clock::System)?;
     let root = accounts.system_root_caller()?;
     accounts.store().flush()?;
