@@ -881,23 +881,38 @@ impl Store {
 
     /// Applies a batch tree by tree: each tree's writes atomically, the whole batch not. Without a
     /// transaction sled neither reads every key before writing it nor holds its global write lock
-    /// across all trees, which makes this several times cheaper for big batches. Not flushed. Only
-    /// for writes that a [`MergeIntent`] rolls forward after a crash.
+    /// across all trees, which makes this several times cheaper for big batches. A counted tree's
+    /// writes that move counts first read what they replace (or what an earlier write of the same
+    /// batch left: a key may be written twice). Writing them one by one to learn that instead was
+    /// no cheaper (the legacy bench's import: 68 s, against 44–67 s this way), so they stay one sled
+    /// batch. Not flushed.
+    /// Only for writes that are completed by running them again after a crash (a [`MergeIntent`]'s
+    /// roll-forward, the legacy import, the index build at open).
     pub fn apply_per_tree(&self, batch: WriteBatch) -> StoreResult<()> {
         for (tree, ops) in batch.ops {
-            let mut b = sled::Batch::default();
-            let mut d = scan::CountDelta::default();
-            for op in ops {
-                if scan::counted(tree) && !op.neutral {
-                    d.add(tree, self.tree(tree).get(&op.key)?.as_deref(), op.value.as_deref());
+            let t = self.tree(tree);
+            if scan::counted(tree) && ops.iter().any(|op| !op.neutral) {
+                let mut d = scan::CountDelta::default();
+                let mut earlier: std::collections::HashMap<&[u8], Option<&[u8]>> = Default::default();
+                for op in ops.iter().filter(|op| !op.neutral) {
+                    let stored = match earlier.get(op.key.as_slice()) {
+                        Some(_) => None,
+                        None => t.get(&op.key)?,
+                    };
+                    let old = earlier.get(op.key.as_slice()).copied().unwrap_or(stored.as_deref());
+                    d.add(tree, old, op.value.as_deref());
+                    earlier.insert(op.key.as_slice(), op.value.as_deref());
                 }
+                self.counts.apply(&d);
+            }
+            let mut b = sled::Batch::default();
+            for op in ops {
                 match op.value {
                     Some(v) => b.insert(op.key, v),
                     None => b.remove(op.key),
                 }
             }
-            self.tree(tree).apply_batch(b)?;
-            self.counts.apply(&d);
+            t.apply_batch(b)?;
         }
         Ok(())
     }
@@ -1634,6 +1649,33 @@ mod tests {
             store.owned_by(owner).unwrap().iter().map(|u| u.id().trim_start_matches('0').to_owned()).collect();
         v.sort();
         v
+    }
+
+    /// The per-tree path moves the counts by what each write replaces, also when one batch writes a
+    /// key twice (the second write replaces the first, not what is stored) and when a row it
+    /// writes is already stored.
+    #[test]
+    fn per_tree_writes_keep_the_counts_when_a_batch_writes_a_key_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = uuid(ObjectKind::User, "a");
+        let (g1, g2) = (group("g1", &owner), group("g2", &owner));
+        let base = store.rows_in(TreeId::Groups);
+        let mut b = WriteBatch::new();
+        b.put_object(None, &g1).unwrap();
+        b.put_object(None, &g1).unwrap();
+        b.put_object(None, &g2).unwrap();
+        b.delete_object(&g2);
+        store.apply_per_tree(b).unwrap();
+        assert_eq!(store.rows_in(TreeId::Groups), base + 1);
+        let mut b = WriteBatch::new();
+        b.put_object(None, &g1).unwrap();
+        b.delete_object(&g1);
+        b.put_object(None, &g1).unwrap();
+        store.apply_per_tree(b).unwrap();
+        assert_eq!(store.rows_in(TreeId::Groups), base + 1, "g1 was stored already");
+        drop(store);
+        assert_eq!(Store::open(dir.path()).unwrap().rows_in(TreeId::Groups), base + 1, "as counted at open");
     }
 
     /// A sender's peek stops at the number and at the bytes it is given, never returns nothing
