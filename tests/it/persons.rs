@@ -78,6 +78,18 @@ async fn records_are_checked_found_by_index_and_attached_only_by_writers() {
         want.sort();
         assert_eq!(got, want, "q={q}");
     }
+    // A search's limit is a number or refused, and a big one is capped.
+    for bad in ["abc", "-1", "1.5", " 1"] {
+        let q = serde_urlencoded::to_string([("q", "jos"), ("limit", bad)]).unwrap();
+        let r = mallory.client.get(&format!("/hearth/v1/persons?{q}")).await.unwrap();
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "limit={bad:?}: {:?}", r.body);
+        assert!(r.body.to_string().contains("limit"), "the refusal names the limit: {:?}", r.body);
+    }
+    for (limit, n) in [("1", 1), ("100000", 2)] {
+        let q = serde_urlencoded::to_string([("q", "jos"), ("limit", limit)]).unwrap();
+        let r = mallory.client.get(&format!("/hearth/v1/persons?{q}")).await.unwrap().ok().unwrap();
+        assert_eq!(r["items"].as_array().unwrap().len(), n, "limit={limit}");
+    }
     // Attachments: only to objects the attacher may write.
     let coll = collection(&alice, "carberry papers").await;
     let r = attach(&mallory, &uuid(&p), &coll).await;

@@ -9,6 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::pages::{html, message};
 use super::params::Params;
 use super::session::{Banner, Session, csrf_ok, csrf_token, with_csrf_cookie};
+use crate::accounts::listing::ListParams;
 use crate::accounts::persons::{ClaimOutcome, ClaimView, PersonDetail, PersonInput, PersonView};
 use crate::accounts::{Caller, Error};
 use crate::store::records::Link;
@@ -70,7 +71,11 @@ pub async fn create(State(app): State<Arc<App>>, Authed(c): Authed, p: Params) -
 pub async fn list(State(app): State<Arc<App>>, Authed(c): Authed, p: Params) -> ApiResult<super::RenderedJson> {
     match p.get_str("q")? {
         Some(q) => {
-            let limit = p.get("limit").and_then(|l| l.parse().ok()).unwrap_or(crate::accounts::persons::MAX_SEARCH);
+            // The lists' own parsing of `limit`: a bad one is refused, a big one capped.
+            let max = crate::accounts::persons::MAX_SEARCH;
+            let limit = ListParams::parse(None, None, p.get("limit").as_deref(), None, None, max as u64)
+                .map_err(ApiError)?
+                .limit;
             app.list_json(move |a| {
                 let items = a.accounts.search_persons(&c, &q, limit)?;
                 let n = items.len();
