@@ -66,6 +66,7 @@ macro_rules! trees {
 trees! {
     Users => "useruuid_user": "user uuid → User",
     ListTimes => "kind_field_time_uuid": "uuid infix \\0 c (created_at) or m (modified_at) \\0 the time as the API formats it \\0 uuid → () for users, groups, collections, links, keys: lists in time order (checked against the row; declared before the rows' trees so that a per-tree write puts an entry before its row)",
+    OwnerTimes => "owner_kind_modified_uuid": "owner uuid \\0 uuid infix \\0 modified_at as the API formats it \\0 uuid → () for groups, collections, links, keys: one owner's rows of one kind in time order, and how many there are (exact: every write of a row moves its one entry, a merge's row rewrites included; declared before the rows' trees so that a per-tree write moves the entry before its row)",
     ShownUsernames => "shownusername_useruuid": "the username a user's view shows \\0 user uuid → () (list filters on username)",
     UserEmail => "email_useruuid": "lowercased email \\0 user uuid → ()",
     Username => "username_useruuid": "username → user uuid",
@@ -151,6 +152,15 @@ impl AliasedIndex {
     }
 }
 
+/// Where a row a merge moves was before: its owner and `modified_at` as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedFrom {
+    /// The owner before the move.
+    pub owner: ObjectUuid,
+    /// `modified_at` before the move.
+    pub modified_at: OffsetDateTime,
+}
+
 /// A record found through the owner index.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnedRow {
@@ -216,7 +226,7 @@ impl OwnedRecord for Group {
         &self.owner_uuid
     }
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
-        scan::time_keys(Self::KIND, &self.uuid, self.created_at, self.modified_at)
+        scan::owned_list_keys(Self::KIND, &self.uuid, &self.owner_uuid, self.created_at, self.modified_at)
     }
 }
 
@@ -230,7 +240,7 @@ impl OwnedRecord for Collection {
         &self.owner_uuid
     }
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
-        scan::time_keys(Self::KIND, &self.uuid, self.created_at, self.modified_at)
+        scan::owned_list_keys(Self::KIND, &self.uuid, &self.owner_uuid, self.created_at, self.modified_at)
     }
 }
 
@@ -248,7 +258,7 @@ impl OwnedRecord for Link {
             (TreeId::LinkHeads, pair(&self.head_uuid.to_string(), &self.uuid.to_string())),
             (TreeId::LinkTails, pair(&self.tail_uuid.to_string(), &self.uuid.to_string())),
         ];
-        keys.extend(scan::time_keys(Self::KIND, &self.uuid, self.created_at, self.modified_at));
+        keys.extend(scan::owned_list_keys(Self::KIND, &self.uuid, &self.owner_uuid, self.created_at, self.modified_at));
         keys
     }
     fn link_ends(&self) -> Option<(&ObjectUuid, &ObjectUuid)> {
@@ -302,7 +312,7 @@ impl OwnedRecord for AuthorizedKey {
     }
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
         let mut keys = vec![(TreeId::KeyUsers, pair(&self.authorized_user_uuid.to_string(), &self.uuid.to_string()))];
-        keys.extend(scan::time_keys(Self::KIND, &self.uuid, self.created_at, self.modified_at));
+        keys.extend(scan::owned_list_keys(Self::KIND, &self.uuid, &self.owner_uuid, self.created_at, self.modified_at));
         keys
     }
 }
@@ -515,11 +525,18 @@ impl WriteBatch {
     /// Rewrites a row that a merge moved (new owner, new link ends, new `modified_at`) and leaves
     /// its index entries where they are: the merge's [`WriteBatch::put_alias`] entries make them
     /// findable. Its new time entries are added (the old ones stay, and reads skip them: they no
-    /// longer match the row). Only for merges, whose [`MergeIntent`] rolls these writes forward
-    /// after a crash; they move no count.
-    pub fn put_moved_row<T: OwnedRecord>(&mut self, new: &T) -> StoreResult<()> {
+    /// longer match the row), and its [`TreeId::OwnerTimes`] entry moves from where `was` puts it,
+    /// so that that index stays exact. Only for merges, whose [`MergeIntent`] rolls these writes
+    /// forward after a crash (the entry moves in a tree applied before the row's, so a row that
+    /// was rewritten has its entry moved, and one that was not is read and moved again); they move
+    /// no count.
+    pub fn put_moved_row<T: OwnedRecord>(&mut self, was: &MovedFrom, new: &T) -> StoreResult<()> {
+        let stale = scan::owner_time_key(T::KIND, &was.owner, new.uuid(), was.modified_at);
         for (tree, key) in new.extra_index_keys() {
-            if tree == TreeId::ListTimes {
+            if tree == TreeId::OwnerTimes && key != stale {
+                self.del_raw(tree, stale.clone());
+            }
+            if matches!(tree, TreeId::ListTimes | TreeId::OwnerTimes) {
                 self.put_raw(tree, key, Vec::new());
             }
         }
@@ -544,8 +561,7 @@ impl WriteBatch {
             }
         }
         for (tree, key) in new {
-            let list = matches!(tree, TreeId::ListTimes | TreeId::ShownUsernames);
-            if list || !old.iter().any(|(t, k)| *t == tree && *k == key) {
+            if scan::list_index(tree) || !old.iter().any(|(t, k)| *t == tree && *k == key) {
                 self.put_raw(tree, key, Vec::new());
             }
         }
@@ -560,6 +576,19 @@ impl WriteBatch {
         key.push(0);
         key.extend_from_slice(kind.infix().as_bytes());
         self.put_raw(TreeId::IndexAliases, key, Vec::new());
+    }
+
+    /// Takes this batch's writes to `tree` out into a batch of their own (for tests that cut a
+    /// per-tree write short between its trees).
+    #[doc(hidden)]
+    pub fn take_tree(&mut self, tree: TreeId) -> WriteBatch {
+        let mut out = WriteBatch::new();
+        if let Some(ops) = self.ops.remove(&tree) {
+            self.len -= ops.len();
+            out.len = ops.len();
+            out.ops.insert(tree, ops);
+        }
+        out
     }
 
     /// Records a merge to roll forward.
@@ -1756,7 +1785,7 @@ mod tests {
         let moved: Vec<Group> = [&g1, &g2].iter().map(|g| Group { owner_uuid: b.clone(), ..(*g).clone() }).collect();
         commit(&store, |w| {
             for g in &moved {
-                w.put_moved_row(g).unwrap();
+                w.put_moved_row(&MovedFrom { owner: a.clone(), modified_at: g.modified_at }, g).unwrap();
             }
             w.put_alias(AliasedIndex::Owner, &b, &a, ObjectKind::Group);
         });
@@ -1778,7 +1807,8 @@ mod tests {
         };
         commit(&store, |w| w.put_object(None, &link).unwrap());
         let link_at_b = Link { owner_uuid: b.clone(), tail_uuid: b.clone(), ..link.clone() };
-        commit(&store, |w| w.put_moved_row(&link_at_b).unwrap());
+        let from_a = MovedFrom { owner: a.clone(), modified_at: link.modified_at };
+        commit(&store, |w| w.put_moved_row(&from_a, &link_at_b).unwrap());
         assert_eq!(owned(&store, &b), ["g1", "g2"]);
         assert!(store.links_by_tail(&b).unwrap().is_empty());
         commit(&store, |w| {
@@ -1811,5 +1841,12 @@ mod tests {
         assert_eq!(owned(&store, &a), ["g3"]);
         assert!(owned(&store, &b).is_empty());
         assert_eq!(owned(&store, &c), ["g1"]);
+        // The owner × time index needs no alias: it holds each row once, where the row is.
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
+        assert_eq!(
+            (store.owned_count(ObjectKind::Group, &a).unwrap(), store.owned_count(ObjectKind::Group, &c).unwrap()),
+            (1, 1)
+        );
+        assert_eq!(store.owned_count(ObjectKind::Group, &b).unwrap(), 0);
     }
 }

@@ -16,6 +16,13 @@ async fn list(c: &Cluster, path: &str, params: &[(&str, Value)]) -> Value {
     c.root.get(&format!("{path}?{q}")).await.unwrap().ok().unwrap()
 }
 
+/// `owner`'s collections in the default order, as `token` lists them, two a page.
+async fn bob_list(c: &Cluster, token: &str, owner: &str) -> Value {
+    let f = json!([["owner_uuid", "=", owner]]).to_string();
+    let q = serde_urlencoded::to_string([("filters", f.as_str()), ("limit", "2")]).unwrap();
+    c.client(token).get(&format!("/arvados/v1/collections?{q}")).await.unwrap().ok().unwrap()
+}
+
 fn uuids(body: &Value) -> Vec<String> {
     body["items"].as_array().unwrap().iter().map(|i| i["uuid"].as_str().unwrap().to_string()).collect()
 }
@@ -28,13 +35,15 @@ async fn create_collection(c: &Cluster, token: &str, name: &str) -> String {
 
 /// Orders by time follow updates; an owner's collections are found under the user they were merged
 /// into; a merged-away user is hidden and no longer counted; counts follow deletes; `count=none`
-/// leaves `items_available` out; a keyset walk sees every user once.
+/// leaves `items_available` out; a keyset walk sees every user once. One owner's list in time
+/// order is counted from its index only for a caller that reads all of it.
 #[tokio::test]
 async fn indexed_lists_follow_updates_merges_and_deletes() {
     let fed = single().await;
     let c = fed.at("zzzzz");
     let ann = c.user("ann").await;
     let bob = c.user("bob").await;
+    let cy = c.user("cy").await;
     let mut mine = Vec::new();
     for i in 0..5 {
         mine.push(create_collection(c, &ann.token, &format!("ann {i}")).await);
@@ -80,6 +89,26 @@ async fn indexed_lists_follow_updates_merges_and_deletes() {
     assert_eq!(body["items_available"], 5);
     let body = list(c, "/arvados/v1/collections", &[("filters", by_owner(&ann.uuid))]).await;
     assert_eq!(body["items_available"], 0);
+    // In the default order (one owner's time index): moved at one time, so by uuid.
+    let body = list(c, "/arvados/v1/collections", &[("filters", by_owner(&bob.uuid)), ("limit", json!(3))]).await;
+    assert_eq!(uuids(&body), sorted[..3]);
+    assert_eq!(body["items_available"], 5);
+    // Counted from the index only for who reads them all: bob does, cy reads one shared with her.
+    let own = bob_list(c, &bob.token, &bob.uuid).await;
+    assert_eq!((own["items_available"].as_u64(), own["items"].as_array().map(Vec::len)), (Some(5), Some(2)));
+    let none = bob_list(c, &cy.token, &bob.uuid).await;
+    assert_eq!((none["items_available"].as_u64(), none["items"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    for shared in &sorted[2..] {
+        let share = json!({"link": {"link_class": "permission", "name": "can_read", "tail_uuid": cy.uuid, "head_uuid": shared}});
+        c.root.post("/arvados/v1/links", &share).await.unwrap().ok().unwrap();
+    }
+    // A page smaller than what she reads: the count is hers, not the index's.
+    let some = bob_list(c, &cy.token, &bob.uuid).await;
+    assert_eq!(some["items_available"], 3, "{some}");
+    assert_eq!(uuids(&some), sorted[2..4]);
+    let q = serde_urlencoded::to_string([("uuid", bob.uuid.as_str()), ("limit", "2")]).unwrap();
+    let cy_contents = c.client(&cy.token).get(&format!("/arvados/v1/groups/contents?{q}")).await.unwrap().ok().unwrap();
+    assert_eq!(cy_contents["items_available"], 3, "{cy_contents}");
     let contents = list(c, "/arvados/v1/groups/contents", &[("uuid", json!(bob.uuid)), ("limit", json!(2))]).await;
     assert_eq!(contents["items_available"], 5);
     assert_eq!(contents["items"].as_array().unwrap().len(), 2);
@@ -152,5 +181,7 @@ async fn list_indexes_are_built_at_open_for_older_data() {
     let body = list(c, "/arvados/v1/users", &[("filters", json!([["username", "=", bob.username]]))]).await;
     assert_eq!(uuids(&body), std::slice::from_ref(&bob.uuid));
     let body = list(c, "/arvados/v1/collections", &[("order", json!("created_at desc"))]).await;
-    assert_eq!(uuids(&body), [made]);
+    assert_eq!(uuids(&body), std::slice::from_ref(&made));
+    let body = list(c, "/arvados/v1/collections", &[("filters", json!([["owner_uuid", "=", ann.uuid]]))]).await;
+    assert_eq!((uuids(&body), body["items_available"].as_u64()), (vec![made], Some(1)));
 }

@@ -197,6 +197,10 @@ impl Accounts {
                 let rows = Box::new(store.candidate_rows::<T>(&planned.source)?.map(|r| r.map_err(Error::from)));
                 (planned, rows)
             }
+            (Some([owner]), _) if let Some(plan) = params.owner_plan(owner) => {
+                let rows = Box::new(store.candidate_rows::<T>(&plan.source)?.map(|r| r.map_err(Error::from)));
+                (plan, rows)
+            }
             (Some(owners), _) => {
                 // The owners' records: in uuid order when there is one owner.
                 let ordered = owners.len() == 1 && params.uuid_ordered();
@@ -214,7 +218,17 @@ impl Accounts {
                 (planned, rows)
             }
         };
-        params.collect(&plan, rows, skip, take, None, visible, render)
+        // Collections of one owner, unfiltered, are counted from the index when all are shown
+        // (groups are not: only some classes are listed).
+        let known = match (&plan.source, owners) {
+            (Candidates::OwnerTime { owner, .. }, Some([_]))
+                if T::KIND == ObjectKind::Collection && params.filters.is_empty() && !req.exclude_home_project =>
+            {
+                self.owned_count_if_all_shown::<T>(caller, owner, req.opts)?
+            }
+            _ => None,
+        };
+        params.collect(&plan, rows, skip, take, known, visible, render)
     }
 
     /// Whether the record `v` (a view) lies outside the caller's own projects (see

@@ -30,7 +30,7 @@ use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
 };
-use crate::store::{AliasedIndex, OwnedRecord, OwnedRow, WriteBatch};
+use crate::store::{AliasedIndex, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +55,8 @@ struct RowMoves {
     link_owner: bool,
     link_tail: bool,
     link_head: bool,
+    /// Where each moved row was, by uuid (its index entry that moves with it).
+    was: HashMap<ObjectUuid, MovedFrom>,
 }
 
 /// The merge request's parameters, as received (strings, so that each check can name its problem).
@@ -140,9 +142,9 @@ type BegunMerge = (User, MergeCounts, Option<(MergeIntent, RowMoves)>);
 /// when the receiver is gone (it failed to apply one).
 fn encode_moves(moves: &RowMoves, tx: &SyncSender<StoreResult<WriteBatch>>) {
     let mut b = WriteBatch::new();
-    let encoded = encode_rows(&mut b, &moves.groups, tx)
-        .and_then(|go| if go { encode_rows(&mut b, &moves.collections, tx) } else { Ok(false) })
-        .and_then(|go| if go { encode_rows(&mut b, &moves.links, tx) } else { Ok(false) });
+    let encoded = encode_rows(&mut b, &moves.groups, &moves.was, tx)
+        .and_then(|go| if go { encode_rows(&mut b, &moves.collections, &moves.was, tx) } else { Ok(false) })
+        .and_then(|go| if go { encode_rows(&mut b, &moves.links, &moves.was, tx) } else { Ok(false) });
     match encoded {
         Ok(true) => {
             hand_over(&mut b, tx, 1);
@@ -158,10 +160,17 @@ fn encode_moves(moves: &RowMoves, tx: &SyncSender<StoreResult<WriteBatch>>) {
 fn encode_rows<T: OwnedRecord>(
     b: &mut WriteBatch,
     rows: &[T],
+    was: &HashMap<ObjectUuid, MovedFrom>,
     tx: &SyncSender<StoreResult<WriteBatch>>,
 ) -> StoreResult<bool> {
     for r in rows {
-        b.put_moved_row(r)?;
+        let Some(from) = was.get(r.uuid()) else {
+            return Err(crate::store::StoreError::Codec {
+                tree: "merge",
+                message: format!("moved row {} has no recorded origin", r.uuid()),
+            });
+        };
+        b.put_moved_row(from, r)?;
         if !hand_over(b, tx, MOVE_BATCH) {
             return Ok(false);
         }
@@ -175,6 +184,16 @@ fn hand_over(b: &mut WriteBatch, tx: &SyncSender<StoreResult<WriteBatch>>, at_le
 }
 
 impl RowMoves {
+    fn note_origin(&mut self, row: &OwnedRow) {
+        let (owner, modified_at) = match row {
+            OwnedRow::Group(r) => (&r.owner_uuid, r.modified_at),
+            OwnedRow::Collection(r) => (&r.owner_uuid, r.modified_at),
+            OwnedRow::Link(r) => (&r.owner_uuid, r.modified_at),
+            OwnedRow::Key(_) => return,
+        };
+        self.was.insert(row.uuid().clone(), MovedFrom { owner: owner.clone(), modified_at });
+    }
+
     fn note_end_moved(&mut self, index: AliasedIndex) {
         match index {
             AliasedIndex::LinkHead => self.link_head = true,
@@ -418,6 +437,7 @@ impl Accounts {
         let mut owned_keys = Vec::new();
         let mut links = HashMap::<ObjectUuid, Link>::new();
         for row in store.owned_rows(&m.old_user_uuid)? {
+            moves.note_origin(&row);
             match row {
                 OwnedRow::Group(mut g) => {
                     g.owner_uuid = m.new_owner_uuid.clone();
@@ -447,9 +467,12 @@ impl Accounts {
                     if move_end(l, index, m) {
                         moves.note_end_moved(index);
                     }
-                } else if let Some(mut l) = store.object::<Link>(&uuid)?
-                    && move_end(&mut l, index, m)
-                {
+                } else if let Some(mut l) = store.object::<Link>(&uuid)? {
+                    let from = MovedFrom { owner: l.owner_uuid.clone(), modified_at: l.modified_at };
+                    if !move_end(&mut l, index, m) {
+                        continue;
+                    }
+                    moves.was.insert(uuid.clone(), from);
                     moves.note_end_moved(index);
                     links.insert(uuid, l);
                 }
@@ -758,9 +781,18 @@ mod tests {
                     groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
                     collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
                     links: moves.links[..moves.links.len() * halves_rewritten / 2].to_vec(),
+                    was: moves.was.clone(),
                     ..RowMoves::default()
                 };
                 accounts.apply_moves(&part).unwrap();
+                // The crash also cuts the next batch between its trees: the index entries of
+                // the next collections have moved, their rows not.
+                let next = moves.collections.len() * halves_rewritten / 2;
+                let mut b = WriteBatch::new();
+                for c in moves.collections.iter().skip(next).take(50) {
+                    b.put_moved_row(&moves.was[&c.uuid], c).unwrap();
+                }
+                accounts.store().apply_per_tree(b.take_tree(crate::store::TreeId::OwnerTimes)).unwrap();
                 accounts.store().flush().unwrap();
             }
             let cut = merge_state(&accounts, &big).unwrap();
@@ -777,6 +809,7 @@ mod tests {
                 big.state_after_redirect(),
                 "{halves_rewritten} halves rewritten before the cut"
             );
+            assert_eq!(accounts.store().owner_time_mismatches().unwrap(), Vec::<String>::new());
         }
     }
 

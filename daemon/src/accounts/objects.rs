@@ -564,9 +564,36 @@ impl Accounts {
         let plan = params.plan::<T>();
         let everything =
             caller.is_admin() && params.filters.is_empty() && (opts.include_trash || store.trashed_groups() == 0);
-        let known = everything.then(|| usize::try_from(store.rows_in(T::ROWS_TREE)).unwrap_or(usize::MAX));
+        let known = match &plan.source {
+            _ if everything => Some(usize::try_from(store.rows_in(T::ROWS_TREE)).unwrap_or(usize::MAX)),
+            // One owner's rows (the one filter is the owner's): counted from the index when all are shown.
+            Candidates::OwnerTime { owner, .. } if params.filters_only_owner(owner) => {
+                self.owned_count_if_all_shown::<T>(caller, owner, opts)?
+            }
+            _ => None,
+        };
         let rows = store.candidate_rows::<T>(&plan.source)?.map(|r| r.map_err(Error::from));
         params.list(T::LIST_KIND, &plan, rows, known, visible, |r, trashed| Ok(with_trash_state(r.view(), *trashed)))
+    }
+
+    /// How many of `owner`'s rows of kind `T` a list shows `caller`, counted without reading them,
+    /// when it shows all of them: the caller reads everything `owner` holds, and none is hidden
+    /// in the trash (nothing is in the trash, the trash is shown, or, for kinds other than groups,
+    /// whose rows are in the trash only through their owner, `owner` is not in it). None otherwise.
+    pub(crate) fn owned_count_if_all_shown<T: ApiObject>(
+        &self,
+        caller: &Caller,
+        owner: &ObjectUuid,
+        opts: ObjectOptions,
+    ) -> Result<Option<usize>> {
+        if !self.reads_all_owned_by(caller, owner)? {
+            return Ok(None);
+        }
+        let store = self.store();
+        let none_hidden = opts.include_trash
+            || store.trashed_groups() == 0
+            || (T::ROWS_KIND != ObjectKind::Group && !self.in_trash(owner)?);
+        Ok(if none_hidden { Some(store.owned_count(T::ROWS_KIND, owner)?) } else { None })
     }
 
     /// Whether a list shows `r` to a caller that is not anonymous (it can read it, or it is about

@@ -134,6 +134,20 @@ impl Accounts {
         self.access_level(caller.uuid(), caller.is_admin(), uuid)
     }
 
+    /// Whether `caller` can read every object `owner` holds directly because it can read `owner`:
+    /// an object's owner chain is the object and its owner's chain, so it grants at least what
+    /// the owner's does, when that chain is not cut short by [`MAX_CHAIN`]. Never for an
+    /// anonymous session (it reads only what it owns, each object judged on its own).
+    pub fn reads_all_owned_by(&self, caller: &super::Caller, owner: &ObjectUuid) -> Result<bool> {
+        if caller.is_anonymous() {
+            return Ok(false);
+        }
+        if caller.is_admin() {
+            return Ok(true);
+        }
+        Ok(self.owner_chain(owner)?.len() < MAX_CHAIN && self.access_level(caller.uuid(), false, owner)? >= Level::Read)
+    }
+
     /// Convenience: can `caller` read `uuid`?
     pub fn can_read(&self, caller: &super::Caller, uuid: &ObjectUuid) -> Result<bool> {
         Ok(self.caller_level(caller, uuid)? >= Level::Read)

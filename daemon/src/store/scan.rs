@@ -73,6 +73,16 @@ pub enum Candidates {
         /// Latest first.
         descending: bool,
     },
+    /// The rows of one owner by `modified_at`, then uuid (as [`Candidates::Time`]), from
+    /// [`TreeId::OwnerTimes`].
+    OwnerTime {
+        /// The owner.
+        owner: ObjectUuid,
+        /// Where to start, as formatted (as in [`Candidates::Time`]).
+        from: Option<String>,
+        /// Latest first.
+        descending: bool,
+    },
     /// The rows an aliased index lists under a uuid (owner, link head, link tail), in uuid order.
     Aliased(AliasedIndex, ObjectUuid),
     /// Users with this email, in uuid order.
@@ -179,6 +189,44 @@ pub(super) fn time_keys(
         .collect()
 }
 
+/// The [`TreeId::OwnerTimes`] entry of an owned row: `owner \0 kind \0 formatted modified_at \0 uuid`.
+pub(super) fn owner_time_key(
+    kind: ObjectKind,
+    owner: &ObjectUuid,
+    uuid: &ObjectUuid,
+    modified: OffsetDateTime,
+) -> Vec<u8> {
+    let mut k = owner_kind_prefix(kind, &owner.to_string());
+    k.extend_from_slice(&pair(&format_time(modified), &uuid.to_string()));
+    k
+}
+
+/// `owner \0 kind \0`: where one owner's entries of one kind start in [`TreeId::OwnerTimes`].
+fn owner_kind_prefix(kind: ObjectKind, owner: &str) -> Vec<u8> {
+    let mut k = pair(owner, kind.infix());
+    k.push(0);
+    k
+}
+
+/// The list index entries of an owned row: its times, and its place among its owner's rows.
+pub(super) fn owned_list_keys(
+    kind: ObjectKind,
+    uuid: &ObjectUuid,
+    owner: &ObjectUuid,
+    created: OffsetDateTime,
+    modified: OffsetDateTime,
+) -> Vec<(TreeId, Vec<u8>)> {
+    let mut keys = time_keys(kind, uuid, created, modified);
+    keys.push((TreeId::OwnerTimes, owner_time_key(kind, owner, uuid, modified)));
+    keys
+}
+
+/// Whether entries of `tree` are list index entries: written with every write of their row, even
+/// when unchanged (see [`WriteBatch::put_object`]).
+pub(super) fn list_index(tree: TreeId) -> bool {
+    matches!(tree, TreeId::ListTimes | TreeId::ShownUsernames | TreeId::OwnerTimes)
+}
+
 /// The list index entries of a user: its times and the username its view shows.
 pub(super) fn user_list_keys(u: &User) -> Vec<(TreeId, Vec<u8>)> {
     let mut keys = time_keys(ObjectKind::User, &u.uuid, u.created_at, u.modified_at);
@@ -276,8 +324,9 @@ fn read(c: &AtomicI64) -> u64 {
 
 /// The meta entry that says the list indexes are built (its value: the version built).
 const LIST_INDEX_META: &str = "list_indexes";
-/// Version of the list indexes: bump it to rebuild them at the next open.
-const LIST_INDEX_VERSION: &[u8] = b"1";
+/// Version of the list indexes: bump it to rebuild them at the next open (2 added
+/// [`TreeId::OwnerTimes`]).
+const LIST_INDEX_VERSION: &[u8] = b"2";
 /// Rows per batch of the build at open.
 const BUILD_BATCH: usize = 10_000;
 
@@ -340,6 +389,7 @@ impl Store {
     pub fn forget_list_indexes(&self) -> StoreResult<()> {
         self.tree(TreeId::ListTimes).clear()?;
         self.tree(TreeId::ShownUsernames).clear()?;
+        self.tree(TreeId::OwnerTimes).clear()?;
         self.tree(TreeId::Meta).remove(LIST_INDEX_META)?;
         self.flush()
     }
@@ -349,7 +399,7 @@ impl Store {
         for v in self.tree(T::ROWS_TREE).iter().values() {
             let row: T = decode(T::ROWS_TREE, &v?)?;
             for (tree, key) in keys(&row) {
-                if matches!(tree, TreeId::ListTimes | TreeId::ShownUsernames) {
+                if list_index(tree) {
                     b.put_raw(tree, key, Vec::new());
                 }
             }
@@ -358,6 +408,46 @@ impl Store {
             }
         }
         self.apply_per_tree(b)
+    }
+
+    /// How many rows of `kind` `owner` owns, counted from [`TreeId::OwnerTimes`] without reading
+    /// a row (that index holds each row once, under its owner).
+    pub fn owned_count(&self, kind: ObjectKind, owner: &ObjectUuid) -> StoreResult<usize> {
+        let mut n = 0;
+        for k in self.tree(TreeId::OwnerTimes).scan_prefix(owner_kind_prefix(kind, &owner.to_string())).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// What differs between [`TreeId::OwnerTimes`] and the rows it indexes: entries no row
+    /// matches and rows without their entry (for tests: empty when the index is exact).
+    #[doc(hidden)]
+    pub fn owner_time_mismatches(&self) -> StoreResult<Vec<String>> {
+        let mut wanted = std::collections::BTreeSet::new();
+        fn add<T: Listed>(store: &Store, wanted: &mut std::collections::BTreeSet<Vec<u8>>) -> StoreResult<()> {
+            for v in store.tree(T::ROWS_TREE).iter().values() {
+                let r: T = decode(T::ROWS_TREE, &v?)?;
+                if let Some(owner) = r.indexed_at(AliasedIndex::Owner) {
+                    wanted.insert(owner_time_key(T::ROWS_KIND, owner, r.list_uuid(), r.time(TimeField::Modified)));
+                }
+            }
+            Ok(())
+        }
+        add::<Group>(self, &mut wanted)?;
+        add::<Collection>(self, &mut wanted)?;
+        add::<Link>(self, &mut wanted)?;
+        add::<AuthorizedKey>(self, &mut wanted)?;
+        let mut out = Vec::new();
+        for k in self.tree(TreeId::OwnerTimes).iter().keys() {
+            let k = k?.to_vec();
+            if !wanted.remove(&k) {
+                out.push(format!("stale entry {}", String::from_utf8_lossy(&k).replace('\0', " ")));
+            }
+        }
+        out.extend(wanted.iter().map(|k| format!("missing entry {}", String::from_utf8_lossy(k).replace('\0', " "))));
+        Ok(out)
     }
 
     /// The rows `source` names, decoded and checked against it, in its order.
@@ -382,7 +472,20 @@ impl Store {
                 let decode_row = |kv: sled::Result<(sled::IVec, sled::IVec)>| decode::<T>(T::ROWS_TREE, &kv?.1);
                 if *descending { Box::new(range.rev().map(decode_row)) } else { Box::new(range.map(decode_row)) }
             }
-            Candidates::Time { field, from, descending } => self.by_time::<T>(*field, from.as_deref(), *descending),
+            Candidates::Time { field, from, descending } => {
+                let field = *field;
+                let check = move |r: &T, time: &str| format_time(r.time(field)) == time;
+                self.by_time(TreeId::ListTimes, time_prefix(T::ROWS_KIND, field), from.as_deref(), *descending, check)
+            }
+            Candidates::OwnerTime { owner, from, descending } => {
+                let p = owner_kind_prefix(T::ROWS_KIND, &owner.to_string());
+                let owner = owner.clone();
+                let check = move |r: &T, time: &str| {
+                    r.indexed_at(AliasedIndex::Owner) == Some(&owner)
+                        && format_time(r.time(TimeField::Modified)) == time
+                };
+                self.by_time(TreeId::OwnerTimes, p, from.as_deref(), *descending, check)
+            }
             Candidates::Aliased(index, at) => {
                 let at = at.clone();
                 let index = *index;
@@ -421,14 +524,17 @@ impl Store {
         }))
     }
 
+    /// The rows a time index `tree` lists under `p` (keys `p time \0 uuid`) in time order, each
+    /// kept only if `check` says its row is where the entry says (its time, its owner).
     fn by_time<'a, T: Listed + 'a>(
         &'a self,
-        field: TimeField,
+        tree: TreeId,
+        p: Vec<u8>,
         from: Option<&str>,
         descending: bool,
+        check: impl Fn(&T, &str) -> bool + 'a,
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
-        let p = time_prefix(T::ROWS_KIND, field);
-        let t = self.tree(TreeId::ListTimes);
+        let t = self.tree(tree);
         // Formatted times never hold \0; an operand that does bounds nothing.
         let from = from.filter(|f| !f.contains('\0'));
         let keys: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (from, descending) {
@@ -462,7 +568,7 @@ impl Store {
         };
         Box::new(entries.filter_map(move |e| {
             let row = e.and_then(|(time, uuid)| {
-                Ok(self.get_json::<T>(T::ROWS_TREE, uuid.as_bytes())?.filter(|r| format_time(r.time(field)) == time))
+                Ok(self.get_json::<T>(T::ROWS_TREE, uuid.as_bytes())?.filter(|r| check(r, &time)))
             });
             row.transpose()
         }))
