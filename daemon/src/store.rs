@@ -77,7 +77,6 @@ trees! {
     Collections => "collectionuuid_collection": "collection uuid → Collection",
     Links => "linkuuid_link": "link uuid → Link",
     Keys => "keyuuid_authorizedkey": "key uuid → AuthorizedKey",
-    OwnerObjects => "owneruuid_objectuuid": "owner uuid \\0 object uuid → () for groups, collections, links, keys",
     LinkHeads => "headuuid_linkuuid": "link head uuid \\0 link uuid → ()",
     LinkTails => "tailuuid_linkuuid": "link tail uuid \\0 link uuid → ()",
     KeyUsers => "authorizeduser_keyuuid": "authorized user uuid \\0 key uuid → ()",
@@ -110,15 +109,21 @@ trees! {
     ProfileSwitches => "tokenuuid_profileswitch": "session token uuid → ProfileSwitch (the managed profile a browser session acts as)",
 }
 
-/// The indexes a merge does not rewrite entry by entry. A merge moves the old user's rows to a
-/// new owner (and links' ends to the new user) but leaves their entries under the old user's uuid;
-/// one alias entry says "what is indexed under the old user may belong to the new one". Every read
-/// of these indexes therefore follows aliases (transitively) and checks each candidate against its
-/// row, so a stale entry is never an answer. Rewriting 100k rows in place is cheap in sled; moving
-/// their index entries (a delete and an insert each) cost several times more than the rows.
+/// The indexes read by uuid: an object's owner, a link's tail and head.
+///
+/// The link ends are indexes a merge does not rewrite entry by entry. A merge moves links' ends to
+/// the new user but leaves their entries under the old user's uuid; one alias entry says "what is
+/// indexed under the old user may belong to the new one". Every read of these indexes therefore
+/// follows aliases (transitively) and checks each candidate against its row, so a stale entry is
+/// never an answer. Rewriting 100k rows in place is cheap in sled; moving their index entries (a
+/// delete and an insert each) cost several times more than the rows.
+///
+/// The owner index is [`TreeId::OwnerTimes`], which every write keeps exact, a merge's row
+/// rewrites included (they move its entries: one owner's rows in time order and their count are
+/// worth the cost). It has no aliases; aliases of it that earlier versions wrote are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AliasedIndex {
-    /// [`TreeId::OwnerObjects`].
+    /// [`TreeId::OwnerTimes`] (exact, never aliased).
     Owner,
     /// [`TreeId::LinkTails`].
     LinkTail,
@@ -129,7 +134,7 @@ pub enum AliasedIndex {
 impl AliasedIndex {
     fn tree(self) -> TreeId {
         match self {
-            AliasedIndex::Owner => TreeId::OwnerObjects,
+            AliasedIndex::Owner => TreeId::OwnerTimes,
             AliasedIndex::LinkTail => TreeId::LinkTails,
             AliasedIndex::LinkHead => TreeId::LinkHeads,
         }
@@ -206,7 +211,7 @@ pub trait OwnedRecord: Serialize + DeserializeOwned + Clone {
     fn uuid(&self) -> &ObjectUuid;
     /// Its owner.
     fn owner_uuid(&self) -> &ObjectUuid;
-    /// Index entries besides the owner index (tree, key).
+    /// Its index entries (tree, key), the owner index's among them.
     fn extra_index_keys(&self) -> Vec<(TreeId, Vec<u8>)> {
         Vec::new()
     }
@@ -504,18 +509,9 @@ impl WriteBatch {
         self.del_raw(TreeId::Tokens, uuid.into_bytes());
     }
 
-    /// Writes an owned record and keeps the owner index (and the record's own indexes) in step with `old`.
+    /// Writes an owned record and keeps its indexes (the owner's among them) in step with `old`.
     pub fn put_object<T: OwnedRecord>(&mut self, old: Option<&T>, new: &T) -> StoreResult<()> {
         let uuid = new.uuid().to_string();
-        let owner_changed = old.is_none_or(|o| o.owner_uuid() != new.owner_uuid());
-        if let Some(old) = old
-            && owner_changed
-        {
-            self.del_raw(TreeId::OwnerObjects, pair(&old.owner_uuid().to_string(), &uuid));
-        }
-        if owner_changed {
-            self.put_raw(TreeId::OwnerObjects, pair(&new.owner_uuid().to_string(), &uuid), Vec::new());
-        }
         self.update_index_keys(old.map(|o| o.extra_index_keys()).unwrap_or_default(), new.extra_index_keys());
         let bytes = encode(T::TREE, new)?;
         self.put_raw(T::TREE, uuid.into_bytes(), bytes);
@@ -571,6 +567,10 @@ impl WriteBatch {
     /// (see [`AliasedIndex`]). One alias per kind, so that reading `target`'s index does not read
     /// the rows of other kinds the source still lists, and so that aliases only ever add up.
     pub fn put_alias(&mut self, index: AliasedIndex, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
+        if index == AliasedIndex::Owner {
+            // The owner index is exact and has no aliases.
+            return;
+        }
         let mut key = index.alias_prefix(&target.to_string());
         key.extend_from_slice(source.to_string().as_bytes());
         key.push(0);
@@ -606,7 +606,6 @@ impl WriteBatch {
     /// Deletes an owned record and its index entries.
     pub fn delete_object<T: OwnedRecord>(&mut self, row: &T) {
         let uuid = row.uuid().to_string();
-        self.del_raw(TreeId::OwnerObjects, pair(&row.owner_uuid().to_string(), &uuid));
         for (tree, key) in row.extra_index_keys() {
             self.del_raw(tree, key);
         }
@@ -1180,6 +1179,9 @@ impl Store {
     }
 
     fn candidates(&self, index: AliasedIndex, a: &str) -> StoreResult<Vec<ObjectUuid>> {
+        if index == AliasedIndex::Owner {
+            return self.owned_uuids(a);
+        }
         // States: an index key and the one kind its entries may be of (none: any kind). An alias
         // covers one kind, so a chain of aliases covers a kind only if every link in it does.
         let mut seen: Vec<(String, Option<ObjectKind>)> = vec![(a.to_owned(), None)];
@@ -1215,6 +1217,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The uuids of the rows `owner` holds, sorted: from [`TreeId::OwnerTimes`] (keys
+    /// `owner \0 kind \0 time \0 uuid`), which holds each row once.
+    fn owned_uuids(&self, owner: &str) -> StoreResult<Vec<ObjectUuid>> {
+        let mut out = Vec::new();
+        for k in self.tree(TreeId::OwnerTimes).scan_prefix(prefix(owner)).keys() {
+            let k = k?;
+            let uuid = k.rsplit(|b| *b == 0).next().unwrap_or_default();
+            if let Some(u) = std::str::from_utf8(uuid).ok().and_then(|s| s.parse::<ObjectUuid>().ok()) {
+                out.push(u);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Where `uuid`'s row says its entry in `index` belongs (its owner, tail or head); none when
     /// the row is gone.
     fn indexed_under(&self, index: AliasedIndex, uuid: &ObjectUuid) -> StoreResult<Option<ObjectUuid>> {
@@ -1239,6 +1256,9 @@ impl Store {
             else {
                 continue;
             };
+            if index == AliasedIndex::Owner {
+                continue;
+            }
             let found = (index, source);
             if !out.contains(&found) {
                 out.push(found);
@@ -1259,6 +1279,10 @@ impl Store {
         after: Option<&ObjectUuid>,
         max: usize,
     ) -> StoreResult<(Option<ObjectUuid>, usize)> {
+        if index == AliasedIndex::Owner {
+            // Exact already: nothing is left under a merged-away owner.
+            return Ok((None, 0));
+        }
         let source_s = source.to_string();
         let p = prefix(&source_s);
         let start = match after {
@@ -1333,6 +1357,32 @@ impl Store {
         let mut out = Vec::with_capacity(candidates.len());
         for part in parts {
             out.extend(part?);
+        }
+        Ok(out)
+    }
+
+    /// The rows of `kind` whose [`TreeId::OwnerTimes`] entry is under `owner` at time `at`, read
+    /// but not checked against the entry (a merge's roll-forward looks for rows whose entry moved
+    /// before the row did).
+    pub fn owned_rows_at(
+        &self,
+        kind: ObjectKind,
+        owner: &ObjectUuid,
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<OwnedRow>> {
+        let p = scan::owner_time_prefix(kind, owner, at);
+        let mut out = Vec::new();
+        for k in self.tree(TreeId::OwnerTimes).scan_prefix(&p).keys() {
+            let k = k?;
+            if let Some(row) = std::str::from_utf8(&k[p.len()..])
+                .ok()
+                .and_then(|s| s.parse::<ObjectUuid>().ok())
+                .map(|u| self.owned_row(&u))
+                .transpose()?
+                .flatten()
+            {
+                out.push(row);
+            }
         }
         Ok(out)
     }
@@ -1636,8 +1686,9 @@ impl Store {
 const BASELINE_SCRATCH: &str = "bench_scratch";
 
 /// Trees earlier versions kept and this one does not; dropped at open. `legacyid_legacyuuid`
-/// mapped a legacy id to its account's uuid, which is derived from the legacy id itself.
-const RETIRED_TREES: &[&str] = &["legacyid_legacyuuid"];
+/// mapped a legacy id to its account's uuid, which is derived from the legacy id itself;
+/// `owneruuid_objectuuid` was the owner index, now [`TreeId::OwnerTimes`] (built at open).
+const RETIRED_TREES: &[&str] = &["legacyid_legacyuuid", "owneruuid_objectuuid"];
 
 /// Below this many rows, reading them on one thread is quicker than starting others.
 const PARALLEL_READ_MIN: usize = 4096;
@@ -1766,11 +1817,12 @@ mod tests {
         assert_eq!(store.tree(TreeId::UserEmail).get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
-    /// What a merge leaves under the old user's uuid is found under the new owner through the
-    /// alias, and never answers for anyone whose row says otherwise: not after the object moves on,
-    /// not after it is deleted, not for objects the old user owns later, not around a cycle.
+    /// A merge's row rewrites move their owner entries with them (no alias needed), while the
+    /// link ends they leave under the old user's uuid are found through an alias, and never answer
+    /// for anyone whose row says otherwise: not after the object moves on, not after it is deleted,
+    /// not around a cycle of aliases.
     #[test]
-    fn aliased_index_entries_are_checked_against_their_rows() {
+    fn moved_rows_keep_the_owner_index_exact_and_link_end_aliases_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (a, b, c) = (uuid(ObjectKind::User, "a"), uuid(ObjectKind::User, "b"), uuid(ObjectKind::User, "c"));
@@ -1781,18 +1833,17 @@ mod tests {
         });
         assert_eq!(owned(&store, &a), ["g1", "g2"]);
 
-        // A merge of a into b: rows rewritten in place, their entries left under a.
+        // A merge of a into b: rows rewritten in place, their owner entries moved with them.
         let moved: Vec<Group> = [&g1, &g2].iter().map(|g| Group { owner_uuid: b.clone(), ..(*g).clone() }).collect();
         commit(&store, |w| {
             for g in &moved {
                 w.put_moved_row(&MovedFrom { owner: a.clone(), modified_at: g.modified_at }, g).unwrap();
             }
-            w.put_alias(AliasedIndex::Owner, &b, &a, ObjectKind::Group);
         });
         assert_eq!(owned(&store, &b), ["g1", "g2"]);
         assert!(owned(&store, &a).is_empty());
 
-        // An alias covers one kind: a link a owned, moved to b, is b's only once a link alias says so.
+        // A link's tail left under a is b's only once a link-tail alias says so.
         let link = Link {
             uuid: uuid(ObjectKind::Link, "l1"),
             owner_uuid: a.clone(),
@@ -1806,21 +1857,24 @@ mod tests {
             properties: serde_json::json!({}),
         };
         commit(&store, |w| w.put_object(None, &link).unwrap());
-        let link_at_b = Link { owner_uuid: b.clone(), tail_uuid: b.clone(), ..link.clone() };
+        let link_at_b = Link {
+            owner_uuid: b.clone(),
+            tail_uuid: b.clone(),
+            modified_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(5),
+            ..link.clone()
+        };
         let from_a = MovedFrom { owner: a.clone(), modified_at: link.modified_at };
         commit(&store, |w| w.put_moved_row(&from_a, &link_at_b).unwrap());
-        assert_eq!(owned(&store, &b), ["g1", "g2"]);
-        assert!(store.links_by_tail(&b).unwrap().is_empty());
-        commit(&store, |w| {
-            w.put_alias(AliasedIndex::Owner, &b, &a, ObjectKind::Link);
-            w.put_alias(AliasedIndex::LinkTail, &b, &a, ObjectKind::Link);
-        });
         assert_eq!(owned(&store, &b), ["g1", "g2", "l1"]);
+        assert!(store.links_by_tail(&b).unwrap().is_empty());
+        commit(&store, |w| w.put_alias(AliasedIndex::LinkTail, &b, &a, ObjectKind::Link));
         assert_eq!(store.links_by_tail(&b).unwrap(), std::slice::from_ref(&link_at_b));
         assert!(store.links_by_tail(&a).unwrap().is_empty());
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
         commit(&store, |w| w.delete_object(&link_at_b));
         assert!(!store.owns_anything(&a).unwrap());
         assert!(store.owns_anything(&b).unwrap());
+        assert!(store.links_by_tail(&b).unwrap().is_empty());
 
         // g1 moves on to c by an ordinary update, g2 is deleted.
         let g1_at_c = Group { owner_uuid: c.clone(), ..moved[0].clone() };
@@ -1832,19 +1886,21 @@ mod tests {
         assert!(owned(&store, &b).is_empty());
         assert!(!store.owns_anything(&b).unwrap());
 
-        // Something a owns after the merge is a's, not b's; a cycle of aliases ends.
-        let g3 = group("g3", &a);
+        // A cycle of aliases ends; an owner alias (as earlier versions wrote) changes nothing.
+        let l2 = Link { uuid: uuid(ObjectKind::Link, "l2"), tail_uuid: c.clone(), ..link.clone() };
         commit(&store, |w| {
-            w.put_object(None, &g3).unwrap();
-            w.put_alias(AliasedIndex::Owner, &a, &b, ObjectKind::Group);
+            w.put_object(None, &l2).unwrap();
+            w.put_alias(AliasedIndex::LinkTail, &a, &b, ObjectKind::Link);
+            w.put_alias(AliasedIndex::LinkTail, &c, &a, ObjectKind::Link);
+            w.put_alias(AliasedIndex::Owner, &c, &a, ObjectKind::Link);
         });
-        assert_eq!(owned(&store, &a), ["g3"]);
-        assert!(owned(&store, &b).is_empty());
+        assert_eq!(store.links_by_tail(&c).unwrap(), std::slice::from_ref(&l2));
+        assert!(store.links_by_tail(&a).unwrap().is_empty());
+        assert_eq!(owned(&store, &a), ["l2"]);
         assert_eq!(owned(&store, &c), ["g1"]);
-        // The owner × time index needs no alias: it holds each row once, where the row is.
         assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
         assert_eq!(
-            (store.owned_count(ObjectKind::Group, &a).unwrap(), store.owned_count(ObjectKind::Group, &c).unwrap()),
+            (store.owned_count(ObjectKind::Link, &a).unwrap(), store.owned_count(ObjectKind::Group, &c).unwrap()),
             (1, 1)
         );
         assert_eq!(store.owned_count(ObjectKind::Group, &b).unwrap(), 0);

@@ -51,8 +51,7 @@ struct RowMoves {
     groups: Vec<Group>,
     collections: Vec<Collection>,
     links: Vec<Link>,
-    /// Whether some link changed owner, tail, head (which aliases the merge needs).
-    link_owner: bool,
+    /// Whether some link changed tail, head (which aliases the merge needs).
     link_tail: bool,
     link_head: bool,
     /// Where each moved row was, by uuid (its index entry that moves with it).
@@ -117,16 +116,8 @@ pub struct MergePlan {
 
 /// The index aliases that make `moves` findable once rewritten (see [`AliasedIndex`]).
 fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
+    // The owner index needs none: a moved row's entry moves with it (see `put_moved_row`).
     let (old, new) = (&m.old_user_uuid, &m.new_user_uuid);
-    if !moves.groups.is_empty() {
-        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, old, ObjectKind::Group);
-    }
-    if !moves.collections.is_empty() {
-        b.put_alias(AliasedIndex::Owner, &m.new_owner_uuid, old, ObjectKind::Collection);
-    }
-    if moves.link_owner {
-        b.put_alias(AliasedIndex::Owner, new, old, ObjectKind::Link);
-    }
     if moves.link_tail {
         b.put_alias(AliasedIndex::LinkTail, new, old, ObjectKind::Link);
     }
@@ -436,7 +427,23 @@ impl Accounts {
         let mut moves = RowMoves::default();
         let mut owned_keys = Vec::new();
         let mut links = HashMap::<ObjectUuid, Link>::new();
-        for row in store.owned_rows(&m.old_user_uuid)? {
+        // The old user's rows; and rows a crash cut short between their owner entry, which moved
+        // to the new owner at the merge's time, and the row, still the old user's (see
+        // `WriteBatch::put_moved_row`).
+        let mut rows = store.owned_rows(&m.old_user_uuid)?;
+        for (kind, owner) in [
+            (ObjectKind::Group, &m.new_owner_uuid),
+            (ObjectKind::Collection, &m.new_owner_uuid),
+            (ObjectKind::Link, &m.new_user_uuid),
+        ] {
+            rows.extend(
+                store.owned_rows_at(kind, owner, m.at)?.into_iter().filter(|r| r.owner_uuid() == &m.old_user_uuid),
+            );
+        }
+        for row in rows {
+            if moves.was.contains_key(row.uuid()) {
+                continue;
+            }
             moves.note_origin(&row);
             match row {
                 OwnedRow::Group(mut g) => {
@@ -451,7 +458,6 @@ impl Accounts {
                 }
                 OwnedRow::Link(mut l) => {
                     l.owner_uuid = m.new_user_uuid.clone();
-                    moves.link_owner = true;
                     links.insert(l.uuid.clone(), l);
                 }
                 OwnedRow::Key(k) => owned_keys.push(k),
@@ -831,14 +837,15 @@ mod tests {
         accounts.merge(&caller, &params, None).unwrap();
         let store = accounts.store();
         let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
-        // 500 objects and 500 links under the owner key, 250 tails and 250 heads.
+        // 250 tails and 250 heads left under the old user; nothing under it as owner (that index
+        // moves its entries with the rows).
         assert_eq!(
             (direct(AliasedIndex::Owner), direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)),
-            (1000, 250, 250)
+            (0, 250, 250)
         );
         let moved_links = store.links_by_tail(&big.new.uuid).unwrap();
 
-        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 1500);
+        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 500);
         assert_eq!(
             (direct(AliasedIndex::Owner), direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)),
             (0, 0, 0)

@@ -196,8 +196,15 @@ pub(super) fn owner_time_key(
     uuid: &ObjectUuid,
     modified: OffsetDateTime,
 ) -> Vec<u8> {
+    let mut k = owner_time_prefix(kind, owner, modified);
+    k.extend_from_slice(uuid.to_string().as_bytes());
+    k
+}
+
+/// `owner \0 kind \0 formatted time \0`: where one owner's entries of one kind at one time start.
+pub(super) fn owner_time_prefix(kind: ObjectKind, owner: &ObjectUuid, at: OffsetDateTime) -> Vec<u8> {
     let mut k = owner_kind_prefix(kind, &owner.to_string());
-    k.extend_from_slice(&pair(&format_time(modified), &uuid.to_string()));
+    k.extend_from_slice(&prefix(&format_time(at)));
     k
 }
 
