@@ -115,10 +115,10 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     println!("  merge of {} objects + {} links (redirect):   {merge:.3?}", big.objects, big.links);
     println!("  ratio {:.2}", merge.as_secs_f64() / baseline.as_secs_f64().max(1e-9));
     println!(
-        "  reading owned rows: {direct} under the old user before {read_direct:.3?}; {aliased} under the new owner and user after, through the alias, {read_aliased:.3?}"
+        "  reading owned rows: {direct} under the old user before {read_direct:.3?}; {aliased} under the new owner and user after (the owner index moved with the rows), {read_aliased:.3?}"
     );
     println!(
-        "  background tidy: {tidied} index entries moved in {tidy:.3?}; the same rows read afterwards {read_tidied:.3?}"
+        "  background tidy: {tidied} link-end index entries moved in {tidy:.3?}; the same rows read afterwards {read_tidied:.3?}"
     );
     drop(accounts);
     dir.close().context("removing the temporary store")?;
