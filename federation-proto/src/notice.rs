@@ -301,6 +301,30 @@ impl NoticeBatch {
         Ok(hex::encode(Sha256::digest(canonical.as_bytes())))
     }
 
+    /// The JSON of a batch (what `serde_json::to_vec` of the [`NoticeBatch`] parses back to) from the
+    /// JSON of its notices, each as `serde_json` wrote a [`Notice`]: a sender that keeps its queued
+    /// notices as JSON sends them without decoding and encoding each one again.
+    pub fn body_from_notice_json<'a>(
+        origin: &ClusterId,
+        destination: &ClusterId,
+        notices: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<u8>, ProtoError> {
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(b"{\"origin\":");
+        serde_json::to_writer(&mut out, origin)?;
+        out.extend_from_slice(b",\"destination\":");
+        serde_json::to_writer(&mut out, destination)?;
+        out.extend_from_slice(b",\"notices\":[");
+        for (i, n) in notices.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(n);
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
     /// Checks a received batch against the request's authenticated origin and this cluster (`me`):
     /// `origin` and `destination` match, 1 to [`MAX_NOTICES_PER_BATCH`] notices, and every notice passes [`Notice::check`].
     pub fn check(&self, authenticated_origin: &ClusterId, me: &ClusterId) -> Result<(), ProtoError> {
@@ -484,6 +508,22 @@ pub(crate) mod tests {
             .unwrap();
         let back: NoticeBatch = serde_json::from_str(&text).unwrap();
         assert_eq!(back.batch_id().unwrap(), id);
+    }
+
+    /// A batch body spliced from the notices' own JSON is the batch `serde_json` writes.
+    #[test]
+    fn body_from_notice_json_is_the_batch() {
+        let mut u = user("aaaaa-tpzed-000000000000001", 2);
+        u.first_name = "A \"quoted\" name\n".into();
+        let b = batch(vec![
+            Notice::Login { user: user("aaaaa-tpzed-000000000000001", 1) },
+            Notice::TokenRevoked { user: u, token_uuid: "aaaaa-gj3su-000000000000009".parse().unwrap() },
+        ]);
+        let notices: Vec<Vec<u8>> = b.notices.iter().map(|n| serde_json::to_vec(n).unwrap()).collect();
+        let body =
+            NoticeBatch::body_from_notice_json(&b.origin, &b.destination, notices.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(body, serde_json::to_vec(&b).unwrap());
+        assert_eq!(serde_json::from_slice::<NoticeBatch>(&body).unwrap(), b);
     }
 
     /// The flat reading of a notice accepts and refuses what serde's internally tagged enum does.
