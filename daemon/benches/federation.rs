@@ -21,7 +21,7 @@
 //! each: a long backlog without the cost of password hashing), `HEARTH_BENCH_CONCURRENCY`
 //! (32), `HEARTH_BENCH_SECS` (10), `HEARTH_BENCH_FIRST_USES` (50), `HEARTH_BENCH_MIGRATE_USERS`
 //! (500), `HEARTH_BENCH_TIMEOUT_SECS` (480, the bound on any one wait), `HEARTH_BENCH_PERF_DIR`
-//! (unset; when set, `perf record -g` of the draining receiver and of both daemons during the first
+//! (unset; when set, `perf record -g` of the draining receiver and its sender (the home), and of both daemons during the first
 //! uses, into that directory).
 //!
 //! Goals (issue #16 item 3), printed beside the figures of the same run: the paused receiver drains
@@ -397,7 +397,8 @@ async fn fanout(timeout: Duration) {
     let mut drain = None;
     if pause {
         let l = load();
-        let perf = Perf::start(&[fed.daemons[1].pid()], "receiver");
+        // The sender (the home) too: one batch in flight, so its time per batch is the receiver's too.
+        let perf = Perf::start(&[fed.daemons[0].pid(), fed.daemons[1].pid()], "drain");
         let resumed = t0.elapsed();
         fed.signal(1, "CONT");
         let (reached, samples) = watch(vec![peer_clients[0].clone()], vec![target[0]], t0, timeout).await;

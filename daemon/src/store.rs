@@ -1475,13 +1475,15 @@ impl Store {
 
     /// The oldest queued notices for `peer` with their keys: up to `max` of them and, but for the
     /// first, as many as fit in `max_bytes` of their JSON. Also whether that is the whole queue.
+    /// Each notice is its JSON as queued (what `serde_json` wrote for a [`Notice`]), not decoded:
+    /// the sender sends it as it is.
     #[allow(clippy::type_complexity)]
     pub fn outbox_peek(
         &self,
         peer: &ClusterId,
         max: usize,
         max_bytes: usize,
-    ) -> StoreResult<(Vec<(Vec<u8>, Notice)>, bool)> {
+    ) -> StoreResult<(Vec<(Vec<u8>, sled::IVec)>, bool)> {
         let mut out = Vec::new();
         let mut bytes = 0;
         for kv in self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())) {
@@ -1490,7 +1492,7 @@ impl Store {
             if out.len() == max || (bytes > max_bytes && !out.is_empty()) {
                 return Ok((out, false));
             }
-            out.push((k.to_vec(), decode(TreeId::Outbox, &v)?));
+            out.push((k.to_vec(), v));
         }
         Ok((out, true))
     }
@@ -1789,6 +1791,9 @@ mod tests {
         let one = serde_json::to_vec(&notice(0)).unwrap().len();
         let peek = |max, bytes| {
             let (got, whole) = store.outbox_peek(&peer, max, bytes).unwrap();
+            for (i, (_, json)) in got.iter().enumerate() {
+                assert_eq!(serde_json::from_slice::<Notice>(json).unwrap(), notice(i as u64));
+            }
             (got.len(), whole)
         };
         assert_eq!(peek(10, 1 << 20), (5, true));

@@ -164,8 +164,11 @@ fn check_user_uuid(uuid: &ObjectUuid, field: &str) -> Result<(), ProtoError> {
 
 /// One notice about a user of the origin cluster. JSON: an object with `"type"` set to `login`,
 /// `user_updated`, `user_redirected` or `token_revoked`.
+///
+/// Written as serde's internally tagged enum; read through [`NoticeWire`], one flat object, which is
+/// the same JSON without serde buffering every notice of a batch (its `Content`) to find the tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "NoticeWire")]
 pub enum Notice {
     /// The user logged in at home; `user` is the home record.
     Login {
@@ -190,6 +193,44 @@ pub enum Notice {
         /// The revoked token (issued by the origin).
         token_uuid: ObjectUuid,
     },
+}
+
+/// The notice types, as `"type"` names them.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum NoticeType {
+    Login,
+    UserUpdated,
+    UserRedirected,
+    TokenRevoked,
+}
+
+/// A notice as it is read: the tag, the user record, and `token_uuid` (read as any JSON, and decoded
+/// only for `token_revoked`: the other types ignore it, as they ignore any unknown field).
+#[derive(Deserialize)]
+struct NoticeWire {
+    #[serde(rename = "type")]
+    kind: NoticeType,
+    user: UserRecord,
+    #[serde(default)]
+    token_uuid: Option<serde_json::Value>,
+}
+
+impl TryFrom<NoticeWire> for Notice {
+    type Error = String;
+
+    fn try_from(w: NoticeWire) -> Result<Notice, String> {
+        let user = w.user;
+        Ok(match w.kind {
+            NoticeType::Login => Notice::Login { user },
+            NoticeType::UserUpdated => Notice::UserUpdated { user },
+            NoticeType::UserRedirected => Notice::UserRedirected { user },
+            NoticeType::TokenRevoked => {
+                let t = w.token_uuid.ok_or("missing field `token_uuid`")?;
+                Notice::TokenRevoked { user, token_uuid: serde_json::from_value(t).map_err(|e| e.to_string())? }
+            }
+        })
+    }
 }
 
 impl Notice {
@@ -258,6 +299,30 @@ impl NoticeBatch {
         use sha2::{Digest, Sha256};
         let canonical = to_canonical_string(&self.notices)?;
         Ok(hex::encode(Sha256::digest(canonical.as_bytes())))
+    }
+
+    /// The JSON of a batch (what `serde_json::to_vec` of the [`NoticeBatch`] parses back to) from the
+    /// JSON of its notices, each as `serde_json` wrote a [`Notice`]: a sender that keeps its queued
+    /// notices as JSON sends them without decoding and encoding each one again.
+    pub fn body_from_notice_json<'a>(
+        origin: &ClusterId,
+        destination: &ClusterId,
+        notices: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<u8>, ProtoError> {
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(b"{\"origin\":");
+        serde_json::to_writer(&mut out, origin)?;
+        out.extend_from_slice(b",\"destination\":");
+        serde_json::to_writer(&mut out, destination)?;
+        out.extend_from_slice(b",\"notices\":[");
+        for (i, n) in notices.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(n);
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
     }
 
     /// Checks a received batch against the request's authenticated origin and this cluster (`me`):
@@ -443,6 +508,65 @@ pub(crate) mod tests {
             .unwrap();
         let back: NoticeBatch = serde_json::from_str(&text).unwrap();
         assert_eq!(back.batch_id().unwrap(), id);
+    }
+
+    /// A batch body spliced from the notices' own JSON is the batch `serde_json` writes.
+    #[test]
+    fn body_from_notice_json_is_the_batch() {
+        let mut u = user("aaaaa-tpzed-000000000000001", 2);
+        u.first_name = "A \"quoted\" name\n".into();
+        let b = batch(vec![
+            Notice::Login { user: user("aaaaa-tpzed-000000000000001", 1) },
+            Notice::TokenRevoked { user: u, token_uuid: "aaaaa-gj3su-000000000000009".parse().unwrap() },
+        ]);
+        let notices: Vec<Vec<u8>> = b.notices.iter().map(|n| serde_json::to_vec(n).unwrap()).collect();
+        let body =
+            NoticeBatch::body_from_notice_json(&b.origin, &b.destination, notices.iter().map(Vec::as_slice)).unwrap();
+        assert_eq!(body, serde_json::to_vec(&b).unwrap());
+        assert_eq!(serde_json::from_slice::<NoticeBatch>(&body).unwrap(), b);
+    }
+
+    /// The flat reading of a notice accepts and refuses what serde's internally tagged enum does.
+    #[test]
+    fn notice_reading_matches_the_tagged_enum() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        #[allow(dead_code)]
+        enum Tagged {
+            Login { user: UserRecord },
+            UserUpdated { user: UserRecord },
+            UserRedirected { user: UserRecord },
+            TokenRevoked { user: UserRecord, token_uuid: ObjectUuid },
+        }
+        let u = json!({"uuid": "aaaaa-tpzed-000000000000001", "is_active": true, "home_seq": 4});
+        let cases = [
+            json!({"type": "login", "user": u}),
+            json!({"user": u, "type": "user_updated", "extra": [1, {"x": 2}]}),
+            json!({"type": "user_redirected", "user": u, "token_uuid": "not even a uuid"}),
+            json!({"type": "token_revoked", "user": u, "token_uuid": "aaaaa-gj3su-000000000000009"}),
+            json!({"type": "token_revoked", "token_uuid": "aaaaa-gj3su-000000000000009", "user": u}),
+            json!({"type": "token_revoked", "user": u}),
+            json!({"type": "token_revoked", "user": u, "token_uuid": null}),
+            json!({"type": "token_revoked", "user": u, "token_uuid": 7}),
+            json!({"type": "nope", "user": u}),
+            json!({"user": u}),
+            json!({"type": "login"}),
+            json!({"type": "login", "user": {"uuid": "aaaaa-tpzed-000000000000001"}}),
+            json!({"type": 1, "user": u}),
+            json!([]),
+        ];
+        for c in cases {
+            let old = serde_json::from_value::<Tagged>(c.clone());
+            let new = serde_json::from_value::<Notice>(c.clone());
+            assert_eq!(old.is_ok(), new.is_ok(), "{c}: {old:?} / {new:?}");
+            if let (Ok(o), Ok(n)) = (old, new) {
+                assert_eq!(n.type_name(), serde_json::to_value(&n).unwrap()["type"], "{c}");
+                let back: Tagged = serde_json::from_value(serde_json::to_value(&n).unwrap()).unwrap();
+                assert_eq!(back, o, "{c}");
+            }
+        }
+        let text = r#"{"type":"login","type":"login","user":{"uuid":"aaaaa-tpzed-000000000000001","is_active":true,"home_seq":4}}"#;
+        assert_eq!(serde_json::from_str::<Tagged>(text).is_ok(), serde_json::from_str::<Notice>(text).is_ok());
     }
 
     proptest! {

@@ -112,14 +112,27 @@ impl Federation {
         path: &str,
         body: Option<&Value>,
     ) -> Result<PeerAnswer, Error> {
+        let bytes = match body {
+            Some(v) => Some(serde_json::to_vec(v).map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?),
+            None => None,
+        };
+        self.send_bytes(peer, method, path, bytes).await
+    }
+
+    /// [`Federation::send`] of a body already encoded as JSON (or empty for `None`).
+    pub async fn send_bytes(
+        &self,
+        peer: &ClusterId,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<PeerAnswer, Error> {
         let p = self
             .peers
             .get(peer)
             .ok_or_else(|| fed_err(ErrorKind::BadRequest, "not_a_peer", format!("{peer} is not a peer")))?;
-        let bytes = match body {
-            Some(v) => serde_json::to_vec(v).map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?,
-            None => Vec::new(),
-        };
+        let has_body = body.is_some();
+        let bytes = body.unwrap_or_default();
         let key = self.signing_key();
         let sig = RequestSignature::sign(
             method.as_str(),
@@ -134,7 +147,7 @@ impl Federation {
         .map_err(|e| fed_err(ErrorKind::Internal, "sign", e.to_string()))?;
         let mut req =
             p.http.request(method, format!("{}{}", p.url, path)).header("Authorization", sig.to_header_value());
-        if body.is_some() {
+        if has_body {
             req = req.header("Content-Type", "application/json").body(bytes);
         }
         let resp = req.send().await.map_err(|e| {
