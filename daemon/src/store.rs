@@ -1473,21 +1473,31 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// The oldest queued notices for `peer` with their keys: up to `max` of them and, but for the
-    /// first, as many as fit in `max_bytes` of their JSON. Also whether that is the whole queue.
+    /// The oldest queued notices for `peer` with their keys (those after the key `after`, one this
+    /// returned before, when given): up to `max` of them and, but for the first, as many as fit
+    /// in `max_bytes` of their JSON. Also whether that is all the queue holds from there.
     /// Each notice is its JSON as queued (what `serde_json` wrote for a [`Notice`]), not decoded:
     /// the sender sends it as it is.
     #[allow(clippy::type_complexity)]
     pub fn outbox_peek(
         &self,
         peer: &ClusterId,
+        after: Option<&[u8]>,
         max: usize,
         max_bytes: usize,
     ) -> StoreResult<(Vec<(Vec<u8>, sled::IVec)>, bool)> {
         let mut out = Vec::new();
         let mut bytes = 0;
-        for kv in self.tree(TreeId::Outbox).scan_prefix(prefix(peer.as_str())) {
+        let p = prefix(peer.as_str());
+        let start = match after {
+            Some(a) if a.starts_with(&p) => std::ops::Bound::Excluded(a.to_vec()),
+            _ => std::ops::Bound::Included(p.clone()),
+        };
+        for kv in self.tree(TreeId::Outbox).range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)) {
             let (k, v) = kv?;
+            if !k.starts_with(&p) {
+                break;
+            }
             bytes += v.len();
             if out.len() == max || (bytes > max_bytes && !out.is_empty()) {
                 return Ok((out, false));
@@ -1790,7 +1800,7 @@ mod tests {
         });
         let one = serde_json::to_vec(&notice(0)).unwrap().len();
         let peek = |max, bytes| {
-            let (got, whole) = store.outbox_peek(&peer, max, bytes).unwrap();
+            let (got, whole) = store.outbox_peek(&peer, None, max, bytes).unwrap();
             for (i, (_, json)) in got.iter().enumerate() {
                 assert_eq!(serde_json::from_slice::<Notice>(json).unwrap(), notice(i as u64));
             }
@@ -1802,7 +1812,16 @@ mod tests {
         assert_eq!(peek(10, one * 2), (2, false));
         assert_eq!(peek(10, 1), (1, false), "a notice bigger than the bytes still goes, alone");
         let other = "ccccc".parse::<ClusterId>().unwrap();
-        assert!(store.outbox_peek(&other, 10, 1 << 20).unwrap().1);
+        assert!(store.outbox_peek(&other, None, 10, 1 << 20).unwrap().1);
+        // After a key: what follows it, of that peer only.
+        let (first, _) = store.outbox_peek(&peer, None, 2, 1 << 20).unwrap();
+        let (rest, whole) = store.outbox_peek(&peer, Some(&first[1].0), 10, 1 << 20).unwrap();
+        assert_eq!((rest.len(), whole), (3, true));
+        assert_eq!(serde_json::from_slice::<Notice>(&rest[0].1).unwrap(), notice(2));
+        let (none, whole) = store.outbox_peek(&peer, Some(&rest[2].0), 10, 1 << 20).unwrap();
+        assert_eq!((none.len(), whole), (0, true));
+        commit(&store, |w| w.put_outbox(&other, 9, &notice(9)).unwrap());
+        assert_eq!(store.outbox_peek(&other, Some(&first[0].0), 10, 1 << 20).unwrap().0.len(), 1);
     }
 
     /// A store written by an earlier version loses the trees this one retired when it is opened,

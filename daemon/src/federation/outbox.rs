@@ -1,5 +1,5 @@
 //! The notice senders: one task per peer drains that peer's durable outbox in batches of at most
-//! 1,000 notices and 1 MiB, one batch in flight, and retries with exponential backoff and jitter (from 1 s up to the
+//! 1,000 notices and 1 MiB, two batches in flight, and retries with exponential backoff and jitter (from 1 s up to the
 //! configured cap) until the peer acknowledges. Notices are removed only after the peer's 2xx, so
 //! a crash or an unreachable peer loses nothing; the receiver's idempotence makes resends harmless.
 
@@ -10,8 +10,25 @@ use federation_proto::notice::{MAX_BATCH_NOTICE_BYTES, MAX_NOTICES_PER_BATCH, No
 use rand::RngExt;
 use reqwest::Method;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Batches a sender keeps in flight to one peer.
+const IN_FLIGHT: usize = 2;
+
+/// A batch ready to send: its notices' outbox keys and the body.
+struct Prepared {
+    keys: Vec<Vec<u8>>,
+    body: Vec<u8>,
+}
+
+/// A delivery's result, a task that ended without one (it panicked) as an error.
+fn joined(
+    r: Result<Result<usize, crate::accounts::Error>, tokio::task::JoinError>,
+) -> Result<usize, crate::accounts::Error> {
+    r.unwrap_or_else(|e| Err(fed_err(ErrorKind::Internal, "sender_task", e.to_string())))
+}
 
 /// What the sender knows about one peer.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -85,19 +102,29 @@ impl Federation {
         metrics::gauge!("hearth_peer_queue_depth", "peer" => peer.to_string()).set(depth as f64);
     }
 
-    /// Sends one batch to `peer` if any is queued; Ok(number sent).
-    async fn send_one_batch(&self, peer: &ClusterId) -> Result<usize, crate::accounts::Error> {
-        let (queued, whole) = self.store.outbox_peek(peer, MAX_NOTICES_PER_BATCH, MAX_BATCH_NOTICE_BYTES)?;
-        self.set_depth_gauge(peer, queued.len(), whole);
+    /// The next batch for `peer`: the notices queued after `after` (from the start of the queue
+    /// when none), spliced into a batch body; none when nothing waits there.
+    fn prepare_batch(
+        &self,
+        peer: &ClusterId,
+        after: Option<&[u8]>,
+    ) -> Result<Option<Prepared>, crate::accounts::Error> {
+        let (queued, whole) = self.store.outbox_peek(peer, after, MAX_NOTICES_PER_BATCH, MAX_BATCH_NOTICE_BYTES)?;
+        self.set_depth_gauge(peer, queued.len(), whole && after.is_none());
         if queued.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let (keys, notices): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
         // The queued JSON as it is: decoding every notice to encode it again cost the sender as
         // much time per batch as the receiver spends applying it.
         let body = NoticeBatch::body_from_notice_json(&self.me, peer, notices.iter().map(|n| &n[..]))
             .map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?;
-        let answer = self.send_bytes(peer, Method::POST, "/federation/v1/notices", Some(body)).await?;
+        Ok(Some(Prepared { keys, body }))
+    }
+
+    /// Sends a prepared batch and, once the peer acknowledged it, removes its notices; Ok(number sent).
+    async fn deliver(&self, peer: &ClusterId, batch: Prepared) -> Result<usize, crate::accounts::Error> {
+        let answer = self.send_bytes(peer, Method::POST, "/federation/v1/notices", Some(batch.body)).await?;
         if !answer.status.is_success() {
             return Err(fed_err(
                 ErrorKind::Upstream,
@@ -105,51 +132,89 @@ impl Federation {
                 format!("{peer} answered {}: {}", answer.status, answer.body),
             ));
         }
-        self.store.outbox_remove(&keys)?;
-        metrics::counter!("hearth_notices_sent_total", "peer" => peer.to_string()).increment(keys.len() as u64);
-        Ok(keys.len())
+        self.store.outbox_remove(&batch.keys)?;
+        metrics::counter!("hearth_notices_sent_total", "peer" => peer.to_string()).increment(batch.keys.len() as u64);
+        Ok(batch.keys.len())
     }
 
-    /// The sender loop for one peer; runs until the process ends.
+    fn note_delivered(&self, peer: &ClusterId, n: usize) {
+        let now = self.clock.unix();
+        self.update_stats(peer, |s| {
+            s.reachable = Some(true);
+            s.last_success = Some(now);
+            s.last_error = None;
+            s.next_retry = None;
+            s.failures = 0;
+            s.sent += n as u64;
+        });
+    }
+
+    /// The sender loop for one peer; runs until the process ends. Up to [`IN_FLIGHT`] batches
+    /// are in flight, each made of the notices after the one before, so that the next batch is
+    /// read, spliced and signed while the peer applies the last. Notices are removed as their own
+    /// batch is acknowledged; after a failure the sender waits for what is still in flight, backs
+    /// off and starts again from the oldest notice left (receivers ignore replays and order).
     pub async fn run_sender(self: Arc<Self>, peer: ClusterId, wake: Arc<tokio::sync::Notify>) {
+        let mut in_flight: VecDeque<tokio::task::JoinHandle<Result<usize, crate::accounts::Error>>> = VecDeque::new();
+        // The key of the last notice in flight (none: the next batch starts at the oldest).
+        let mut cursor: Option<Vec<u8>> = None;
         loop {
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.send_one_batch(&peer).await {
-                Ok(0) => {
+            let mut failed = None;
+            while in_flight.len() < IN_FLIGHT {
+                match self.prepare_batch(&peer, cursor.as_deref()) {
+                    Ok(Some(batch)) => {
+                        cursor = batch.keys.last().cloned();
+                        let (me, to) = (self.clone(), peer.clone());
+                        in_flight.push_back(tokio::spawn(async move { me.deliver(&to, batch).await }));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() {
+                let Some(oldest) = in_flight.pop_front() else {
+                    cursor = None;
                     tokio::select! {
                         _ = notified => {}
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
-                }
-                Ok(n) => {
-                    let now = self.clock.unix();
-                    self.update_stats(&peer, |s| {
-                        s.reachable = Some(true);
-                        s.last_success = Some(now);
-                        s.last_error = None;
-                        s.next_retry = None;
-                        s.failures = 0;
-                        s.sent += n as u64;
-                    });
-                }
-                Err(e) => {
-                    let mut failures = 0;
-                    self.update_stats(&peer, |s| {
-                        s.failures += 1;
-                        failures = s.failures;
-                        s.reachable = Some(false);
-                        s.last_error = Some(e.message.clone());
-                    });
-                    let jitter = rand::rng().random_range(0.5..1.5);
-                    let wait = backoff(failures, self.backoff_cap_secs, jitter);
-                    let next = self.clock.unix() + i64::try_from(wait.as_secs()).unwrap_or(0);
-                    self.update_stats(&peer, |s| s.next_retry = Some(next));
-                    tracing::debug!(%peer, error = %e, ?wait, "notice batch not delivered; backing off");
-                    tokio::time::sleep(wait).await;
+                    continue;
+                };
+                match joined(oldest.await) {
+                    Ok(n) => {
+                        self.note_delivered(&peer, n);
+                        continue;
+                    }
+                    Err(e) => failed = Some(e),
                 }
             }
+            let Some(e) = failed else { continue };
+            // What else is in flight finishes first: what it delivered is removed.
+            while let Some(h) = in_flight.pop_front() {
+                if let Ok(n) = joined(h.await) {
+                    self.update_stats(&peer, |s| s.sent += n as u64);
+                }
+            }
+            cursor = None;
+            let mut failures = 0;
+            self.update_stats(&peer, |s| {
+                s.failures += 1;
+                failures = s.failures;
+                s.reachable = Some(false);
+                s.last_error = Some(e.message.clone());
+            });
+            let jitter = rand::rng().random_range(0.5..1.5);
+            let wait = backoff(failures, self.backoff_cap_secs, jitter);
+            let next = self.clock.unix() + i64::try_from(wait.as_secs()).unwrap_or(0);
+            self.update_stats(&peer, |s| s.next_retry = Some(next));
+            tracing::debug!(%peer, error = %e, ?wait, "notice batch not delivered; backing off");
+            tokio::time::sleep(wait).await;
         }
     }
 
