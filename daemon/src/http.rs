@@ -106,9 +106,18 @@ pub struct RenderedJson(Vec<u8>);
 
 impl axum::response::IntoResponse for RenderedJson {
     fn into_response(self) -> Response {
-        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+        use axum::http::{HeaderValue, header};
+        let mut resp = Response::new(axum::body::Body::from(self.0));
+        // Room for the security headers [`frame`] adds: the map is allocated once.
+        *resp.headers_mut() = axum::http::HeaderMap::with_capacity(ANSWER_HEADERS);
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
     }
 }
+
+/// How many headers an answer usually carries: its content type and the [security
+/// headers](add_security_headers).
+const ANSWER_HEADERS: usize = 8;
 
 /// What every request goes through, in one middleware (each `from_fn` layer boxes a future and
 /// clones the rest of the stack per request, which `users/current` measurably paid three times):
@@ -116,34 +125,92 @@ impl axum::response::IntoResponse for RenderedJson {
 /// headers](add_security_headers).
 async fn frame(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".into(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut resp = match auth::anonymous_refusal(&req) {
         Some(refused) => refused,
         None => next.run(req).await,
     };
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("hearth_http_request_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    request_metrics::record(&method, route, resp.status().as_u16(), started.elapsed().as_secs_f64());
     add_security_headers(&mut resp);
     resp
 }
 
-/// A request method as a metric label, without an allocation for the usual ones.
-fn method_label(m: &axum::http::Method) -> std::borrow::Cow<'static, str> {
+/// The request metrics: `hearth_http_requests_total{method, route, status}` and
+/// `hearth_http_request_seconds{method, route}`.
+mod request_metrics {
     use axum::http::Method;
-    let s = match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => return m.as_str().to_string().into(),
-    };
-    s.into()
+    use metrics::{Counter, Histogram};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// One route's metric handles, by method (and status).
+    #[derive(Default)]
+    struct Route {
+        counters: Vec<(&'static str, u16, Counter)>,
+        histograms: Vec<(&'static str, Histogram)>,
+    }
+
+    thread_local! {
+        /// The handles this thread has recorded into, by route. Looking a metric up in the
+        /// recorder builds its key (labels as strings) and hashes it; a handle records straight
+        /// into the same metric. Routes are the router's (and "unmatched"), methods the usual
+        /// ones, statuses the few there are: a handful of entries each.
+        static HANDLES: RefCell<HashMap<Box<str>, Route>> = RefCell::new(HashMap::new());
+    }
+
+    /// Records one request. The handles are the recorder's own, so a count is the same whichever
+    /// thread answered; `hearth serve` installs the recorder before it listens.
+    pub(super) fn record(method: &Method, route: &str, status: u16, seconds: f64) {
+        let Some(method) = usual(method) else {
+            // Methods outside the usual ones are rare: looked up every time.
+            let (method, route) = (method.as_str().to_string(), route.to_string());
+            let status = status.to_string();
+            metrics::counter!("hearth_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+            metrics::histogram!("hearth_http_request_seconds", "method" => method, "route" => route).record(seconds);
+            return;
+        };
+        HANDLES.with(|cell| {
+            let Ok(mut handles) = cell.try_borrow_mut() else { return };
+            if !handles.contains_key(route) {
+                handles.insert(route.into(), Route::default());
+            }
+            let Some(r) = handles.get_mut(route) else { return };
+            let counter = match r.counters.iter().find(|(m, s, _)| *m == method && *s == status) {
+                Some((_, _, c)) => c,
+                None => {
+                    let c = metrics::counter!("hearth_http_requests_total", "method" => method, "route" => route.to_string(), "status" => status.to_string());
+                    r.counters.push((method, status, c));
+                    &r.counters[r.counters.len() - 1].2
+                }
+            };
+            counter.increment(1);
+            let histogram = match r.histograms.iter().find(|(m, _)| *m == method) {
+                Some((_, h)) => h,
+                None => {
+                    let h = metrics::histogram!("hearth_http_request_seconds", "method" => method, "route" => route.to_string());
+                    r.histograms.push((method, h));
+                    &r.histograms[r.histograms.len() - 1].1
+                }
+            };
+            histogram.record(seconds);
+        });
+    }
+
+    /// The usual methods' names.
+    fn usual(m: &Method) -> Option<&'static str> {
+        Some(match *m {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => return None,
+        })
+    }
 }
 
 /// Headers every answer carries: pages may not be framed (clickjacking), the browser keeps to
@@ -152,7 +219,7 @@ fn method_label(m: &axum::http::Method) -> std::borrow::Cow<'static, str> {
 fn add_security_headers(resp: &mut Response) {
     use axum::http::{HeaderValue, header};
     let h = resp.headers_mut();
-    h.reserve(6);
+    h.reserve(ANSWER_HEADERS - 1);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,

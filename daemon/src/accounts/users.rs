@@ -648,12 +648,17 @@ enum LoginTarget {
 /// A user's API view as `caller` may see it: `managed_by` only for the profile's parent (also
 /// while acting as it) and admins.
 pub fn user_view_for(caller: &Caller, u: &User) -> Value {
-    user_view_struct_for(caller, u).to_value()
+    shown_to(caller, u, views::UserView::of(u)).to_value()
 }
 
-/// [`user_view_for`], before it becomes a JSON value.
+/// [`user_view_for`] of the one user an answer is about, before it becomes a JSON value (its etag
+/// [remembered](views::UserView::of_one)).
 pub fn user_view_struct_for<'a>(caller: &Caller, u: &'a User) -> views::UserView<'a> {
-    let v = views::UserView::of(u);
+    shown_to(caller, u, views::UserView::of_one(u))
+}
+
+/// The view `v` of `u` as `caller` may see it.
+fn shown_to<'a>(caller: &Caller, u: &User, v: views::UserView<'a>) -> views::UserView<'a> {
     let parent = u.managed_by.as_ref();
     let sees = caller.is_admin()
         || parent == Some(caller.uuid())

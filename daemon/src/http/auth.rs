@@ -15,13 +15,13 @@
 use super::App;
 use super::error::ApiError;
 use crate::accounts::anonymous::{anonymous_may, collections_only};
-use crate::accounts::{Caller, Error, auth::Presented, auth::invalid_token};
+use crate::accounts::{Caller, Error, auth::Presented, auth::anonymous_token, auth::invalid_token};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
-use federation_proto::AnonymousToken;
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The header naming the managed profile a request acts as: `X-Hearth-Act-As: <profile uuid>`.
@@ -48,16 +48,22 @@ pub fn presented_token(parts: &Parts) -> Option<String> {
 
 /// The raw token in these headers or this URI's `api_token`, if any.
 pub fn presented_in(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    presented_ref(headers, uri).map(Cow::into_owned)
+}
+
+/// [`presented_in`], borrowed from the `Authorization` header when it is there (every request
+/// reads it twice: in the fence and in [`Authed`]).
+fn presented_ref<'a>(headers: &'a HeaderMap, uri: &Uri) -> Option<Cow<'a, str>> {
     if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let h = h.trim();
         for scheme in ["Bearer ", "OAuth2 ", "bearer ", "oauth2 "] {
             if let Some(t) = h.strip_prefix(scheme) {
-                return Some(t.trim().to_string());
+                return Some(Cow::Borrowed(t.trim()));
             }
         }
-        return Some(String::new());
+        return Some(Cow::Borrowed(""));
     }
-    query_in(uri, "api_token")
+    query_in(uri, "api_token").map(Cow::Owned)
 }
 
 /// The profile a request names in [`ACT_AS_HEADER`]: none, or exactly one user uuid. Anything
@@ -148,7 +154,7 @@ impl FromRequestParts<Arc<App>> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let raw = presented_token(parts)
+        let raw = presented_ref(&parts.headers, &parts.uri)
             .ok_or_else(|| ApiError(Error::unauthorized("not_logged_in", "Not logged in: no API token")))?;
         if raw.is_empty() {
             return Err(ApiError(invalid_token()));
@@ -168,7 +174,7 @@ impl FromRequestParts<Arc<App>> for Authed {
 /// Every request passes here (in [`super::frame`]); `None` lets it through.
 pub fn anonymous_refusal(req: &Request) -> Option<Response> {
     let path = req.uri().path();
-    let anonymous = presented_in(req.headers(), req.uri()).is_some_and(|raw| raw.parse::<AnonymousToken>().is_ok());
+    let anonymous = presented_ref(req.headers(), req.uri()).is_some_and(|raw| anonymous_token(&raw).is_some());
     if anonymous && !anonymous_may(req.method().as_str(), path) && !OPEN_TO_ANONYMOUS.contains(&path) {
         return Some(ApiError(collections_only()).into_response());
     }
