@@ -166,6 +166,9 @@ pub struct MovedFrom {
     pub modified_at: OffsetDateTime,
 }
 
+/// A queued notice as [`Store::outbox_peek`] reads it: its outbox key and its JSON as queued.
+pub type QueuedNotice = (Vec<u8>, Vec<u8>);
+
 /// A record found through the owner index.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnedRow {
@@ -1478,14 +1481,13 @@ impl Store {
     /// in `max_bytes` of their JSON. Also whether that is all the queue holds from there.
     /// Each notice is its JSON as queued (what `serde_json` wrote for a [`Notice`]), not decoded:
     /// the sender sends it as it is.
-    #[allow(clippy::type_complexity)]
     pub fn outbox_peek(
         &self,
         peer: &ClusterId,
         after: Option<&[u8]>,
         max: usize,
         max_bytes: usize,
-    ) -> StoreResult<(Vec<(Vec<u8>, sled::IVec)>, bool)> {
+    ) -> StoreResult<(Vec<QueuedNotice>, bool)> {
         let mut out = Vec::new();
         let mut bytes = 0;
         let p = prefix(peer.as_str());
@@ -1502,7 +1504,7 @@ impl Store {
             if out.len() == max || (bytes > max_bytes && !out.is_empty()) {
                 return Ok((out, false));
             }
-            out.push((k.to_vec(), v));
+            out.push((k.to_vec(), v.to_vec()));
         }
         Ok((out, true))
     }

@@ -590,7 +590,6 @@ mod tests {
                     let moved = Collection { owner_uuid: owner(to), modified_at: at(t), ..r.clone() };
                     b.put_moved_row(&was, &moved).unwrap();
                 }
-                b.put_alias(AliasedIndex::Owner, &owner(to), &owner(from), ObjectKind::Collection);
                 store.apply_per_tree(b).unwrap();
             }
         }
