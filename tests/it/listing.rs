@@ -170,7 +170,7 @@ async fn list_indexes_are_built_at_open_for_older_data() {
         assert_eq!(store.candidate_rows::<User>(&by_time).unwrap().count(), 0);
     }
     {
-        let store = Store::open(&store_dir).unwrap();
+        let store = hearth::store::open_after_drop(&store_dir).unwrap();
         assert!(store.meta("list_indexes").unwrap().is_some());
         assert_eq!(store.candidate_rows::<User>(&by_time).unwrap().count(), store.users().count());
     }

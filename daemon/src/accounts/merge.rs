@@ -755,11 +755,11 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::fixtures::{lone_cluster_settings, merge_state, seed_big_user};
-    use crate::store::Store;
     use std::path::Path;
 
     fn open(path: &Path) -> Accounts {
-        Accounts::new(Store::open(path).unwrap(), lone_cluster_settings(), Clock::System).unwrap()
+        // Also used to reopen a store these tests just dropped.
+        Accounts::new(crate::store::open_after_drop(path).unwrap(), lone_cluster_settings(), Clock::System).unwrap()
     }
 
     /// A crash after step 1 — before any row was rewritten, in the middle of step 2, or after it
