@@ -17,8 +17,8 @@ use hearth::accounts::Accounts;
 use hearth::accounts::merge::MergeParams;
 use hearth::clock::Clock;
 use hearth::fixtures::{lone_cluster_settings, seed_big_user};
+use hearth::store::Store;
 use hearth::store::records::{Collection, Group, Link};
-use hearth::store::{AliasedIndex, Store};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -56,7 +56,7 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     let store = accounts.store();
     let mut bytes = 0usize;
     let mut count = 0usize;
-    for uuid in store.index_candidates(AliasedIndex::Owner, &big.old.uuid)?.iter().step_by(97) {
+    for uuid in store.owned_uuids(&big.old.uuid)?.iter().step_by(97) {
         let len = match uuid.kind() {
             ObjectKind::Group => store.object::<Group>(uuid)?.map(|r| serde_json::to_vec(&r)),
             ObjectKind::Collection => store.object::<Collection>(uuid)?.map(|r| serde_json::to_vec(&r)),

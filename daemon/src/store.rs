@@ -118,13 +118,12 @@ trees! {
 /// never an answer. Rewriting 100k rows in place is cheap in sled; moving their index entries (a
 /// delete and an insert each) cost several times more than the rows.
 ///
-/// The owner index is [`TreeId::OwnerTimes`], which every write keeps exact, a merge's row
-/// rewrites included (they move its entries: one owner's rows in time order and their count are
-/// worth the cost). It has no aliases; aliases of it that earlier versions wrote are ignored.
+/// The owner index is not one of these: [`TreeId::OwnerTimes`] is kept exact by every write, a
+/// merge's row rewrites included (they move its entries: one owner's rows in time order and their
+/// count are worth the cost), and is read by [`Store::owned_uuids`]. Owner aliases that earlier
+/// versions wrote (tag `owner`) are no index's here, so no read follows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AliasedIndex {
-    /// [`TreeId::OwnerTimes`] (exact, never aliased).
-    Owner,
     /// [`TreeId::LinkTails`].
     LinkTail,
     /// [`TreeId::LinkHeads`].
@@ -134,17 +133,15 @@ pub enum AliasedIndex {
 impl AliasedIndex {
     fn tree(self) -> TreeId {
         match self {
-            AliasedIndex::Owner => TreeId::OwnerTimes,
             AliasedIndex::LinkTail => TreeId::LinkTails,
             AliasedIndex::LinkHead => TreeId::LinkHeads,
         }
     }
 
-    const ALL: [AliasedIndex; 3] = [AliasedIndex::Owner, AliasedIndex::LinkTail, AliasedIndex::LinkHead];
+    const ALL: [AliasedIndex; 2] = [AliasedIndex::LinkTail, AliasedIndex::LinkHead];
 
     fn tag(self) -> &'static str {
         match self {
-            AliasedIndex::Owner => "owner",
             AliasedIndex::LinkTail => "tail",
             AliasedIndex::LinkHead => "head",
         }
@@ -570,10 +567,6 @@ impl WriteBatch {
     /// (see [`AliasedIndex`]). One alias per kind, so that reading `target`'s index does not read
     /// the rows of other kinds the source still lists, and so that aliases only ever add up.
     pub fn put_alias(&mut self, index: AliasedIndex, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
-        if index == AliasedIndex::Owner {
-            // The owner index is exact and has no aliases.
-            return;
-        }
         let mut key = index.alias_prefix(&target.to_string());
         key.extend_from_slice(source.to_string().as_bytes());
         key.push(0);
@@ -1182,9 +1175,6 @@ impl Store {
     }
 
     fn candidates(&self, index: AliasedIndex, a: &str) -> StoreResult<Vec<ObjectUuid>> {
-        if index == AliasedIndex::Owner {
-            return self.owned_uuids(a);
-        }
         // States: an index key and the one kind its entries may be of (none: any kind). An alias
         // covers one kind, so a chain of aliases covers a kind only if every link in it does.
         let mut seen: Vec<(String, Option<ObjectKind>)> = vec![(a.to_owned(), None)];
@@ -1220,11 +1210,11 @@ impl Store {
         Ok(out)
     }
 
-    /// The uuids of the rows `owner` holds, sorted: from [`TreeId::OwnerTimes`] (keys
-    /// `owner \0 kind \0 time \0 uuid`), which holds each row once.
-    fn owned_uuids(&self, owner: &str) -> StoreResult<Vec<ObjectUuid>> {
+    /// The uuids of the groups, collections, links and keys `owner` holds, sorted: from
+    /// [`TreeId::OwnerTimes`] (keys `owner \0 kind \0 time \0 uuid`), which holds each row once.
+    pub fn owned_uuids(&self, owner: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
         let mut out = Vec::new();
-        for k in self.tree(TreeId::OwnerTimes).scan_prefix(prefix(owner)).keys() {
+        for k in self.tree(TreeId::OwnerTimes).scan_prefix(prefix(&owner.to_string())).keys() {
             let k = k?;
             let uuid = k.rsplit(|b| *b == 0).next().unwrap_or_default();
             if let Some(u) = std::str::from_utf8(uuid).ok().and_then(|s| s.parse::<ObjectUuid>().ok()) {
@@ -1235,11 +1225,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Where `uuid`'s row says its entry in `index` belongs (its owner, tail or head); none when
-    /// the row is gone.
+    /// Where `uuid`'s row says its entry in `index` belongs (its tail or head); none when the row
+    /// is gone.
     fn indexed_under(&self, index: AliasedIndex, uuid: &ObjectUuid) -> StoreResult<Option<ObjectUuid>> {
         Ok(match index {
-            AliasedIndex::Owner => self.owned_row(uuid)?.map(|r| r.owner_uuid().clone()),
             AliasedIndex::LinkTail => self.object::<Link>(uuid)?.map(|l| l.tail_uuid),
             AliasedIndex::LinkHead => self.object::<Link>(uuid)?.map(|l| l.head_uuid),
         })
@@ -1259,9 +1248,6 @@ impl Store {
             else {
                 continue;
             };
-            if index == AliasedIndex::Owner {
-                continue;
-            }
             let found = (index, source);
             if !out.contains(&found) {
                 out.push(found);
@@ -1282,10 +1268,6 @@ impl Store {
         after: Option<&ObjectUuid>,
         max: usize,
     ) -> StoreResult<(Option<ObjectUuid>, usize)> {
-        if index == AliasedIndex::Owner {
-            // Exact already: nothing is left under a merged-away owner.
-            return Ok((None, 0));
-        }
         let source_s = source.to_string();
         let p = prefix(&source_s);
         let start = match after {
@@ -1336,7 +1318,7 @@ impl Store {
     /// The groups, collections, links and keys directly owned by `owner`, read and checked. Many
     /// rows are read and decoded on several threads (a merge of a big account reads them all).
     pub fn owned_rows(&self, owner: &ObjectUuid) -> StoreResult<Vec<OwnedRow>> {
-        let candidates = self.candidates(AliasedIndex::Owner, &owner.to_string())?;
+        let candidates = self.owned_uuids(owner)?;
         let read = |uuids: &[ObjectUuid]| -> StoreResult<Vec<OwnedRow>> {
             let mut out = Vec::with_capacity(uuids.len());
             for uuid in uuids {
@@ -1394,7 +1376,7 @@ impl Store {
     /// are read: the index's uuids say their kind).
     pub fn owned_records<T: OwnedRecord>(&self, owner: &ObjectUuid) -> StoreResult<Vec<T>> {
         let mut out = Vec::new();
-        for uuid in self.candidates(AliasedIndex::Owner, &owner.to_string())? {
+        for uuid in self.owned_uuids(owner)? {
             if uuid.kind() != T::KIND {
                 continue;
             }
@@ -1414,7 +1396,7 @@ impl Store {
 
     /// Whether `owner` directly owns anything.
     pub fn owns_anything(&self, owner: &ObjectUuid) -> StoreResult<bool> {
-        for uuid in self.candidates(AliasedIndex::Owner, &owner.to_string())? {
+        for uuid in self.owned_uuids(owner)? {
             if self.owned_row(&uuid)?.is_some_and(|r| r.owner_uuid() == owner) {
                 return Ok(true);
             }
@@ -1936,7 +1918,12 @@ mod tests {
             w.put_object(None, &l2).unwrap();
             w.put_alias(AliasedIndex::LinkTail, &a, &b, ObjectKind::Link);
             w.put_alias(AliasedIndex::LinkTail, &c, &a, ObjectKind::Link);
-            w.put_alias(AliasedIndex::Owner, &c, &a, ObjectKind::Link);
+            // As earlier versions wrote an owner alias.
+            w.put_raw(
+                TreeId::IndexAliases,
+                format!("owner\0{c}\0{a}\0{}", ObjectKind::Link.infix()).into_bytes(),
+                Vec::new(),
+            );
         });
         assert_eq!(store.links_by_tail(&c).unwrap(), std::slice::from_ref(&l2));
         assert!(store.links_by_tail(&a).unwrap().is_empty());

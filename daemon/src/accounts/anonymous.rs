@@ -20,7 +20,7 @@
 use super::error::{Error, ErrorKind, Result};
 use super::{Accounts, Caller, auth::invalid_token, random_secret};
 use crate::store::records::{AnonymousSession, Collection, User};
-use crate::store::{AliasedIndex, OwnedRecord, OwnedRow, WriteBatch};
+use crate::store::{OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{AnonymousToken, ObjectKind, ObjectUuid, Scopes, Token};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -322,7 +322,7 @@ impl Accounts {
     /// owner index rather than every record of the kind.
     pub(crate) fn anonymous_owned<T: OwnedRecord>(&self, caller: &Caller) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        for uuid in self.store().index_candidates(AliasedIndex::Owner, caller.uuid())? {
+        for uuid in self.store().owned_uuids(caller.uuid())? {
             if uuid.kind() != T::KIND {
                 continue;
             }

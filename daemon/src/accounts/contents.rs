@@ -12,7 +12,6 @@ use super::error::{Error, Result};
 use super::listing::{Found, ListParams, Plan};
 use super::objects::{ApiObject, ObjectOptions, with_trash_state};
 use super::{Accounts, Caller, views};
-use crate::store::AliasedIndex;
 use crate::store::records::{Collection, Group, Link};
 use crate::store::scan::Candidates;
 use federation_proto::{ObjectKind, ObjectUuid};
@@ -170,8 +169,8 @@ impl Accounts {
         // The first item is judged among the owners' records, or all records, as the caller sees them.
         let universe = |owner: Option<&ObjectUuid>| -> Result<Box<dyn Iterator<Item = Result<T>> + '_>> {
             let source = match owner {
-                Some(o) => Candidates::Aliased(AliasedIndex::Owner, o.clone()),
-                None if anonymous => Candidates::Aliased(AliasedIndex::Owner, caller.uuid().clone()),
+                Some(o) => Candidates::Owned(o.clone()),
+                None if anonymous => Candidates::Owned(caller.uuid().clone()),
                 None => Candidates::UuidRange { lower: Bound::Unbounded, upper: Bound::Unbounded, descending: false },
             };
             Ok(Box::new(store.candidate_rows::<T>(&source)?.map(|r| r.map_err(Error::from))))

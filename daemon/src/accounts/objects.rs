@@ -5,7 +5,6 @@ use super::bounds::{self, Bound};
 use super::error::{Error, Result};
 use super::listing::{ListParams, Plan};
 use super::{Accounts, Caller, views};
-use crate::store::AliasedIndex;
 use crate::store::records::{AuthorizedKey, Collection, Group, Link};
 use crate::store::scan::Candidates;
 use crate::store::{OwnedRecord, WriteBatch};
@@ -544,10 +543,7 @@ impl Accounts {
         if caller.is_anonymous() {
             // What it owns, as the views show it.
             params.check_attributes::<T>(|| Ok(self.anonymous_owned::<T>(caller)?.first().map(ApiObject::view)))?;
-            let plan = Plan {
-                source: Candidates::Aliased(AliasedIndex::Owner, caller.uuid().clone()),
-                ordered: params.uuid_ordered(),
-            };
+            let plan = Plan { source: Candidates::Owned(caller.uuid().clone()), ordered: params.uuid_ordered() };
             let rows = store.candidate_rows::<T>(&plan.source)?.map(|r| r.map_err(Error::from));
             return params.list(T::LIST_KIND, &plan, rows, None, |_| Ok(Some(())), |r, ()| Ok(r.view()));
         }

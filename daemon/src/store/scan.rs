@@ -83,7 +83,9 @@ pub enum Candidates {
         /// Latest first.
         descending: bool,
     },
-    /// The rows an aliased index lists under a uuid (owner, link head, link tail), in uuid order.
+    /// The rows one owner holds (the owner index), in uuid order.
+    Owned(ObjectUuid),
+    /// The rows an aliased index lists under a uuid (link head, link tail), in uuid order.
     Aliased(AliasedIndex, ObjectUuid),
     /// Users with this email, in uuid order.
     Email(String),
@@ -107,6 +109,10 @@ pub trait Listed: DeserializeOwned {
             TimeField::Created => self.times().0,
             TimeField::Modified => self.times().1,
         }
+    }
+    /// Its owner (none: the kind has no owner index).
+    fn owner(&self) -> Option<&ObjectUuid> {
+        None
     }
     /// Where its row says it belongs in `index` (none: the kind is not in that index).
     fn indexed_at(&self, _index: AliasedIndex) -> Option<&ObjectUuid> {
@@ -133,9 +139,11 @@ macro_rules! listed_owned {
             fn times(&self) -> (OffsetDateTime, OffsetDateTime) {
                 (self.created_at, self.modified_at)
             }
+            fn owner(&self) -> Option<&ObjectUuid> {
+                Some(&self.owner_uuid)
+            }
             fn indexed_at(&self, index: AliasedIndex) -> Option<&ObjectUuid> {
                 match (index, self.link_ends()) {
-                    (AliasedIndex::Owner, _) => Some(&self.owner_uuid),
                     (AliasedIndex::LinkHead, Some((head, _))) => Some(head),
                     (AliasedIndex::LinkTail, Some((_, tail))) => Some(tail),
                     _ => None,
@@ -436,7 +444,7 @@ impl Store {
         fn add<T: Listed>(store: &Store, wanted: &mut std::collections::BTreeSet<Vec<u8>>) -> StoreResult<()> {
             for v in store.tree(T::ROWS_TREE).iter().values() {
                 let r: T = decode(T::ROWS_TREE, &v?)?;
-                if let Some(owner) = r.indexed_at(AliasedIndex::Owner) {
+                if let Some(owner) = r.owner() {
                     wanted.insert(owner_time_key(T::ROWS_KIND, owner, r.list_uuid(), r.time(TimeField::Modified)));
                 }
             }
@@ -488,28 +496,40 @@ impl Store {
                 let p = owner_kind_prefix(T::ROWS_KIND, &owner.to_string());
                 let owner = owner.clone();
                 let check = move |r: &T, time: &str| {
-                    r.indexed_at(AliasedIndex::Owner) == Some(&owner)
-                        && format_time(r.time(TimeField::Modified)) == time
+                    r.owner() == Some(&owner) && format_time(r.time(TimeField::Modified)) == time
                 };
                 self.by_time(TreeId::OwnerTimes, p, from.as_deref(), *descending, check)
             }
+            Candidates::Owned(owner) => {
+                let owner = owner.clone();
+                self.checked_rows(self.owned_uuids(&owner)?, move |r: &T| r.owner() == Some(&owner))
+            }
             Candidates::Aliased(index, at) => {
-                let at = at.clone();
-                let index = *index;
-                let uuids = self.candidates(index, &at.to_string())?;
-                Box::new(uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).filter_map(move |u| {
-                    match self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()) {
-                        Ok(Some(r)) if r.indexed_at(index) == Some(&at) => Some(Ok(r)),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    }
-                }))
+                let (index, at) = (*index, at.clone());
+                self.checked_rows(self.candidates(index, &at.to_string())?, move |r: &T| {
+                    r.indexed_at(index) == Some(&at)
+                })
             }
             Candidates::Email(email) => self.checked_scan::<T>(TreeId::UserEmail, email, |r, e| r.email() == Some(e)),
             Candidates::Username(name) => {
                 self.checked_scan::<T>(TreeId::ShownUsernames, name, |r, n| r.shown_username() == Some(n))
             }
         })
+    }
+
+    /// The rows of these uuids (of the listed kind; others are skipped) for which `check` holds.
+    fn checked_rows<'a, T: Listed + 'a>(
+        &'a self,
+        uuids: Vec<ObjectUuid>,
+        check: impl Fn(&T) -> bool + 'a,
+    ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
+        Box::new(uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).filter_map(move |u| {
+            match self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()) {
+                Ok(Some(r)) if check(&r) => Some(Ok(r)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }))
     }
 
     /// The rows an index `tree` lists under `a` (keys `a\0uuid`) for which `check` holds.

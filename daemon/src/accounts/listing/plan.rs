@@ -172,25 +172,22 @@ impl ListParams {
                 return point(Candidates::Username(u.to_owned()));
             }
         }
-        let mut aliased = Vec::new();
-        if T::OWNER_INDEX {
-            aliased.push(("owner_uuid", AliasedIndex::Owner));
+        // An operand that is no uuid matches no row.
+        let at = |s: &str| s.parse::<ObjectUuid>().ok();
+        if T::OWNER_INDEX
+            && let Some(s) = self.first_eq("owner_uuid")
+        {
+            let Some(owner) = at(s) else { return point(Candidates::Uuids(Vec::new())) };
+            return self.owner_plan(&owner).unwrap_or_else(|| point(Candidates::Owned(owner)));
         }
         if T::LINK_INDEXES {
-            aliased.extend([("head_uuid", AliasedIndex::LinkHead), ("tail_uuid", AliasedIndex::LinkTail)]);
-        }
-        let order = self.effective_order();
-        for (attr, index) in aliased {
-            if let Some(s) = self.first_eq(attr) {
-                let Ok(at) = s.parse::<ObjectUuid>() else { return point(Candidates::Uuids(Vec::new())) };
-                if index == AliasedIndex::Owner
-                    && let Some(plan) = self.owner_plan(&at)
-                {
-                    return plan;
+            for (attr, index) in [("head_uuid", AliasedIndex::LinkHead), ("tail_uuid", AliasedIndex::LinkTail)] {
+                if let Some(s) = self.first_eq(attr) {
+                    return point(at(s).map_or(Candidates::Uuids(Vec::new()), |end| Candidates::Aliased(index, end)));
                 }
-                return point(Candidates::Aliased(index, at));
             }
         }
+        let order = self.effective_order();
         let (lower, upper) = self.uuid_bounds();
         match order.as_slice() {
             [(a, asc)] if a == "uuid" => {
@@ -357,7 +354,7 @@ mod tests {
         let newest_first = Candidates::OwnerTime { owner: u1.clone(), from: None, descending: true };
         assert_eq!(owned, Plan { source: newest_first, ordered: true });
         let owned = params(json!([["owner_uuid", "=", u1.to_string()]]), Some("name")).plan::<Collection>();
-        assert_eq!(owned, Plan { source: Candidates::Aliased(AliasedIndex::Owner, u1.clone()), ordered: false });
+        assert_eq!(owned, Plan { source: Candidates::Owned(u1.clone()), ordered: false });
         let owned =
             params(json!([["owner_uuid", "=", u1.to_string()], ["modified_at", ">", "2024"]]), Some("modified_at"))
                 .plan::<Collection>();
