@@ -185,3 +185,39 @@ async fn list_indexes_are_built_at_open_for_older_data() {
     let body = list(c, "/arvados/v1/collections", &[("filters", json!([["owner_uuid", "=", ann.uuid]]))]).await;
     assert_eq!((uuids(&body), body["items_available"].as_u64()), (vec![made], Some(1)));
 }
+
+/// One owner's groups, some of them in the trash: the count is of those shown, never the owner
+/// index's count of all of them (a page smaller than what is shown stops reading early).
+#[tokio::test]
+async fn one_owners_list_with_some_rows_in_the_trash_counts_only_those_shown() {
+    let fed = single().await;
+    let c = fed.at("zzzzz");
+    let ann = c.user("ann").await;
+    let me = c.client(&ann.token);
+    let group =
+        |name: &str, owner: &str| json!({"group": {"name": name, "group_class": "project", "owner_uuid": owner}});
+    let top = me.post("/arvados/v1/groups", &group("Top", &ann.uuid)).await.unwrap().ok().unwrap();
+    let top = top["uuid"].as_str().unwrap().to_string();
+    let mut subs = Vec::new();
+    for name in ["a", "b", "c"] {
+        let g = me.post("/arvados/v1/groups", &group(name, &top)).await.unwrap().ok().unwrap();
+        subs.push(g["uuid"].as_str().unwrap().to_string());
+    }
+    me.post(&format!("/arvados/v1/groups/{}/trash", subs[0]), &json!({})).await.unwrap().ok().unwrap();
+    for (who, client) in [("ann", &me), ("admin", &c.root)] {
+        let page = |trash: bool| {
+            let f = json!([["owner_uuid", "=", top]]).to_string();
+            let q = serde_urlencoded::to_string([
+                ("filters", f.as_str()),
+                ("limit", "1"),
+                ("include_trash", if trash { "true" } else { "false" }),
+            ])
+            .unwrap();
+            format!("/arvados/v1/groups?{q}")
+        };
+        let shown = client.get(&page(false)).await.unwrap().ok().unwrap();
+        assert_eq!((shown["items_available"].as_u64(), uuids(&shown).len()), (Some(2), 1), "{who}: {shown}");
+        let all = client.get(&page(true)).await.unwrap().ok().unwrap();
+        assert_eq!(all["items_available"], 3, "{who}: {all}");
+    }
+}
