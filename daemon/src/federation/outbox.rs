@@ -122,6 +122,19 @@ impl Federation {
         Ok(Some(Prepared { keys, body }))
     }
 
+    /// [`Federation::prepare_batch`] on the blocking pool: reading a batch, and counting a long
+    /// queue for the depth gauge, are store reads that grow with the queue.
+    async fn prepare_off_runtime(
+        self: &Arc<Self>,
+        peer: &ClusterId,
+        after: Option<Vec<u8>>,
+    ) -> Result<Option<Prepared>, crate::accounts::Error> {
+        let (me, peer) = (self.clone(), peer.clone());
+        tokio::task::spawn_blocking(move || me.prepare_batch(&peer, after.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(fed_err(ErrorKind::Internal, "sender_task", e.to_string())))
+    }
+
     /// Sends a prepared batch and, once the peer acknowledged it, removes its notices; Ok(number sent).
     async fn deliver(&self, peer: &ClusterId, batch: Prepared) -> Result<usize, crate::accounts::Error> {
         let answer = self.send_bytes(peer, Method::POST, "/federation/v1/notices", Some(batch.body)).await?;
@@ -164,7 +177,7 @@ impl Federation {
             notified.as_mut().enable();
             let mut failed = None;
             while in_flight.len() < IN_FLIGHT {
-                match self.prepare_batch(&peer, cursor.as_deref()) {
+                match self.prepare_off_runtime(&peer, cursor.clone()).await {
                     Ok(Some(batch)) => {
                         cursor = batch.keys.last().cloned();
                         let (me, to) = (self.clone(), peer.clone());

@@ -60,9 +60,10 @@ pub async fn validate_token(State(app): State<Arc<App>>, peer: PeerRequest) -> A
 /// `GET /hearth/v1/admin/peers` (admin): per peer, reachable, queue depth, last success, next retry.
 pub async fn admin_peers(State(app): State<Arc<App>>, Authed(c): Authed) -> ApiResult<Json<Value>> {
     c.require_admin()?;
-    let items: Vec<Value> = app
-        .federation
-        .peer_status()
+    // Counting a queue reads all of it: on the blocking pool.
+    let fed = app.federation.clone();
+    let status = super::blocking(move || Ok(fed.peer_status())).await?;
+    let items: Vec<Value> = status
         .into_iter()
         .map(|(id, url, depth, s)| {
             json!({
@@ -85,8 +86,11 @@ pub async fn admin_rotate_key(State(app): State<Arc<App>>, Authed(c): Authed) ->
 /// `POST /federation/v1/users/lookup` (signed): our local users matching a peer's lookup (a scan
 /// of every user, on the blocking pool).
 pub async fn users_lookup(State(app): State<Arc<App>>, peer: PeerRequest) -> ApiResult<RenderedJson> {
-    app.federation.nonce_durable()?;
-    app.list_json(move |a| crate::migration::batch::answer_lookup(&a.accounts, &a.federation, &peer.body)).await
+    app.list_json(move |a| {
+        a.federation.nonce_durable()?;
+        crate::migration::batch::answer_lookup(&a.accounts, &a.federation, &peer.body)
+    })
+    .await
 }
 
 /// `GET /hearth/v1/admin/federation_report` (admin): the peers' accounts (asked from here), then
