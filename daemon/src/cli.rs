@@ -1,6 +1,13 @@
 //! The `hearth` command line: `serve`, `demo`, `keygen`, `admin …`. Errors end the process with a
 //! one-line reason and a non-zero status (in `main`).
 
+/// `println!` for the command line's output: a reader that stopped reading (`| head`, `| grep -q`)
+/// ends the command quietly with the status a pipe's writer gets from SIGPIPE (128 + 13), where
+/// `println!` panics with a backtrace.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::write_line(format_args!($($arg)*)) };
+}
+
 pub mod admin;
 pub mod demo;
 pub mod serve;
@@ -71,7 +78,20 @@ fn keygen(out: &std::path::Path, force: bool) -> anyhow::Result<()> {
     }
     let key = crate::federation::signing_key::generate();
     crate::federation::signing_key::write(out, &key)?;
-    println!("wrote {}", out.display());
-    println!("{}", key.public());
+    outln!("wrote {}", out.display());
+    outln!("{}", key.public());
     Ok(())
+}
+
+/// Writes one line of output (see `outln!`).
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("hearth: writing the output failed: {e}");
+        std::process::exit(1);
+    }
 }

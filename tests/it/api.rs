@@ -578,6 +578,28 @@ fn keygen_writes_a_private_key_and_prints_the_public_one() {
     assert!(!again.status.success());
 }
 
+/// A reader that stops reading (`| grep -q`, `| head`) ends a command's output quietly, with the
+/// status SIGPIPE gives a pipe's writer, not with a panic and a backtrace (examples/05 met this).
+#[test]
+fn output_into_a_closed_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(HEARTH)
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir.path().join("k.key"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{:?} (signal {:?}), stderr: {stderr}", out.status, out.status.signal());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(dir.path().join("k.key").exists(), "the key is written before the output");
+}
+
 #[tokio::test]
 async fn login_page_sets_a_session_and_returns_with_a_token() {
     let fed = single().await;

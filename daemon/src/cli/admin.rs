@@ -155,12 +155,16 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Peers { target, json } => {
             let v = target.client()?.get("/hearth/v1/admin/peers").await?.ok()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<7} {:<10} {:>6} {:<32} {:<32} last error",
-                "peer", "reachable", "queue", "last success", "next retry"
+                "peer",
+                "reachable",
+                "queue",
+                "last success",
+                "next retry"
             );
             for p in v["items"].as_array().cloned().unwrap_or_default() {
                 let reachable = match p["reachable"].as_bool() {
@@ -168,7 +172,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                     Some(false) => "NO",
                     None => "unknown",
                 };
-                println!(
+                outln!(
                     "{:<7} {:<10} {:>6} {:<32} {:<32} {}",
                     p["cluster_id"].as_str().unwrap_or(""),
                     reachable,
@@ -198,7 +202,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Keys { command: KeysCommand::Rotate { target } } => {
             let v = target.client()?.post("/hearth/v1/admin/keys/rotate", &json!({})).await?.ok()?;
-            println!("{}", v["public_key"].as_str().unwrap_or(""));
+            outln!("{}", v["public_key"].as_str().unwrap_or(""));
             Ok(())
         }
         AdminCommand::User { command } => match command {
@@ -211,21 +215,21 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                         password.as_deref(),
                     )
                     .await?;
-                println!("{}", u["uuid"].as_str().unwrap_or(""));
+                outln!("{}", u["uuid"].as_str().unwrap_or(""));
                 Ok(())
             }
             UserCommand::List { target, json } => {
                 let c = target.client()?;
                 let list = c.get("/arvados/v1/users?limit=1000").await?.ok()?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&list)?);
+                    outln!("{}", serde_json::to_string_pretty(&list)?);
                     return Ok(());
                 }
-                println!("{:<28} {:<16} {:<32} {:<6} {:<6}", "uuid", "username", "email", "active", "admin");
+                outln!("{:<28} {:<16} {:<32} {:<6} {:<6}", "uuid", "username", "email", "active", "admin");
                 for u in list["items"].as_array().cloned().unwrap_or_default() {
                     let s = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                     let b = |k: &str| u.get(k).and_then(Value::as_bool).unwrap_or(false);
-                    println!(
+                    outln!(
                         "{:<28} {:<16} {:<32} {:<6} {:<6}",
                         s("uuid"),
                         s("username"),
@@ -243,23 +247,28 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
 async fn print_report(c: &Client, json_out: bool) -> anyhow::Result<()> {
     let r = c.get("/hearth/v1/admin/federation_report").await?.ok()?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
     let people = r["people"].as_array().cloned().unwrap_or_default();
-    println!(
+    outln!(
         "{} people with accounts on several clusters or with conflicts ({} accounts seen)",
         people.len(),
         r["accounts_seen"]
     );
-    println!(
+    outln!(
         "{:<32} {:<7} {:<28} {:<14} {:<8} {:<31}",
-        "email", "cluster", "account", "username", "verified", "last login"
+        "email",
+        "cluster",
+        "account",
+        "username",
+        "verified",
+        "last login"
     );
     for p in &people {
         let email = p["email"].as_str().unwrap_or("");
         for (i, a) in p["accounts"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-            println!(
+            outln!(
                 "{:<32} {:<7} {:<28} {:<14} {:<8} {:<31}",
                 if i == 0 { email } else { "" },
                 a["cluster_id"].as_str().unwrap_or(""),
@@ -270,11 +279,11 @@ async fn print_report(c: &Client, json_out: bool) -> anyhow::Result<()> {
             );
         }
         for conflict in p["conflicts"].as_array().cloned().unwrap_or_default() {
-            println!("{:<32} ! {}", "", conflict.as_str().unwrap_or(""));
+            outln!("{:<32} ! {}", "", conflict.as_str().unwrap_or(""));
         }
     }
     for u in r["unreachable"].as_array().cloned().unwrap_or_default() {
-        println!("unreachable: {} ({})", u["cluster_id"].as_str().unwrap_or(""), u["error"].as_str().unwrap_or(""));
+        outln!("unreachable: {} ({})", u["cluster_id"].as_str().unwrap_or(""), u["error"].as_str().unwrap_or(""));
     }
     Ok(())
 }
@@ -354,7 +363,7 @@ async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyh
     if json_out {
         let out: Vec<Value> =
             rows.iter().map(|(l, k, a, w)| json!({"line": l, "key": k, "action": a, "detail": w})).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"cluster_id": cluster, "dry_run": dry_run, "results": out}))?
         );
@@ -362,7 +371,7 @@ async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyh
     }
     let count = |a: &str| rows.iter().filter(|r| r.2 == a).count();
     let merged = if dry_run { count("merge") } else { count("merged") };
-    println!(
+    outln!(
         "{} on {cluster}: {} {}, {} skipped, {} refused",
         if dry_run { "dry run" } else { "migration" },
         merged,
@@ -371,11 +380,11 @@ async fn run_plan(c: &Client, text: &str, dry_run: bool, json_out: bool) -> anyh
         count("refuse")
     );
     if merged == 0 && count("refuse") == 0 {
-        println!("nothing to do: every account in the plan is where it belongs");
+        outln!("nothing to do: every account in the plan is where it belongs");
     }
-    println!("{:>5}  {:<32} {:<7} detail", "line", "person", "result");
+    outln!("{:>5}  {:<32} {:<7} detail", "line", "person", "result");
     for (l, k, a, w) in &rows {
-        println!("{l:>5}  {k:<32} {a:<7} {w}");
+        outln!("{l:>5}  {k:<32} {a:<7} {w}");
     }
     Ok(())
 }
@@ -466,19 +475,19 @@ async fn import_legacy(c: &Client, text: &str, dry_run: bool, json_out: bool) ->
     let count = |o: &str| results.iter().filter(|r| r["outcome"] == o).count();
     let counts = json!({"imported": count("imported"), "updated": count("updated"), "unchanged": count("unchanged"), "refused": count("refused")});
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"dry_run": dry_run, "lines": results, "counts": counts}))?);
+        outln!("{}", serde_json::to_string_pretty(&json!({"dry_run": dry_run, "lines": results, "counts": counts}))?);
         return Ok(());
     }
-    println!("{}legacy import: {} lines", if dry_run { "dry run of a " } else { "" }, results.len());
-    println!("{:<10} {:>8}", "result", "lines");
+    outln!("{}legacy import: {} lines", if dry_run { "dry run of a " } else { "" }, results.len());
+    outln!("{:<10} {:>8}", "result", "lines");
     for o in ["imported", "updated", "unchanged", "refused"] {
-        println!("{o:<10} {:>8}", count(o));
+        outln!("{o:<10} {:>8}", count(o));
     }
     let refused: Vec<&Value> = results.iter().filter(|r| r["outcome"] == "refused").collect();
     if !refused.is_empty() {
-        println!("\n{:>5}  refused because", "line");
+        outln!("\n{:>5}  refused because", "line");
         for r in refused {
-            println!("{:>5}  {}", r["line"], r["error"].as_str().unwrap_or(""));
+            outln!("{:>5}  {}", r["line"], r["error"].as_str().unwrap_or(""));
         }
     }
     Ok(())

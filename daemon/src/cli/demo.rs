@@ -137,7 +137,7 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
             tmp.clone()
         }
     };
-    println!("Hearth demo: three clusters under {}", root.display());
+    outln!("Hearth demo: three clusters under {}", root.display());
     let mut facts = serde_json::Map::new();
     let (plan, ca_path, ca) = plan_federation_with_ca(&root, &CLUSTERS, "")?;
     let ca_pem = std::fs::read(&ca_path)?;
@@ -148,13 +148,13 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
     };
     match &provider {
         Ok((child, issuer)) => {
-            println!(
+            outln!(
                 "OpenID Connect: a test provider (tests/oidc-provider) at {issuer} for cluster {}; log in there as ada or grace, any password",
                 CLUSTERS[0]
             );
             let _ = child;
         }
-        Err(why) => println!("OpenID Connect: skipped ({why})"),
+        Err(why) => outln!("OpenID Connect: skipped ({why})"),
     }
     for c in &plan {
         children.push(spawn_cluster(c)?);
@@ -172,36 +172,36 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
             .create_user(json!({"username": "demo", "email": "demo@example.org", "email_verified": true, "first_name": "Demo", "last_name": "User"}), Some("demo-password"))
             .await?;
         let (token, _) = Client::new(&c.url(), Some(&ca_pem))?.login("demo", "demo-password", None).await?;
-        println!("\ncluster {}  {}", c.id, c.url());
-        println!("  login page   {}/login", c.url());
-        println!("  log          {}", c.dir.join("hearth.log").display());
+        outln!("\ncluster {}  {}", c.id, c.url());
+        outln!("  login page   {}/login", c.url());
+        outln!("  log          {}", c.dir.join("hearth.log").display());
         facts.insert(
             c.id.clone(),
             json!({"url": c.url(), "root_token": c.root_token, "demo_token": token, "demo_password": "demo-password",
                    "admin_password": "admin-password", "admin_uuid": admin["uuid"], "demo_uuid": demo["uuid"],
                    "log": c.dir.join("hearth.log"), "config": c.config}),
         );
-        println!("  admin  {}  login admin / admin-password", admin["uuid"].as_str().unwrap_or(""));
-        println!("  demo   {}  login demo / demo-password", demo["uuid"].as_str().unwrap_or(""));
+        outln!("  admin  {}  login admin / admin-password", admin["uuid"].as_str().unwrap_or(""));
+        outln!("  demo   {}  login demo / demo-password", demo["uuid"].as_str().unwrap_or(""));
         let ready = client.get("/readyz").await?;
         if let Some(oidc) = ready.body["oidc"].as_object().filter(|o| !o.is_empty()) {
             for (id, status) in oidc {
-                println!(
+                outln!(
                     "  OpenID Connect provider {id}: {}  (the login page has its button)",
                     status.as_str().unwrap_or("")
                 );
             }
         }
-        println!("  demo user's API token: {token}");
-        println!("  system root token:     {}", c.root_token);
-        println!(
+        outln!("  demo user's API token: {token}");
+        outln!("  system root token:     {}", c.root_token);
+        outln!(
             "  try: curl --cacert {} -H 'Authorization: Bearer {token}' {}/arvados/v1/users/current",
             ca_path.display(),
             c.url()
         );
         let me =
             Client::new(&c.url(), Some(&ca_pem))?.with_token(&token).get("/arvados/v1/users/current").await?.ok()?;
-        println!(
+        outln!(
             "  users/current answers: {} ({})",
             me["uuid"].as_str().unwrap_or(""),
             me["username"].as_str().unwrap_or("")
@@ -214,15 +214,15 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
     all["python"] =
         json!("the Arvados SDK: ARVADOS_API_HOST=<host:port> ARVADOS_API_TOKEN=<token> REQUESTS_CA_BUNDLE=<ca_cert>");
     std::fs::write(&facts_path, serde_json::to_vec_pretty(&all)?)?;
-    println!(
+    outln!(
         "\nCA certificate: {}\nEverything the examples need (URLs, CA, tokens): {}\nEach cluster has its own loopback address, so browser sessions stay apart.",
         ca_path.display(),
         facts_path.display()
     );
     if once {
-        println!("demo ok: three clusters answered; stopping (--once)");
+        outln!("demo ok: three clusters answered; stopping (--once)");
     } else {
-        println!("Running; Ctrl-C (or SIGTERM) stops the clusters.");
+        outln!("Running; Ctrl-C (or SIGTERM) stops the clusters.");
         wait_for_stop().await;
     }
     for mut ch in children {
@@ -233,7 +233,7 @@ pub async fn demo(dir: Option<PathBuf>, once: bool) -> anyhow::Result<()> {
         let _ = ch.start_kill();
         let _ = ch.wait().await;
     }
-    println!("Stopped. The clusters' data, configs and logs are left in {}", root.display());
+    outln!("Stopped. The clusters' data, configs and logs are left in {}", root.display());
     Ok(())
 }
 
@@ -258,7 +258,7 @@ async fn wait_for_stop() {
 /// into the home one.
 async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Result<()> {
     let (Some(home), Some(stray)) = (plan.first(), plan.get(1)) else { return Ok(()) };
-    println!("\n== migration: a stray account at {} moves into its home at {} ==", stray.id, home.id);
+    outln!("\n== migration: a stray account at {} moves into its home at {} ==", stray.id, home.id);
     let at_home = Client::new(&home.url(), Some(ca_pem))?;
     let at_stray = Client::new(&stray.url(), Some(ca_pem))?;
     let attrs =
@@ -268,7 +268,7 @@ async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Resu
     let (stray_token, stray_user) = at_stray.login("sam", "sam-stray-password", None).await?;
     let sam = at_stray.with_token(&stray_token);
     sam.post("/arvados/v1/collections", &json!({"collection": {"name": "sam's results"}})).await?.ok()?;
-    println!("  sam has an account at {} ({}) with a collection", stray.id, stray_user["uuid"].as_str().unwrap_or(""));
+    outln!("  sam has an account at {} ({}) with a collection", stray.id, stray_user["uuid"].as_str().unwrap_or(""));
     // The home's login notice tells the stray cluster where sam's verified email lives.
     let (_, home_user) = at_home.login("sam", "sam-home-password", None).await?;
     let home_uuid = home_user["uuid"].as_str().unwrap_or("").to_string();
@@ -283,7 +283,7 @@ async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Resu
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    println!(
+    outln!(
         "  {}'s account page now offers: move into {} at {} (same verified email)",
         stray.id,
         candidate["user_uuid"].as_str().unwrap_or(""),
@@ -297,7 +297,7 @@ async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Resu
         )
         .await?
         .ok()?;
-    println!("  sam logs in at {} for {}: a token salted for {} and a signed grant", home.id, stray.id, stray.id);
+    outln!("  sam logs in at {} for {}: a token salted for {} and a signed grant", home.id, stray.id, stray.id);
     let done = sam
         .post(
             &format!("/hearth/v1/migrations/{}/confirm", m["uuid"].as_str().unwrap_or("")),
@@ -305,7 +305,7 @@ async fn migration_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Resu
         )
         .await?
         .ok()?;
-    println!(
+    outln!(
         "  confirmed at {}: {} now redirects to {} (home {}); its objects are in project {}",
         stray.id,
         done["old_user"]["uuid"].as_str().unwrap_or(""),
@@ -403,18 +403,18 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 /// and aaaaa's token works at bbbbb after bbbbb validates it at aaaaa.
 async fn federation_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Result<()> {
     let (Some(home), others) = (plan.first(), plan.get(1..).unwrap_or_default()) else { return Ok(()) };
-    println!("\n== federation: a login at {} reaches its peers ==", home.id);
+    outln!("\n== federation: a login at {} reaches its peers ==", home.id);
     let anon = Client::new(&home.url(), Some(ca_pem))?;
     let (token, user) = anon.login("demo", "demo-password", None).await?;
     let uuid = user["uuid"].as_str().unwrap_or("").to_string();
-    println!("demo logs in at {} as {uuid}", home.id);
+    outln!("demo logs in at {} as {uuid}", home.id);
     for peer in others {
         let admin = Client::new(&peer.url(), Some(ca_pem))?.with_token(&peer.root_token);
         let started = std::time::Instant::now();
         loop {
             let r = admin.get(&format!("/arvados/v1/users/{uuid}")).await?;
             if r.status.is_success() {
-                println!(
+                outln!(
                     "  {} cached {} ({}, home {}) after {} ms",
                     peer.id,
                     uuid,
@@ -433,7 +433,7 @@ async fn federation_story(plan: &[PlannedCluster], ca_pem: &[u8]) -> anyhow::Res
     if let Some(peer) = others.first() {
         let me =
             Client::new(&peer.url(), Some(ca_pem))?.with_token(&token).get("/arvados/v1/users/current").await?.ok()?;
-        println!(
+        outln!(
             "  {}'s token used at {}: users/current answers {} (validated at its home, then cached)",
             home.id,
             peer.id,

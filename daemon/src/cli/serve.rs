@@ -24,7 +24,7 @@ pub async fn serve(config: &Path, json_logs: bool) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&settings.cluster.listen)
         .with_context(|| format!("cannot listen on {}", settings.cluster.listen))?;
     let handle = crate::launch::run(settings, listener, metrics).await?;
-    println!("hearth listening on https://{}", handle.addr);
+    outln!("hearth listening on https://{}", handle.addr);
     wait_for_signal().await;
     tracing::info!("shutting down");
     handle.shutdown().await
