@@ -35,6 +35,10 @@ impl Peer {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
+            // HTTP/1.1: a peer request is one of a chain of wake-ups across two daemons, and
+            // HTTP/2 added two task hand-offs to each (the server runs every stream apart from its
+            // connection); pooled kept-alive connections carry concurrent requests instead.
+            .http1_only()
             .redirect(reqwest::redirect::Policy::none());
         if let Some(certs) = ca {
             let certs = certs.iter().map(|c| reqwest::Certificate::from_der(c)).collect::<Result<Vec<_>, _>>()?;
