@@ -95,16 +95,34 @@ impl Accounts {
     }
 
     /// [`Accounts::user_view`] serialized: the answer's bytes, with no JSON map built on the way.
+    /// The bytes of an unchanged answer are [remembered](super::views::remembered_answer).
     pub fn user_view_json(&self, caller: &Caller, u: &User) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut out, &self.user_view_struct(caller, u)?)
-            .map_err(|e| Error::new(ErrorKind::Internal, "render", e.to_string()))?;
-        Ok(out)
+        let identities = match self.shows_identities(caller, u) {
+            true => Some(self.store().identities_of(&u.uuid)?),
+            false => None,
+        };
+        let shows_managed_by = super::users::sees_managed_by(caller, u);
+        super::views::remembered_answer(u, shows_managed_by, identities, |identities| {
+            let mut v = super::users::user_view_struct_for(caller, u);
+            if let Some(ids) = identities {
+                v = v.with_identities(ids.iter().map(identity_view).collect());
+            }
+            let mut out = Vec::with_capacity(1024);
+            serde_json::to_writer(&mut out, &v)
+                .map_err(|e| Error::new(ErrorKind::Internal, "render", e.to_string()))?;
+            Ok(out)
+        })
+    }
+
+    /// Whether a view of `u` shown to `caller` lists its identities: to the user and to admins,
+    /// for a user of this cluster.
+    fn shows_identities(&self, caller: &Caller, u: &User) -> bool {
+        (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster()
     }
 
     fn user_view_struct<'a>(&self, caller: &Caller, u: &'a User) -> Result<super::views::UserView<'a>> {
         let v = super::users::user_view_struct_for(caller, u);
-        if (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster() {
+        if self.shows_identities(caller, u) {
             return Ok(v.with_identities(self.identities_view(&u.uuid)?));
         }
         Ok(v)

@@ -659,11 +659,15 @@ pub fn user_view_struct_for<'a>(caller: &Caller, u: &'a User) -> views::UserView
 
 /// The view `v` of `u` as `caller` may see it.
 fn shown_to<'a>(caller: &Caller, u: &User, v: views::UserView<'a>) -> views::UserView<'a> {
+    if sees_managed_by(caller, u) { v } else { v.hide_managed_by() }
+}
+
+/// Whether `caller` may see who manages `u` (admins, and the profile's parent, acting or not).
+pub fn sees_managed_by(caller: &Caller, u: &User) -> bool {
     let parent = u.managed_by.as_ref();
-    let sees = caller.is_admin()
+    caller.is_admin()
         || parent == Some(caller.uuid())
-        || caller.acting_parent.as_ref().is_some_and(|p| parent == Some(&p.uuid));
-    if sees { v } else { v.hide_managed_by() }
+        || caller.acting_parent.as_ref().is_some_and(|p| parent == Some(&p.uuid))
 }
 
 /// What an admin may not change on a managed profile through the users API: a profile has no

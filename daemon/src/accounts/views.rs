@@ -4,7 +4,7 @@
 
 use super::listing::Listable;
 use crate::clock::{arv_time, format_time};
-use crate::store::records::{AuthorizedKey, Collection, Group, Link, LogEntry, TokenRow, User};
+use crate::store::records::{AuthorizedKey, Collection, Group, Identity, Link, LogEntry, TokenRow, User};
 use federation_proto::{ClusterId, ObjectKind, ObjectUuid};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -59,6 +59,60 @@ fn remembered_etag(u: &User) -> String {
         }
         e
     })
+}
+
+/// How many answers about one user each thread remembers (see [`remembered_answer`]).
+const REMEMBERED_ANSWERS: usize = 8;
+
+/// An answer about one user and everything it was rendered from.
+struct RememberedAnswer {
+    user: User,
+    shows_managed_by: bool,
+    identities: Option<Vec<Identity>>,
+    bytes: Vec<u8>,
+}
+
+thread_local! {
+    /// The last answers this thread rendered about one user (`users/current` above all).
+    static ANSWERS: std::cell::RefCell<(usize, Vec<RememberedAnswer>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// The bytes `render` makes of a user's view, remembered for the last few answers this thread
+/// gave. The view of one user is a function of its record, whether `managed_by` is shown, and the
+/// identities shown with it (`None` when none are), so a remembered answer is used only when all
+/// three are equal to what it was rendered from, field by field; equal records serialize to equal
+/// bytes, for the reasons [`remembered_etag`] gives. What is saved is rendering the same record to
+/// JSON on every `users/current` (the etag included); a changed record, a linked identity or a
+/// caller who sees more is rendered anew.
+pub fn remembered_answer<E>(
+    u: &User,
+    shows_managed_by: bool,
+    identities: Option<Vec<Identity>>,
+    render: impl FnOnce(Option<&[Identity]>) -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, E> {
+    let found = ANSWERS.with(|cell| {
+        let memo = cell.try_borrow().ok()?;
+        memo.1
+            .iter()
+            .find(|a| a.shows_managed_by == shows_managed_by && a.identities == identities && &a.user == u)
+            .map(|a| a.bytes.clone())
+    });
+    if let Some(bytes) = found {
+        return Ok(bytes);
+    }
+    let bytes = render(identities.as_deref())?;
+    ANSWERS.with(|cell| {
+        let Ok(mut memo) = cell.try_borrow_mut() else { return };
+        let (next, entries) = &mut *memo;
+        let a = RememberedAnswer { user: u.clone(), shows_managed_by, identities, bytes: bytes.clone() };
+        if entries.len() < REMEMBERED_ANSWERS {
+            entries.push(a);
+        } else {
+            entries[*next] = a;
+            *next = (*next + 1) % REMEMBERED_ANSWERS;
+        }
+    });
+    Ok(bytes)
 }
 
 /// A user as the API shows it, as a struct that serializes straight to the answer's bytes:
@@ -493,6 +547,64 @@ mod tests {
         for v in many.iter().chain(many.iter().rev()) {
             assert_eq!(remembered_etag(v), etag(v));
             assert_eq!(UserView::of_one(v).etag, UserView::of(v).etag);
+        }
+    }
+
+    /// What [`remembered_answer`] answers is always what rendering the inputs as they are now
+    /// gives: any change to the record, to whether `managed_by` shows, or to the identities
+    /// renders anew; only equal inputs reuse bytes.
+    #[test]
+    fn a_remembered_answer_is_that_of_the_inputs_as_they_are_now() {
+        let renders = std::cell::Cell::new(0);
+        let answer = |u: &User, shows: bool, ids: Option<Vec<Identity>>| {
+            remembered_answer(u, shows, ids, |ids| {
+                renders.set(renders.get() + 1);
+                let mut v = UserView::of(u);
+                if !shows {
+                    v = v.hide_managed_by();
+                }
+                if let Some(ids) = ids {
+                    v = v.with_identities(ids.iter().map(|i| json!(i.subject)).collect());
+                }
+                serde_json::to_vec(&v).map_err(|e| e.to_string())
+            })
+            .unwrap()
+        };
+        let fresh = |u: &User, shows: bool, ids: Option<Vec<Identity>>| {
+            let before = renders.get();
+            let bytes = answer(u, shows, ids);
+            (bytes, renders.get() > before)
+        };
+        let mut u = everything_set();
+        let (first, rendered) = fresh(&u, true, None);
+        assert!(rendered);
+        assert_eq!(fresh(&u, true, None), (first.clone(), false), "equal inputs: the remembered bytes");
+        let (hidden, rendered) = fresh(&u, false, None);
+        assert!(rendered && hidden != first, "managed_by hidden is another answer");
+        let identity = Identity {
+            issuer: "https://id.example".into(),
+            subject: "s1".into(),
+            provider: "p".into(),
+            user_uuid: u.uuid.clone(),
+            orcid: false,
+            claims: Default::default(),
+            created_at: datetime!(2024-01-02 03:04:05 UTC),
+            last_login_at: None,
+        };
+        let (with_id, rendered) = fresh(&u, true, Some(vec![identity.clone()]));
+        assert!(rendered && with_id != first);
+        let other = Identity { subject: "s2".into(), ..identity.clone() };
+        let (with_other, rendered) = fresh(&u, true, Some(vec![other]));
+        assert!(rendered && with_other != with_id, "another identity: rendered anew");
+        assert!(fresh(&u, true, Some(vec![])).1, "no identities is not the same as none shown");
+        u.last_name.push('x');
+        let (changed, rendered) = fresh(&u, true, None);
+        assert!(rendered && changed != first, "a changed record: rendered anew");
+        // More inputs than are remembered: each still gets its own bytes.
+        let many: Vec<User> =
+            (0..3 * REMEMBERED_ANSWERS).map(|i| User { first_name: format!("n{i}"), ..u.clone() }).collect();
+        for v in many.iter().chain(many.iter().rev()) {
+            assert_eq!(answer(v, true, None), serde_json::to_vec(&UserView::of(v)).unwrap());
         }
     }
 }
