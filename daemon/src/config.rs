@@ -100,7 +100,7 @@ pub struct ClusterSettings {
     pub listen: String,
     /// The URL clients and peers use, e.g. `https://aaaaa.example.org`.
     pub public_url: String,
-    /// Directory for the sled store and the signing key.
+    /// Directory for the sled store (with `store.backend = "sled"`), the signing key and TLS files.
     pub data_dir: PathBuf,
     /// A token with full admin power, for operators' scripts (optional).
     #[serde(default)]
@@ -131,15 +131,45 @@ pub struct HttpSettings {
     pub header_read_timeout_secs: u64,
 }
 
-/// `[store]`: the embedded database.
+/// `[store]`: the database.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
+    /// Which database holds the data.
+    #[serde(default)]
+    pub backend: StoreBackend,
     /// MiB of sled's page cache, [`MIN_STORE_CACHE_MIB`] to [`MAX_STORE_CACHE_MIB`]. The daemon's
     /// resident memory is about this plus a few tens of MiB; lists read through indexes and need
-    /// little of it.
+    /// little of it. sled only.
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
+    /// The PostgreSQL connection URL (`postgresql://user@host:port/db`, `?sslmode=require` for
+    /// TLS); required with `backend = "postgres"`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connections in the PostgreSQL pool, [`MIN_STORE_POOL_SIZE`] to [`MAX_STORE_POOL_SIZE`].
+    #[serde(default = "default_store_pool_size")]
+    pub pool_size: usize,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// sled, embedded, in `cluster.data_dir`.
+    #[default]
+    Sled,
+    /// A PostgreSQL server (`store.url`).
+    Postgres,
+}
+
+/// Smallest `store.pool_size`.
+pub const MIN_STORE_POOL_SIZE: usize = 1;
+/// Largest `store.pool_size`.
+pub const MAX_STORE_POOL_SIZE: usize = 64;
+
+fn default_store_pool_size() -> usize {
+    8
 }
 
 /// Smallest `store.cache_mib`.
@@ -153,14 +183,52 @@ fn default_store_cache_mib() -> u64 {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { cache_mib: default_store_cache_mib() }
+        StoreSettings {
+            backend: StoreBackend::Sled,
+            cache_mib: default_store_cache_mib(),
+            url: None,
+            pool_size: default_store_pool_size(),
+        }
     }
 }
 
 impl StoreSettings {
     /// How the store is opened.
     pub fn options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions { cache_bytes: self.cache_mib << 20 }
+        let postgres = match (self.backend, &self.url) {
+            (StoreBackend::Postgres, Some(url)) => {
+                Some(crate::store::PostgresOptions { url: url.clone(), pool_size: self.pool_size })
+            }
+            _ => None,
+        };
+        crate::store::StoreOptions { cache_bytes: self.cache_mib << 20, postgres }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&self.cache_mib) {
+            return Err(invalid(
+                "store.cache_mib",
+                format!("must be from {MIN_STORE_CACHE_MIB} to {MAX_STORE_CACHE_MIB}"),
+            ));
+        }
+        if !(MIN_STORE_POOL_SIZE..=MAX_STORE_POOL_SIZE).contains(&self.pool_size) {
+            return Err(invalid(
+                "store.pool_size",
+                format!("must be from {MIN_STORE_POOL_SIZE} to {MAX_STORE_POOL_SIZE}"),
+            ));
+        }
+        match (self.backend, &self.url) {
+            (StoreBackend::Postgres, None) => {
+                Err(invalid("store.url", "is required with store.backend = \"postgres\""))
+            }
+            (StoreBackend::Postgres, Some(url)) => {
+                crate::store::parse_postgres_url(url).map(|_| ()).map_err(|m| invalid("store.url", m))
+            }
+            (StoreBackend::Sled, Some(_)) => {
+                Err(invalid("store.url", "is only for store.backend = \"postgres\" (the backend is sled)"))
+            }
+            (StoreBackend::Sled, None) => Ok(()),
+        }
     }
 }
 
@@ -551,12 +619,7 @@ impl Settings {
         if self.http.header_read_timeout_secs == 0 {
             return Err(invalid("http.header_read_timeout_secs", "must be at least 1"));
         }
-        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&self.store.cache_mib) {
-            return Err(invalid(
-                "store.cache_mib",
-                format!("must be from {MIN_STORE_CACHE_MIB} to {MAX_STORE_CACHE_MIB}"),
-            ));
-        }
+        self.store.validate()?;
         if self.federation.retry_backoff_cap_secs == 0 {
             return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));
         }

@@ -7,20 +7,18 @@
 //!
 //! 1. The rows to move are read. Everything else — the old user's redirect and freed username,
 //!    tokens, SSH keys, the audit entry, the notices to peers, index aliases (see
-//!    [`crate::store::AliasedIndex`]) — and a [`MergeIntent`] go into one sled transaction.
-//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches, outside any
-//!    transaction, and flushed.
-//! 3. The intent is deleted.
+//!    [`crate::store::AliasedIndex`]) — is the first batch of a [`MergeWrite`].
+//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches of the same
+//!    write.
+//! 3. The write is finished.
 //!
-//! After a crash before step 1 is on disk nothing changed. After it, opening the store finds the
-//! intent and rolls the merge forward before anything is served ([`Accounts::finish_pending_merges`]):
-//! the rows still owned by the old user (or still pointing at it) are exactly the ones left to
-//! move, so rolling forward twice does no harm. Either way, after a crash and a restart there is no
-//! merge or the whole merge. (While step 2 runs, other requests may see some rows moved and others
-//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the merge.)
-//! Big merges are several times cheaper this way than as one transaction (which reads every key
-//! before writing it and holds sled's global write lock throughout), and requests are still
-//! answered between the batches of step 2.
+//! The store makes that all or nothing ([`MergeWrite`] says how each backend does it). On sled,
+//! step 1 is committed with a [`MergeIntent`], and after a crash opening the store rolls the merge
+//! forward before anything is served ([`Accounts::finish_pending_merges`]): the rows still owned by
+//! the old user (or still pointing at it) are exactly the ones left to move, so rolling forward
+//! twice does no harm. (While step 2 runs there, other requests may see some rows moved and others
+//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the
+//! merge.) On PostgreSQL the merge is one SQL transaction and an error changes nothing.
 
 use super::error::{Error, Result};
 use super::objects::ApiObject;
@@ -30,7 +28,7 @@ use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
 };
-use crate::store::{AliasedIndex, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
+use crate::store::{AliasedIndex, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +40,7 @@ const FAIL_STOP_STATUS: i32 = 74;
 /// Index entries per batch of the tidy (each batch holds the writer lock for a few milliseconds).
 const TIDY_BATCH: usize = 2_000;
 
-/// Rows per batch in step 2: each batch holds sled's global write lock only briefly.
+/// Rows per batch in step 2 (on sled each batch holds its global write lock only briefly).
 const MOVE_BATCH: usize = 10_000;
 
 /// The rows a merge rewrites, as they will be afterwards.
@@ -126,8 +124,9 @@ fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
     }
 }
 
-/// The old user after step 1, the counts, and the rows step 2 must still move (none when nothing moves).
-type BegunMerge = (User, MergeCounts, Option<(MergeIntent, RowMoves)>);
+/// The old user after step 1, the counts, and the write and rows step 2 must still move (none when
+/// nothing moves).
+type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, RowMoves)>);
 
 /// Encodes the moved rows into batches of [`MOVE_BATCH`] and hands them to `tx`, in order. Stops
 /// when the receiver is gone (it failed to apply one).
@@ -491,7 +490,7 @@ impl Accounts {
                 l
             })
             .collect();
-        // In key order, as sled likes its batches.
+        // In key order: the store writes batches fastest so.
         moves.links.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
         Ok((moves, owned_keys))
     }
@@ -535,27 +534,23 @@ impl Accounts {
 
     /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
     /// thread while the one before is being applied.
-    fn apply_moves(&self, moves: &RowMoves) -> Result<()> {
-        let store = self.store();
+    fn apply_moves(&self, w: &mut MergeWrite<'_>, moves: &RowMoves) -> Result<()> {
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = sync_channel(2);
             s.spawn(move || encode_moves(moves, &tx));
             for b in rx {
-                store.apply_per_tree(b?)?;
+                w.rows(b?)?;
             }
             Ok(())
         })
     }
 
-    /// Steps 2 and 3: rewrites the moved rows, flushes, deletes the intent.
-    fn finish_merge(&self, m: &MergeIntent, moves: RowMoves) -> Result<()> {
-        self.apply_moves(&moves)?;
-        let store = self.store();
-        // The rows are on disk before the intent goes.
-        store.flush()?;
-        let mut b = WriteBatch::new();
-        b.delete_merge_intent(&m.old_user_uuid);
-        store.commit(b)?;
+    /// Steps 2 and 3: rewrites the moved rows and finishes the write.
+    fn finish_merge(&self, mut w: MergeWrite<'_>, moves: RowMoves) -> Result<()> {
+        self.apply_moves(&mut w, &moves)?;
+        w.finish()?;
+        // Step 1's notices are visible from now on where the write is one transaction.
+        self.outbox_signal.notify_waiters();
         Ok(())
     }
 
@@ -602,7 +597,7 @@ impl Accounts {
             let mut b = WriteBatch::new();
             put_aliases(&mut b, m, &moves);
             self.store().commit(b)?;
-            self.finish_merge(m, moves)?;
+            self.finish_merge(self.store().resume_merge_write(m), moves)?;
         }
         Ok(intents.len())
     }
@@ -617,8 +612,13 @@ impl Accounts {
         b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
         let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
-        let Some((intent, moves)) = rest else { return Ok((old_after, counts)) };
-        if let Err(e) = self.finish_merge(&intent, moves) {
+        let Some((w, intent, moves)) = rest else { return Ok((old_after, counts)) };
+        let rolls_forward = w.rolls_forward();
+        if let Err(e) = self.finish_merge(w, moves) {
+            if !rolls_forward {
+                // Nothing of the merge was kept: an error like any other.
+                return Err(e);
+            }
             // Step 1 is committed; serving on with half the rows moved (and the writer lock free)
             // would let other writes mix with the merge. Stop: opening the store finishes it.
             tracing::error!(
@@ -633,7 +633,7 @@ impl Accounts {
     }
 
     /// Step 1 (reading the rows to move, then one transaction). Returns what step 2 must still do.
-    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge> {
+    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge<'_>> {
         let store = self.store();
         let (old, new) = (&plan.old, &plan.new);
         refuse_profile_merge(old, new)?;
@@ -740,12 +740,13 @@ impl Accounts {
                 "moved": counts,
             }),
         ))?;
-        let rows_to_move = counts.objects + counts.links > 0;
-        if rows_to_move {
-            b.put_merge_intent(&intent)?;
+        if counts.objects + counts.links == 0 {
+            self.commit_and_signal(b)?;
+            return Ok((old_after, counts, None));
         }
-        self.commit_and_signal(b)?;
-        Ok((old_after, counts, rows_to_move.then_some((intent, moves))))
+        let w = store.begin_merge_write(b, &intent)?;
+        self.outbox_signal.notify_waiters();
+        Ok((old_after, counts, Some((w, intent, moves))))
     }
 }
 
@@ -782,7 +783,7 @@ mod tests {
                 let _w = accounts.write_lock();
                 let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
                 assert_eq!((counts.objects, counts.links), (600, 600));
-                let (_, moves) = rest.expect("rows to move");
+                let (mut w, _, moves) = rest.expect("rows to move");
                 let part = RowMoves {
                     groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
                     collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
@@ -790,7 +791,7 @@ mod tests {
                     was: moves.was.clone(),
                     ..RowMoves::default()
                 };
-                accounts.apply_moves(&part).unwrap();
+                accounts.apply_moves(&mut w, &part).unwrap();
                 // The crash also cuts the next batch between its trees: the index entries of
                 // the next collections have moved, their rows not.
                 let next = moves.collections.len() * halves_rewritten / 2;
@@ -800,6 +801,7 @@ mod tests {
                 }
                 accounts.store().apply_per_tree(b.take_tree(crate::store::TreeId::OwnerTimes)).unwrap();
                 accounts.store().flush().unwrap();
+                drop(w);
             }
             let cut = merge_state(&accounts, &big).unwrap();
             if halves_rewritten < 2 {

@@ -298,6 +298,39 @@ fn trashed_group(bytes: &[u8]) -> bool {
 }
 
 impl CountDelta {
+    /// The deltas by name (as the PostgreSQL backend's table `counts` names them).
+    pub(super) fn named(&self) -> [(&'static str, i64); 6] {
+        [
+            ("listed_users", self.listed_users),
+            ("groups", self.groups),
+            ("trashed_groups", self.trashed_groups),
+            ("collections", self.collections),
+            ("links", self.links),
+            ("keys", self.keys),
+        ]
+    }
+
+    /// Sets the delta named `name` (one of [`CountDelta::named`]'s; others are ignored).
+    pub(super) fn set(&mut self, name: &str, n: i64) {
+        match name {
+            "listed_users" => self.listed_users = n,
+            "groups" => self.groups = n,
+            "trashed_groups" => self.trashed_groups = n,
+            "collections" => self.collections = n,
+            "links" => self.links = n,
+            "keys" => self.keys = n,
+            _ => {}
+        }
+    }
+
+    /// Adds another delta.
+    pub(super) fn merge(&mut self, o: &CountDelta) {
+        for (name, n) in o.named() {
+            let mine = self.named().iter().find(|m| m.0 == name).map_or(0, |m| m.1);
+            self.set(name, mine + n);
+        }
+    }
+
     /// Adds what replacing `old` by `new` (either absent) in `tree` changes.
     pub(super) fn add(&mut self, tree: TreeId, old: Option<&[u8]>, new: Option<&[u8]>) {
         let d = i64::from(new.is_some()) - i64::from(old.is_some());
@@ -369,15 +402,19 @@ impl Store {
 
     /// Computes [`Counts`] from what is stored (at open).
     pub(super) fn count_rows(&self) -> StoreResult<()> {
+        if let Some(d) = self.kv.stored_counts()? {
+            self.counts.apply(&d);
+            return Ok(());
+        }
         let mut d = CountDelta::default();
         for tree in [TreeId::Users, TreeId::Groups] {
-            for v in self.tree(tree).iter().values() {
-                d.add(tree, None, Some(&v?));
+            for kv in self.kv.iter(tree) {
+                d.add(tree, None, Some(&kv?.1));
             }
         }
-        d.collections = i64::try_from(self.tree(TreeId::Collections).len()).unwrap_or(i64::MAX);
-        d.links = i64::try_from(self.tree(TreeId::Links).len()).unwrap_or(i64::MAX);
-        d.keys = i64::try_from(self.tree(TreeId::Keys).len()).unwrap_or(i64::MAX);
+        d.collections = i64::try_from(self.kv.len(TreeId::Collections)?).unwrap_or(i64::MAX);
+        d.links = i64::try_from(self.kv.len(TreeId::Links)?).unwrap_or(i64::MAX);
+        d.keys = i64::try_from(self.kv.len(TreeId::Keys)?).unwrap_or(i64::MAX);
         self.counts.apply(&d);
         Ok(())
     }
@@ -402,17 +439,18 @@ impl Store {
     /// before they existed (for tests of the build at open).
     #[doc(hidden)]
     pub fn forget_list_indexes(&self) -> StoreResult<()> {
-        self.tree(TreeId::ListTimes).clear()?;
-        self.tree(TreeId::ShownUsernames).clear()?;
-        self.tree(TreeId::OwnerTimes).clear()?;
-        self.tree(TreeId::Meta).remove(LIST_INDEX_META)?;
-        self.flush()
+        for tree in [TreeId::ListTimes, TreeId::ShownUsernames, TreeId::OwnerTimes] {
+            self.kv.clear(tree)?;
+        }
+        let mut b = WriteBatch::new();
+        b.del_raw(TreeId::Meta, LIST_INDEX_META.as_bytes().to_vec());
+        self.commit(b)
     }
 
     fn build_from<T: Listed>(&self, keys: fn(&T) -> Vec<IndexKey>) -> StoreResult<()> {
         let mut b = WriteBatch::new();
-        for v in self.tree(T::ROWS_TREE).iter().values() {
-            let row: T = decode(T::ROWS_TREE, &v?)?;
+        for kv in self.kv.iter(T::ROWS_TREE) {
+            let row: T = decode(T::ROWS_TREE, &kv?.1)?;
             for (tree, key) in keys(&row) {
                 if list_index(tree) {
                     b.put_raw(tree, key, Vec::new());
@@ -429,8 +467,8 @@ impl Store {
     /// a row (that index holds each row once, under its owner).
     pub fn owned_count(&self, kind: ObjectKind, owner: &ObjectUuid) -> StoreResult<usize> {
         let mut n = 0;
-        for k in self.tree(TreeId::OwnerTimes).scan_prefix(owner_kind_prefix(kind, &owner.to_string())).keys() {
-            k?;
+        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &owner_kind_prefix(kind, &owner.to_string()), false) {
+            kv?;
             n += 1;
         }
         Ok(n)
@@ -442,8 +480,8 @@ impl Store {
     pub fn owner_time_mismatches(&self) -> StoreResult<Vec<String>> {
         let mut wanted = std::collections::BTreeSet::new();
         fn add<T: Listed>(store: &Store, wanted: &mut std::collections::BTreeSet<Vec<u8>>) -> StoreResult<()> {
-            for v in store.tree(T::ROWS_TREE).iter().values() {
-                let r: T = decode(T::ROWS_TREE, &v?)?;
+            for kv in store.kv.iter(T::ROWS_TREE) {
+                let r: T = decode(T::ROWS_TREE, &kv?.1)?;
                 if let Some(owner) = r.owner() {
                     wanted.insert(owner_time_key(T::ROWS_KIND, owner, r.list_uuid(), r.time(TimeField::Modified)));
                 }
@@ -455,8 +493,8 @@ impl Store {
         add::<Link>(self, &mut wanted)?;
         add::<AuthorizedKey>(self, &mut wanted)?;
         let mut out = Vec::new();
-        for k in self.tree(TreeId::OwnerTimes).iter().keys() {
-            let k = k?.to_vec();
+        for kv in self.kv.iter(TreeId::OwnerTimes) {
+            let k = kv?.0.to_vec();
             if !wanted.remove(&k) {
                 out.push(format!("stale entry {}", String::from_utf8_lossy(&k).replace('\0', " ")));
             }
@@ -483,9 +521,8 @@ impl Store {
             }
             Candidates::UuidRange { lower, upper, descending } => {
                 let bytes = |b: &Bound<String>| b.as_ref().map(|s| s.as_bytes().to_vec());
-                let range = self.tree(T::ROWS_TREE).range::<Vec<u8>, _>((bytes(lower), bytes(upper)));
-                let decode_row = |kv: sled::Result<(sled::IVec, sled::IVec)>| decode::<T>(T::ROWS_TREE, &kv?.1);
-                if *descending { Box::new(range.rev().map(decode_row)) } else { Box::new(range.map(decode_row)) }
+                let range = self.kv.range(T::ROWS_TREE, bytes(lower), bytes(upper), *descending);
+                Box::new(range.map(|kv| decode::<T>(T::ROWS_TREE, &kv?.1)))
             }
             Candidates::Time { field, from, descending } => {
                 let field = *field;
@@ -541,8 +578,9 @@ impl Store {
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
         let p = prefix(a);
         let a = a.to_owned();
-        Box::new(self.tree(tree).scan_prefix(p.clone()).filter_map(move |kv| {
-            let row = kv.map_err(Into::into).and_then(|(k, _)| self.get_json::<T>(T::ROWS_TREE, &k[p.len()..]));
+        let plen = p.len();
+        Box::new(self.kv.scan_prefix(tree, &p, false).filter_map(move |kv| {
+            let row = kv.and_then(|(k, _)| self.get_json::<T>(T::ROWS_TREE, &k[plen..]));
             match row {
                 Ok(Some(r)) if check(&r, &a) => Some(Ok(r)),
                 Ok(_) => None,
@@ -561,24 +599,22 @@ impl Store {
         descending: bool,
         check: impl Fn(&T, &str) -> bool + 'a,
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
-        let t = self.tree(tree);
         // Formatted times never hold \0; an operand that does bounds nothing.
         let from = from.filter(|f| !f.contains('\0'));
-        let keys: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (from, descending) {
-            (None, false) => Box::new(t.scan_prefix(&p)),
-            (None, true) => Box::new(t.scan_prefix(&p).rev()),
+        let keys: super::kv::Scan<'a> = match (from, descending) {
+            (None, _) => self.kv.scan_prefix(tree, &p, descending),
             (Some(f), false) => {
                 let mut start = p.clone();
                 start.extend_from_slice(f.as_bytes());
-                let p2 = p.clone();
-                Box::new(t.range(start..).take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&p2))))
+                let end = super::kv::prefix_end(&p).map_or(Bound::Unbounded, Bound::Excluded);
+                self.kv.range(tree, Bound::Included(start), end, false)
             }
             (Some(f), true) => {
                 // Every key whose time is at most `f` sorts before `prefix f \x01`.
                 let mut end = p.clone();
                 end.extend_from_slice(f.as_bytes());
                 end.push(1);
-                Box::new(t.range(p.clone()..end).rev())
+                self.kv.range(tree, Bound::Included(p.clone()), Bound::Excluded(end), true)
             }
         };
         let plen = p.len();
