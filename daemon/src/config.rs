@@ -788,15 +788,48 @@ mod tests {
         let s =
             Settings::from_toml(&format!("{BASE}[anonymous]\nmax_collections = 3\nlifetime_secs = 3600\n")).unwrap();
         assert_eq!((s.anonymous.max_collections, s.anonymous.lifetime_secs), (3, 3600));
-        for (extra, key) in [
-            ("max_sessions_per_source_per_hour = 0", "anonymous.max_sessions_per_source_per_hour"),
-            ("max_collections = 0", "anonymous.max_collections"),
-            ("lifetime_secs = 60", "anonymous.lifetime_secs"),
-            ("max_collections = -1", "max_collections"),
-            ("lifetime = 5", "lifetime"),
-        ] {
-            let e = Settings::from_toml(&format!("{BASE}[anonymous]\n{extra}\n")).unwrap_err();
+        refused_naming(
+            "anonymous",
+            &[
+                ("max_sessions_per_source_per_hour = 0", "anonymous.max_sessions_per_source_per_hour"),
+                ("max_collections = 0", "anonymous.max_collections"),
+                ("lifetime_secs = 60", "anonymous.lifetime_secs"),
+                ("max_collections = -1", "max_collections"),
+                ("lifetime = 5", "lifetime"),
+            ],
+        );
+    }
+
+    /// Each `(lines, key)`: the section with those lines stops the start with a message naming the key.
+    fn refused_naming(section: &str, cases: &[(&str, &str)]) {
+        for (extra, key) in cases {
+            let e = Settings::from_toml(&format!("{BASE}[{section}]\n{extra}\n")).unwrap_err();
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
+    }
+
+    /// `[store]` defaults to sled; postgres needs a URL its driver parses, and every bad value
+    /// stops the start naming its key.
+    #[test]
+    fn the_store_section_checks_its_backend_url_and_pool() {
+        let s = Settings::from_toml(BASE).unwrap();
+        assert_eq!((s.store.backend, s.store.pool_size), (StoreBackend::Sled, 8));
+        assert!(s.store.options().postgres.is_none());
+        let pg =
+            "[store]\nbackend = \"postgres\"\nurl = \"postgresql://hearth@127.0.0.1:5432/hearth\"\npool_size = 3\n";
+        let s = Settings::from_toml(&format!("{BASE}{pg}")).unwrap();
+        let opts = s.store.options().postgres.expect("postgres options");
+        assert_eq!((opts.url.as_str(), opts.pool_size), ("postgresql://hearth@127.0.0.1:5432/hearth", 3));
+        refused_naming(
+            "store",
+            &[
+                ("backend = \"postgres\"", "store.url"),
+                ("backend = \"postgres\"\nurl = \"postgresql://h:notaport/db\"", "store.url"),
+                ("url = \"postgresql://h/db\"", "store.url"),
+                ("pool_size = 0", "store.pool_size"),
+                ("pool_size = 65", "store.pool_size"),
+                ("backend = \"mysql\"", "backend"),
+            ],
+        );
     }
 }
