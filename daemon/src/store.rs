@@ -1,16 +1,18 @@
-//! The store: the only code that knows sled.
+//! The store: the one interface between the services and the database.
 //!
 //! Every tree is declared once in [`TreeId`] and named `key_value`. Records are JSON; index keys are
 //! `a\0b` byte strings whose presence is the fact (the value is empty). A change is collected in a
-//! [`WriteBatch`] and applied by [`Store::commit`] as one sled transaction across all trees it
-//! touches, flushed before it returns: after a crash (`kill -9`) either all of a batch is there or
-//! none of it. A rule of the store: indexes are written in the same batch as the rows they index.
-//! The exception is a merge's row rewrites ([`WriteBatch::put_moved_row`], applied by
-//! [`Store::apply_per_tree`]): their index entries stay put and an [`AliasedIndex`] alias, committed
-//! with the merge's [`MergeIntent`], makes them findable.
+//! [`WriteBatch`] and applied by [`Store::commit`] atomically across all trees it touches, durable
+//! before it returns: after a crash (`kill -9`) either all of a batch is there or none of it. A rule
+//! of the store: indexes are written in the same batch as the rows they index. The exception is a
+//! merge's row rewrites ([`WriteBatch::put_moved_row`], written through a [`MergeWrite`]): their
+//! link-end index entries stay put and an [`AliasedIndex`] alias, written in the merge's first
+//! batch, makes them findable.
 //!
-//! sled's flush syncs the log's data range but not file metadata (a full sync runs every 500 ms in
-//! the background), so acknowledged writes survive a process crash but not necessarily a power loss.
+//! This typed layer reads and writes only through [`kv`]'s backend: sled in the data dir, or
+//! PostgreSQL (`store.backend`). sled's flush syncs the log's data range but not file metadata (a
+//! full sync runs every 500 ms in the background), so acknowledged writes survive a process crash
+//! but not necessarily a power loss; a PostgreSQL commit is as durable as the server makes it.
 
 #[cfg(test)]
 mod backend_tests;
@@ -65,7 +67,7 @@ macro_rules! trees {
         impl TreeId {
             /// All trees, in a fixed order.
             pub const ALL: &'static [TreeId] = &[$(TreeId::$variant,)*];
-            /// The tree's name in sled.
+            /// The tree's name (sled's tree, PostgreSQL's row of `trees`).
             pub fn name(self) -> &'static str { match self { $(TreeId::$variant => $name,)* } }
         }
     };
@@ -130,7 +132,7 @@ trees! {
 /// merge's row rewrites included (they move its entries: one owner's rows in time order and their
 /// count are worth the cost), and is read by [`Store::owned_uuids`]. Owner aliases that earlier
 /// versions wrote (tag `owner`) are no index's here, so no read follows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AliasedIndex {
     /// [`TreeId::LinkTails`].
     LinkTail,
@@ -169,6 +171,18 @@ pub struct MovedFrom {
     pub owner: ObjectUuid,
     /// `modified_at` before the move.
     pub modified_at: OffsetDateTime,
+    /// A link's head and tail before the move (none: not a link).
+    pub link_ends: Option<(ObjectUuid, ObjectUuid)>,
+}
+
+/// A link end a merge's row rewrite moved: kept findable as the backend does it (see
+/// [`Store::end_ops`]).
+#[derive(Debug, Clone)]
+struct MovedEnd {
+    index: AliasedIndex,
+    from: ObjectUuid,
+    to: ObjectUuid,
+    link: ObjectUuid,
 }
 
 /// A queued notice as [`Store::outbox_peek`] reads it: its outbox key and its JSON as queued.
@@ -383,6 +397,8 @@ fn decode<T: DeserializeOwned>(tree: TreeId, bytes: &[u8]) -> StoreResult<T> {
 pub struct WriteBatch {
     ops: kv::Ops,
     len: usize,
+    /// Link ends moved by [`WriteBatch::put_moved_row`], turned into writes when applied.
+    ends: Vec<MovedEnd>,
 }
 
 impl WriteBatch {
@@ -517,9 +533,9 @@ impl WriteBatch {
         Ok(())
     }
 
-    /// Rewrites a row that a merge moved (new owner, new link ends, new `modified_at`) and leaves
-    /// its index entries where they are: the merge's [`WriteBatch::put_alias`] entries make them
-    /// findable. Its new time entries are added (the old ones stay, and reads skip them: they no
+    /// Rewrites a row that a merge moved (new owner, new link ends, new `modified_at`). Its moved
+    /// link ends stay findable as the backend keeps them (see [`Store::end_ops`]: on sled the
+    /// entries stay where they are and an alias makes them findable). Its new time entries are added (the old ones stay, and reads skip them: they no
     /// longer match the row), and its [`TreeId::OwnerTimes`] entry moves from where `was` puts it,
     /// so that that index stays exact. Only for merges, whose [`MergeIntent`] rolls these writes
     /// forward after a crash (the entry moves in a tree applied before the row's, so a row that
@@ -527,6 +543,16 @@ impl WriteBatch {
     /// no count.
     pub fn put_moved_row<T: OwnedRecord>(&mut self, was: &MovedFrom, new: &T) -> StoreResult<()> {
         let stale = scan::owner_time_key(T::KIND, &was.owner, new.uuid(), was.modified_at);
+        if let (Some((old_head, old_tail)), Some((head, tail))) = (&was.link_ends, new.link_ends()) {
+            for (index, from, to) in
+                [(AliasedIndex::LinkHead, old_head, head), (AliasedIndex::LinkTail, old_tail, tail)]
+            {
+                if from != to {
+                    let link = new.uuid().clone();
+                    self.ends.push(MovedEnd { index, from: from.clone(), to: to.clone(), link });
+                }
+            }
+        }
         for (tree, key) in new.extra_index_keys() {
             if tree == TreeId::OwnerTimes && key != stale {
                 self.del_raw(tree, stale.clone());
@@ -571,6 +597,15 @@ impl WriteBatch {
         key.push(0);
         key.extend_from_slice(kind.infix().as_bytes());
         self.put_raw(TreeId::IndexAliases, key, Vec::new());
+    }
+
+    /// Adds another batch's writes after this one's.
+    fn extend(&mut self, other: WriteBatch) {
+        for (tree, ops) in other.ops {
+            self.ops.entry(tree).or_default().extend(ops);
+        }
+        self.len += other.len;
+        self.ends.extend(other.ends);
     }
 
     /// Takes this batch's writes to `tree` out into a batch of their own (for tests that cut a
@@ -798,14 +833,30 @@ pub struct MergeWrite<'a> {
     store: &'a Store,
     old_user: ObjectUuid,
     pg: Option<kv::postgres::PgTxn>,
+    /// The aliases this write committed already (sled).
+    aliased: std::collections::HashSet<(AliasedIndex, ObjectUuid, ObjectUuid)>,
 }
 
 impl MergeWrite<'_> {
     /// Rewrites a batch of moved rows.
-    pub fn rows(&mut self, b: WriteBatch) -> StoreResult<()> {
+    pub fn rows(&mut self, mut b: WriteBatch) -> StoreResult<()> {
+        let ends = std::mem::take(&mut b.ends);
         match (&mut self.pg, &*self.store.kv) {
-            (Some(txn), kv::Backend::Postgres(p)) => p.apply_in(txn, b.ops),
-            _ => self.store.apply_per_tree(b),
+            (Some(txn), kv::Backend::Postgres(p)) => {
+                b.extend(self.store.end_ops(ends));
+                p.apply_in(txn, b.ops)
+            }
+            _ => {
+                // The aliases first, so that a rewritten row is findable as soon as it is written.
+                let mut aliases = WriteBatch::new();
+                for e in ends {
+                    if self.aliased.insert((e.index, e.to.clone(), e.from.clone())) {
+                        aliases.put_alias(e.index, &e.to, &e.from, ObjectKind::Link);
+                    }
+                }
+                self.store.commit(aliases)?;
+                self.store.apply_per_tree(b)
+            }
         }
     }
 
@@ -880,10 +931,12 @@ impl Store {
         self.commit_with(batch, false)
     }
 
-    fn commit_with(&self, batch: WriteBatch, flush: bool) -> StoreResult<()> {
+    fn commit_with(&self, mut batch: WriteBatch, flush: bool) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let ends = std::mem::take(&mut batch.ends);
+        batch.extend(self.end_ops(ends));
         let d = self.kv.commit(batch.ops, flush)?;
         self.counts.apply(&d);
         Ok(())
@@ -893,7 +946,9 @@ impl Store {
     /// see `kv::sled`), as one transaction on PostgreSQL. Not flushed. For the index build at open
     /// and for tests that cut a merge short between its trees.
     #[doc(hidden)]
-    pub fn apply_per_tree(&self, batch: WriteBatch) -> StoreResult<()> {
+    pub fn apply_per_tree(&self, mut batch: WriteBatch) -> StoreResult<()> {
+        let ends = std::mem::take(&mut batch.ends);
+        batch.extend(self.end_ops(ends));
         match &*self.kv {
             kv::Backend::Sled(s) => s.apply_per_tree(batch.ops, &|d| self.counts.apply(d)),
             kv::Backend::Postgres(_) => self.commit_unflushed(batch),
@@ -925,6 +980,25 @@ impl Store {
         self.flush()
     }
 
+    /// The writes that keep moved link ends findable. On PostgreSQL the entries move, in the
+    /// transaction of their rows. On sled one alias per index, old end and new end says that what
+    /// is under the old end may be the new one's (see [`AliasedIndex`]): rewriting a row in place
+    /// is cheap there, and moving its entries cost several times more.
+    fn end_ops(&self, ends: Vec<MovedEnd>) -> WriteBatch {
+        let mut b = WriteBatch::new();
+        for e in ends {
+            match &*self.kv {
+                kv::Backend::Postgres(_) => {
+                    let link = e.link.to_string();
+                    b.del_raw(e.index.tree(), pair(&e.from.to_string(), &link));
+                    b.put_raw(e.index.tree(), pair(&e.to.to_string(), &link), Vec::new());
+                }
+                kv::Backend::Sled(_) => b.put_alias(e.index, &e.to, &e.from, ObjectKind::Link),
+            }
+        }
+        b
+    }
+
     /// Begins a merge's write (see [`MergeWrite`]) with `first`, everything the merge writes but
     /// the moved rows.
     pub fn begin_merge_write(&self, mut first: WriteBatch, intent: &MergeIntent) -> StoreResult<MergeWrite<'_>> {
@@ -941,12 +1015,12 @@ impl Store {
                 None
             }
         };
-        Ok(MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg })
+        Ok(MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg, aliased: Default::default() })
     }
 
     /// Takes up a merge a crash cut short, one of [`Store::merge_intents`].
     pub fn resume_merge_write(&self, intent: &MergeIntent) -> MergeWrite<'_> {
-        MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg: None }
+        MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg: None, aliased: Default::default() }
     }
 
     /// Merges a crash cut short, still to be rolled forward (never any on PostgreSQL, where a merge
@@ -1818,7 +1892,8 @@ mod tests {
         let moved: Vec<Group> = [&g1, &g2].iter().map(|g| Group { owner_uuid: b.clone(), ..(*g).clone() }).collect();
         commit(&store, |w| {
             for g in &moved {
-                w.put_moved_row(&MovedFrom { owner: a.clone(), modified_at: g.modified_at }, g).unwrap();
+                w.put_moved_row(&MovedFrom { owner: a.clone(), modified_at: g.modified_at, link_ends: None }, g)
+                    .unwrap();
             }
         });
         assert_eq!(owned(&store, &b), ["g1", "g2"]);
@@ -1844,11 +1919,12 @@ mod tests {
             modified_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(5),
             ..link.clone()
         };
-        let from_a = MovedFrom { owner: a.clone(), modified_at: link.modified_at };
+        let ends = Some((link.head_uuid.clone(), link.tail_uuid.clone()));
+        let from_a = MovedFrom { owner: a.clone(), modified_at: link.modified_at, link_ends: ends };
+        // The commit writes the alias that makes the tail left under a found under b.
         commit(&store, |w| w.put_moved_row(&from_a, &link_at_b).unwrap());
         assert_eq!(owned(&store, &b), ["g1", "g2", "l1"]);
-        assert!(store.links_by_tail(&b).unwrap().is_empty());
-        commit(&store, |w| w.put_alias(AliasedIndex::LinkTail, &b, &a, ObjectKind::Link));
+        assert_eq!(store.index_candidates(AliasedIndex::LinkTail, &a).unwrap(), std::slice::from_ref(&link.uuid));
         assert_eq!(store.links_by_tail(&b).unwrap(), std::slice::from_ref(&link_at_b));
         assert!(store.links_by_tail(&a).unwrap().is_empty());
         assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());

@@ -6,10 +6,10 @@
 //! result and is refused) in three steps:
 //!
 //! 1. The rows to move are read. Everything else — the old user's redirect and freed username,
-//!    tokens, SSH keys, the audit entry, the notices to peers, index aliases (see
-//!    [`crate::store::AliasedIndex`]) — is the first batch of a [`MergeWrite`].
+//!    tokens, SSH keys, the audit entry, the notices to peers — is the first batch of a
+//!    [`MergeWrite`].
 //! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches of the same
-//!    write.
+//!    write (the store keeps their moved link ends findable: see [`crate::store::AliasedIndex`]).
 //! 3. The write is finished.
 //!
 //! The store makes that all or nothing ([`MergeWrite`] says how each backend does it). On sled,
@@ -49,9 +49,6 @@ struct RowMoves {
     groups: Vec<Group>,
     collections: Vec<Collection>,
     links: Vec<Link>,
-    /// Whether some link changed tail, head (which aliases the merge needs).
-    link_tail: bool,
-    link_head: bool,
     /// Where each moved row was, by uuid (its index entry that moves with it).
     was: HashMap<ObjectUuid, MovedFrom>,
 }
@@ -112,18 +109,6 @@ pub struct MergePlan {
     pub redirect: bool,
 }
 
-/// The index aliases that make `moves` findable once rewritten (see [`AliasedIndex`]).
-fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
-    // The owner index needs none: a moved row's entry moves with it (see `put_moved_row`).
-    let (old, new) = (&m.old_user_uuid, &m.new_user_uuid);
-    if moves.link_tail {
-        b.put_alias(AliasedIndex::LinkTail, new, old, ObjectKind::Link);
-    }
-    if moves.link_head {
-        b.put_alias(AliasedIndex::LinkHead, new, old, ObjectKind::Link);
-    }
-}
-
 /// The old user after step 1, the counts, and the write and rows step 2 must still move (none when
 /// nothing moves).
 type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, RowMoves)>);
@@ -175,20 +160,26 @@ fn hand_over(b: &mut WriteBatch, tx: &SyncSender<StoreResult<WriteBatch>>, at_le
 
 impl RowMoves {
     fn note_origin(&mut self, row: &OwnedRow) {
-        let (owner, modified_at) = match row {
-            OwnedRow::Group(r) => (&r.owner_uuid, r.modified_at),
-            OwnedRow::Collection(r) => (&r.owner_uuid, r.modified_at),
-            OwnedRow::Link(r) => (&r.owner_uuid, r.modified_at),
+        let from = match row {
+            OwnedRow::Group(r) => {
+                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
+            }
+            OwnedRow::Collection(r) => {
+                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
+            }
+            OwnedRow::Link(r) => link_origin(r),
             OwnedRow::Key(_) => return,
         };
-        self.was.insert(row.uuid().clone(), MovedFrom { owner: owner.clone(), modified_at });
+        self.was.insert(row.uuid().clone(), from);
     }
+}
 
-    fn note_end_moved(&mut self, index: AliasedIndex) {
-        match index {
-            AliasedIndex::LinkHead => self.link_head = true,
-            _ => self.link_tail = true,
-        }
+/// Where a link was before a merge moved it: its owner, time and ends.
+fn link_origin(l: &Link) -> MovedFrom {
+    MovedFrom {
+        owner: l.owner_uuid.clone(),
+        modified_at: l.modified_at,
+        link_ends: Some((l.head_uuid.clone(), l.tail_uuid.clone())),
     }
 }
 
@@ -469,16 +460,13 @@ impl Accounts {
             }
             for uuid in store.index_candidates(index, &m.old_user_uuid)? {
                 if let Some(l) = links.get_mut(&uuid) {
-                    if move_end(l, index, m) {
-                        moves.note_end_moved(index);
-                    }
+                    move_end(l, index, m);
                 } else if let Some(mut l) = store.object::<Link>(&uuid)? {
-                    let from = MovedFrom { owner: l.owner_uuid.clone(), modified_at: l.modified_at };
+                    let from = link_origin(&l);
                     if !move_end(&mut l, index, m) {
                         continue;
                     }
                     moves.was.insert(uuid.clone(), from);
-                    moves.note_end_moved(index);
                     links.insert(uuid, l);
                 }
             }
@@ -592,11 +580,6 @@ impl Accounts {
                 rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
                 "finishing a merge interrupted by a crash"
             );
-            // Step 1 wrote these; written again so that the rows found now are findable whatever
-            // happened in between.
-            let mut b = WriteBatch::new();
-            put_aliases(&mut b, m, &moves);
-            self.store().commit(b)?;
             self.finish_merge(self.store().resume_merge_write(m), moves)?;
         }
         Ok(intents.len())
@@ -653,7 +636,6 @@ impl Accounts {
             links: moves.links.len(),
             ..MergeCounts::default()
         };
-        put_aliases(&mut b, &intent, &moves);
 
         let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
         for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
@@ -789,7 +771,6 @@ mod tests {
                     collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
                     links: moves.links[..moves.links.len() * halves_rewritten / 2].to_vec(),
                     was: moves.was.clone(),
-                    ..RowMoves::default()
                 };
                 accounts.apply_moves(&mut w, &part).unwrap();
                 // The crash also cuts the next batch between its trees: the index entries of
@@ -821,13 +802,8 @@ mod tests {
         }
     }
 
-    /// The tidy moves what a merge left under the old uuid to the new owner and user, and every
-    /// answer stays the same; a second tidy finds nothing to do.
-    #[test]
-    fn the_tidy_empties_the_old_users_index_keys_and_changes_no_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let accounts = open(&dir.path().join("store"));
-        let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
+    /// Merges the big user's old account into its new one (admin variant, with redirect).
+    fn merge_with_redirect(accounts: &Accounts, big: &crate::fixtures::BigUser) {
         let caller = accounts.system_root_caller().unwrap();
         let params = MergeParams {
             new_owner_uuid: Some(big.new_owner.to_string()),
@@ -837,6 +813,16 @@ mod tests {
             new_user_token: None,
         };
         accounts.merge(&caller, &params, None).unwrap();
+    }
+
+    /// The tidy moves what a merge left under the old uuid to the new owner and user, and every
+    /// answer stays the same; a second tidy finds nothing to do.
+    #[test]
+    fn the_tidy_empties_the_old_users_index_keys_and_changes_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = open(&dir.path().join("store"));
+        let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
+        merge_with_redirect(&accounts, &big);
         let store = accounts.store();
         let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
         // 250 tails and 250 heads left under the old user; nothing under it as owner (that index
@@ -863,5 +849,25 @@ mod tests {
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
         assert_eq!(store.links_by_tail(&big.new.uuid).unwrap(), moved_links);
         assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+    }
+
+    /// On PostgreSQL a merge is one transaction that moves the link-end entries with their rows:
+    /// nothing is left under the old user, no alias is written, the tidy finds nothing, and the
+    /// merge ends as it does on sled.
+    #[test]
+    fn a_merge_on_postgres_moves_link_ends_and_leaves_nothing_to_tidy() {
+        let Some(db) = crate::store::testing::TestDb::create() else { return };
+        let store = crate::store::Store::open_with(Path::new("unused"), db.options()).unwrap();
+        let accounts = Accounts::new(store, lone_cluster_settings(), Clock::System).unwrap();
+        let big = seed_big_user(&accounts, "pg", 300, 300).unwrap();
+        merge_with_redirect(&accounts, &big);
+        let store = accounts.store();
+        let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
+        assert_eq!((direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)), (0, 0));
+        assert!(store.alias_sources().unwrap().is_empty());
+        assert!(store.merge_intents().unwrap().is_empty());
+        assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
+        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
     }
 }

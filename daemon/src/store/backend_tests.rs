@@ -104,11 +104,12 @@ fn script(store: &Store) -> Vec<String> {
     let l3 = link("l3", &b, &b, &uuid(ObjectKind::Group, "g0"), 53);
     let moved = Link { owner_uuid: a.clone(), tail_uuid: a.clone(), modified_at: at(950), ..l3.clone() };
     let mut w = WriteBatch::new();
-    w.put_moved_row(&MovedFrom { owner: b.clone(), modified_at: l3.modified_at }, &moved).unwrap();
-    w.put_alias(AliasedIndex::LinkTail, &a, &b, ObjectKind::Link);
+    let ends = Some((l3.head_uuid.clone(), l3.tail_uuid.clone()));
+    w.put_moved_row(&MovedFrom { owner: b.clone(), modified_at: l3.modified_at, link_ends: ends }, &moved).unwrap();
     store.commit(w).unwrap();
     answers(&mut out);
     out.push(format!("{:?}", names(store.links_by_tail(&a).unwrap().into_iter().map(Ok))));
+    out.push(format!("{:?}", names(store.links_by_tail(&b).unwrap().into_iter().map(Ok))));
     out.push(format!("{:?}", store.owner_time_mismatches().unwrap()));
     out
 }
