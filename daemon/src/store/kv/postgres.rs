@@ -57,10 +57,30 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
 }
 
+/// An error and its causes, `: `-separated (the driver's own message names only the step that failed).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut at = e.source();
+    while let Some(cause) = at {
+        let c = cause.to_string();
+        if !out.ends_with(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+        at = cause.source();
+    }
+    out
+}
+
+/// A pool error (a connection that could not be made, a wait that timed out), with its causes.
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    err(chain(&e))
+}
+
 fn db_err(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(d) => StoreError::Backend(format!("postgres: {}: {}", d.severity(), d.message())),
-        None => err(e),
+        None => err(chain(&e)),
     }
 }
 
@@ -85,7 +105,7 @@ impl Drop for PgKv {
 
 /// A PostgreSQL connection URL parsed, or a message saying why not (with no password in it).
 pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, String> {
-    url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a PostgreSQL connection URL: {e}"))
+    url.parse::<tokio_postgres::Config>().map_err(|e| format!("not a PostgreSQL connection URL: {}", chain(&e)))
 }
 
 fn tls() -> StoreResult<tokio_postgres_rustls::MakeRustlsConnect> {
@@ -125,7 +145,7 @@ impl PgKv {
         let mut kv = PgKv { pool, ids: Vec::new(), rt: Some(rt), pages: (PAGE_FIRST, PAGE_MAX) };
         let pool = kv.pool.clone();
         kv.ids = kv.run(async move {
-            let mut c = pool.get().await.map_err(err)?;
+            let mut c = pool.get().await.map_err(pool_err)?;
             let tx = c.transaction().await.map_err(db_err)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_err)?;
             tx.batch_execute(
@@ -202,7 +222,7 @@ impl PgKv {
     pub(super) fn get(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let (pool, t, k) = (self.pool.clone(), self.id(tree), key.to_vec());
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let st = c.prepare_cached("SELECT v FROM kv WHERE tree = $1 AND k = $2").await.map_err(db_err)?;
             let row = c.query_opt(&st, &[&t, &k]).await.map_err(db_err)?;
             Ok(row.map(|r| Value::owned(r.get(0))))
@@ -225,7 +245,7 @@ impl PgKv {
     pub(super) fn len(&self, tree: TreeId) -> StoreResult<usize> {
         let (pool, t) = (self.pool.clone(), self.id(tree));
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let row = c.query_one("SELECT count(*) FROM kv WHERE tree = $1", &[&t]).await.map_err(db_err)?;
             Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
@@ -234,7 +254,7 @@ impl PgKv {
     pub(super) fn next_id(&self) -> StoreResult<u64> {
         let pool = self.pool.clone();
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let st = c.prepare_cached("SELECT nextval('hearth_ids')").await.map_err(db_err)?;
             let row = c.query_one(&st, &[]).await.map_err(db_err)?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
@@ -244,7 +264,7 @@ impl PgKv {
     pub(super) fn insert_if_absent(&self, tree: TreeId, key: &[u8], v: &[u8]) -> StoreResult<bool> {
         let (pool, t, k, v) = (self.pool.clone(), self.id(tree), key.to_vec(), v.to_vec());
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let st = c
                 .prepare_cached("INSERT INTO kv (tree, k, v) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .await
@@ -256,7 +276,7 @@ impl PgKv {
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let (pool, t, k) = (self.pool.clone(), self.id(tree), key.to_vec());
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let row = c
                 .query_opt("DELETE FROM kv WHERE tree = $1 AND k = $2 RETURNING v", &[&t, &k])
                 .await
@@ -272,7 +292,7 @@ impl PgKv {
         }
         let (pool, ids) = (self.pool.clone(), self.ids.clone());
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             c.batch_execute(if flush { "BEGIN" } else { "BEGIN; SET LOCAL synchronous_commit = off" })
                 .await
                 .map_err(db_err)?;
@@ -295,7 +315,7 @@ impl PgKv {
     pub(in crate::store) fn begin(&self) -> StoreResult<PgTxn> {
         let pool = self.pool.clone();
         let conn = self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             c.batch_execute("BEGIN").await.map_err(db_err)?;
             Ok(c)
         })?;
@@ -340,7 +360,7 @@ impl PgKv {
     pub(in crate::store) fn stored_counts(&self) -> StoreResult<CountDelta> {
         let pool = self.pool.clone();
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let mut d = CountDelta::default();
             for r in c.query("SELECT name, n FROM counts", &[]).await.map_err(db_err)? {
                 d.set(r.get::<_, &str>(0), r.get(1));
@@ -353,7 +373,7 @@ impl PgKv {
     pub(in crate::store) fn clear(&self, tree: TreeId) -> StoreResult<()> {
         let (pool, t) = (self.pool.clone(), self.id(tree));
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             c.execute("DELETE FROM kv WHERE tree = $1", &[&t]).await.map_err(db_err)?;
             Ok(())
         })
@@ -363,7 +383,7 @@ impl PgKv {
     pub(in crate::store) fn raw_batch_write_baseline(&self, n: usize, size: usize) -> StoreResult<()> {
         let pool = self.pool.clone();
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i:012}").into_bytes()).collect();
             let vals: Vec<Vec<u8>> = (0..n).map(|_| vec![b'x'; size]).collect();
             c.execute(
@@ -381,7 +401,7 @@ impl PgKv {
     pub(in crate::store) fn drop_baseline_scratch(&self) -> StoreResult<()> {
         let pool = self.pool.clone();
         self.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             c.execute("DELETE FROM kv WHERE tree = $1", &[&BASELINE_TREE]).await.map_err(db_err)?;
             Ok(())
         })
@@ -494,7 +514,7 @@ impl PgScan<'_> {
         sql.push_str(&format!(" LIMIT {}", self.page));
         let (pool, tree, page) = (self.kv.pool.clone(), self.tree, self.page);
         let rows: Vec<(Vec<u8>, Vec<u8>)> = self.kv.run(async move {
-            let c = pool.get().await.map_err(err)?;
+            let c = pool.get().await.map_err(pool_err)?;
             let st = c.prepare_cached(&sql).await.map_err(db_err)?;
             let mut args: Vec<&(dyn ToSql + Sync)> = vec![&tree];
             args.extend(params.iter().map(|p| p as &(dyn ToSql + Sync)));
