@@ -281,3 +281,43 @@ fn pending_state_is_taken_once_on_every_backend() {
         assert_eq!(store.prune_oidc_pending(at(200)).unwrap(), 1);
     }
 }
+
+/// Two daemons starting together on a new database migrate it once, and both open.
+#[test]
+fn two_stores_opening_together_migrate_once() {
+    let Some(db) = TestDb::create() else { return };
+    let opened: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..2).map(|_| s.spawn(|| Store::open_with(Path::new("unused"), db.options()).is_ok())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(opened, [true, true]);
+    let store = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    assert_eq!(store.meta("list_indexes").unwrap().as_deref(), Some(&b"2"[..]));
+    db.execute(
+        "DO $$ BEGIN IF (SELECT count(*) FROM schema_migrations) <> 1 THEN RAISE 'migrated twice'; END IF; END $$",
+    );
+}
+
+/// The synchronous store answers wherever it is called from: outside any runtime, on a worker
+/// of a multi-thread runtime, on its blocking pool, and inside a current-thread runtime.
+#[test]
+fn the_store_answers_from_every_kind_of_thread() {
+    for (store, _holder) in stores() {
+        let write_and_read = |store: &Store, n: u64| {
+            let origin = "bbbbb".parse::<ClusterId>().unwrap();
+            assert!(store.nonce_first_seen(&origin, &format!("n{n}"), 1).unwrap());
+            assert!(store.next_id().is_ok());
+            store.owned_by(&uuid(ObjectKind::User, "nobody")).unwrap().len()
+        };
+        assert_eq!(write_and_read(&store, 0), 0);
+        let multi = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let on_worker = store.clone();
+        assert_eq!(multi.block_on(multi.spawn(async move { write_and_read(&on_worker, 1) })).unwrap(), 0);
+        let on_pool = store.clone();
+        let blocking = multi.spawn_blocking(move || write_and_read(&on_pool, 2));
+        assert_eq!(multi.block_on(blocking).unwrap(), 0);
+        let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(current.block_on(async { write_and_read(&store, 3) }), 0, "{}", store.backend_name());
+    }
+}
