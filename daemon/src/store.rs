@@ -1379,6 +1379,9 @@ impl Store {
     /// rows are read and decoded on several threads (a merge of a big account reads them all).
     pub fn owned_rows(&self, owner: &ObjectUuid) -> StoreResult<Vec<OwnedRow>> {
         let candidates = self.owned_uuids(owner)?;
+        if let kv::Backend::Postgres(p) = &*self.kv {
+            return owned_rows_batched(p, owner, &candidates);
+        }
         let read = |uuids: &[ObjectUuid]| -> StoreResult<Vec<OwnedRow>> {
             let mut out = Vec::with_capacity(uuids.len());
             for uuid in uuids {
@@ -1748,6 +1751,43 @@ pub fn open_after_drop(path: &Path) -> StoreResult<Store> {
         }
     }
     Store::open(path)
+}
+
+/// Rows one PostgreSQL query reads by key.
+const GET_MANY: usize = 1000;
+
+/// [`Store::owned_rows`] on PostgreSQL: a query per kind and [`GET_MANY`] rows rather than a round
+/// trip per row (a merge of a big account reads them all), in the candidates' order.
+fn owned_rows_batched(
+    p: &kv::postgres::PgKv,
+    owner: &ObjectUuid,
+    candidates: &[ObjectUuid],
+) -> StoreResult<Vec<OwnedRow>> {
+    fn read<T: OwnedRecord>(
+        p: &kv::postgres::PgKv,
+        uuids: &[&ObjectUuid],
+        wrap: fn(T) -> OwnedRow,
+        found: &mut std::collections::HashMap<ObjectUuid, OwnedRow>,
+    ) -> StoreResult<()> {
+        if uuids.is_empty() {
+            return Ok(());
+        }
+        let keys = uuids.iter().map(|u| u.to_string().into_bytes()).collect();
+        for (_, v) in p.get_many(T::TREE, keys)? {
+            let row: T = decode(T::TREE, &v)?;
+            found.insert(row.uuid().clone(), wrap(row));
+        }
+        Ok(())
+    }
+    let mut found = std::collections::HashMap::with_capacity(candidates.len());
+    for chunk in candidates.chunks(GET_MANY) {
+        let of = |k: ObjectKind| chunk.iter().filter(|u| u.kind() == k).collect::<Vec<_>>();
+        read::<Group>(p, &of(ObjectKind::Group), OwnedRow::Group, &mut found)?;
+        read::<Collection>(p, &of(ObjectKind::Collection), OwnedRow::Collection, &mut found)?;
+        read::<Link>(p, &of(ObjectKind::Link), OwnedRow::Link, &mut found)?;
+        read::<AuthorizedKey>(p, &of(ObjectKind::AuthorizedKey), OwnedRow::Key, &mut found)?;
+    }
+    Ok(candidates.iter().filter_map(|u| found.remove(u)).filter(|r| r.owner_uuid() == owner).collect())
 }
 
 /// Below this many rows, reading them on one thread is quicker than starting others.

@@ -229,6 +229,17 @@ impl PgKv {
         })
     }
 
+    /// The values under `keys` that are there, by key: one round trip for all of them.
+    pub(in crate::store) fn get_many(&self, tree: TreeId, keys: Vec<Vec<u8>>) -> StoreResult<HashMap<Vec<u8>, Value>> {
+        let (pool, t) = (self.pool.clone(), self.id(tree));
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c.prepare_cached("SELECT k, v FROM kv WHERE tree = $1 AND k = ANY($2)").await.map_err(db_err)?;
+            let rows = c.query(&st, &[&t, &keys]).await.map_err(db_err)?;
+            Ok(rows.into_iter().map(|r| (r.get(0), Value::owned(r.get(1)))).collect())
+        })
+    }
+
     pub(super) fn range(&self, tree: TreeId, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, rev: bool) -> Scan<'_> {
         Box::new(PgScan {
             kv: self,
