@@ -13,7 +13,7 @@
 //! ([`Store::build_list_indexes`], recorded in the meta tree).
 
 use super::records::{AuthorizedKey, Collection, Group, Link, User};
-use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, pair, prefix};
+use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, kv, pair, prefix};
 use crate::clock::format_time;
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -375,6 +375,8 @@ const LIST_INDEX_META: &str = "list_indexes";
 /// Version of the list indexes: bump it to rebuild them at the next open (2 added
 /// [`TreeId::OwnerTimes`]).
 const LIST_INDEX_VERSION: &[u8] = b"2";
+/// Rows a list reads by uuid in one PostgreSQL query.
+const ROWS_PER_QUERY: usize = 128;
 /// Rows per batch of the build at open.
 const BUILD_BATCH: usize = 10_000;
 
@@ -513,11 +515,7 @@ impl Store {
                 let mut uuids: Vec<ObjectUuid> = uuids.iter().filter(|u| u.kind() == T::ROWS_KIND).cloned().collect();
                 uuids.sort();
                 uuids.dedup();
-                Box::new(
-                    uuids
-                        .into_iter()
-                        .filter_map(move |u| self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()).transpose()),
-                )
+                self.rows_of::<T>(uuids)
             }
             Candidates::UuidRange { lower, upper, descending } => {
                 let bytes = |b: &Bound<String>| b.as_ref().map(|s| s.as_bytes().to_vec());
@@ -560,11 +558,30 @@ impl Store {
         uuids: Vec<ObjectUuid>,
         check: impl Fn(&T) -> bool + 'a,
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
-        Box::new(uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).filter_map(move |u| {
-            match self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()) {
-                Ok(Some(r)) if check(&r) => Some(Ok(r)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
+        let uuids = uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).collect();
+        Box::new(self.rows_of::<T>(uuids).filter(move |r| r.as_ref().map_or(true, &check)))
+    }
+
+    /// The stored rows of these uuids, in their order (those not stored are skipped). On sled one
+    /// read each, as the caller takes them; on PostgreSQL [`ROWS_PER_QUERY`] at a time by key, one
+    /// round trip for each such part.
+    fn rows_of<'a, T: Listed + 'a>(&'a self, uuids: Vec<ObjectUuid>) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
+        let kv::Backend::Postgres(p) = &*self.kv else {
+            return Box::new(
+                uuids
+                    .into_iter()
+                    .filter_map(move |u| self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()).transpose()),
+            );
+        };
+        let parts: Vec<Vec<ObjectUuid>> = uuids.chunks(ROWS_PER_QUERY).map(<[ObjectUuid]>::to_vec).collect();
+        Box::new(parts.into_iter().flat_map(move |part| {
+            let keys: Vec<Vec<u8>> = part.iter().map(|u| u.to_string().into_bytes()).collect();
+            match p.get_many(T::ROWS_TREE, keys.clone()) {
+                Ok(mut found) => keys
+                    .iter()
+                    .filter_map(|k| found.remove(k).map(|v| decode::<T>(T::ROWS_TREE, &v)))
+                    .collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
             }
         }))
     }
