@@ -61,8 +61,25 @@ fn script(store: &Store) -> Vec<String> {
         w.put_object(None, &group(&format!("g{i}"), owner, 100 + (i % 7))).unwrap();
         w.put_object(None, &link(&format!("l{i}"), owner, owner, &uuid(ObjectKind::Group, "g0"), 50 + i)).unwrap();
     }
+    for i in 0..300 {
+        let u = User {
+            email: Some(format!("u{}@example.org", i % 2)),
+            username: Some(format!("user{i}")),
+            ..User::new(uuid(ObjectKind::User, &format!("u{i}")), a.clone(), at(i))
+        };
+        w.put_user(None, &u).unwrap();
+    }
     store.commit(w).unwrap();
     let answers = |out: &mut Vec<String>| {
+        let users = |c: Candidates| {
+            let rows = store.candidate_rows::<User>(&c).unwrap();
+            rows.map(|u| u.unwrap().uuid.id().trim_start_matches('0').to_owned()).collect::<Vec<_>>()
+        };
+        let by_email = users(Candidates::Email("u1@example.org".into()));
+        assert_eq!(by_email.len(), 150, "read across a part boundary");
+        out.push(format!("{by_email:?}"));
+        out.push(format!("{:?}", users(Candidates::Username("user7".into()))));
+        out.push(format!("{:?}", users(Candidates::Time { field: TimeField::Created, from: None, descending: true })));
         out.push(format!("{:?}", store.owned_by(&a).unwrap()));
         out.push(format!("{:?}", names(store.links_by_tail(&b).unwrap().into_iter().map(Ok))));
         out.push(format!(

@@ -596,14 +596,27 @@ impl Store {
         let p = prefix(a);
         let a = a.to_owned();
         let plen = p.len();
-        Box::new(self.kv.scan_prefix(tree, &p, false).filter_map(move |kv| {
-            let row = kv.and_then(|(k, _)| self.get_json::<T>(T::ROWS_TREE, &k[plen..]));
-            match row {
-                Ok(Some(r)) if check(&r, &a) => Some(Ok(r)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            }
+        let entries = self.kv.scan_prefix(tree, &p, false).map(move |kv| kv.map(|(k, _)| ((), k[plen..].to_vec())));
+        Box::new(self.rows_for::<T, ()>(Box::new(entries)).filter_map(move |row| match row {
+            Ok(((), r)) if check(&r, &a) => Some(Ok(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         }))
+    }
+
+    /// The rows `entries` name (each with what the caller checks it against), in their order;
+    /// those not stored are skipped. On sled one read per entry as the caller takes them; on
+    /// PostgreSQL [`ROWS_PER_QUERY`] entries at a time, one query each.
+    fn rows_for<'a, T: Listed + 'a, X: 'a>(
+        &'a self,
+        entries: Box<dyn Iterator<Item = StoreResult<(X, Vec<u8>)>> + 'a>,
+    ) -> Box<dyn Iterator<Item = StoreResult<(X, T)>> + 'a> {
+        match &*self.kv {
+            kv::Backend::Postgres(p) => Box::new(PagedRows { kv: p, entries, ready: Default::default() }),
+            kv::Backend::Sled(_) => Box::new(entries.filter_map(move |e| {
+                e.and_then(|(x, key)| Ok(self.get_json::<T>(T::ROWS_TREE, &key)?.map(|r| (x, r)))).transpose()
+            })),
+        }
     }
 
     /// The rows a time index `tree` lists under `p` (keys `p time \0 uuid`) in time order, each
@@ -646,12 +659,62 @@ impl Store {
         } else {
             Box::new(entries)
         };
-        Box::new(entries.filter_map(move |e| {
-            let row = e.and_then(|(time, uuid)| {
-                Ok(self.get_json::<T>(T::ROWS_TREE, uuid.as_bytes())?.filter(|r| check(r, &time)))
-            });
-            row.transpose()
+        let entries = entries.map(|e| e.map(|(time, uuid)| (time, uuid.into_bytes())));
+        Box::new(self.rows_for::<T, String>(Box::new(entries)).filter_map(move |row| match row {
+            Ok((time, r)) if check(&r, &time) => Some(Ok(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         }))
+    }
+}
+
+/// [`Store::rows_for`] on PostgreSQL: takes up to [`ROWS_PER_QUERY`] entries, reads their rows in
+/// one query, and hands them out in the entries' order.
+struct PagedRows<'a, T, X> {
+    kv: &'a kv::postgres::PgKv,
+    entries: Box<dyn Iterator<Item = StoreResult<(X, Vec<u8>)>> + 'a>,
+    ready: std::collections::VecDeque<StoreResult<(X, T)>>,
+}
+
+impl<T: Listed, X> Iterator for PagedRows<'_, T, X> {
+    type Item = StoreResult<(X, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.ready.is_empty() {
+            let mut part = Vec::new();
+            let mut failed = None;
+            for e in self.entries.by_ref() {
+                match e {
+                    Ok(e) => part.push(e),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if part.len() == ROWS_PER_QUERY {
+                    break;
+                }
+            }
+            if part.is_empty() && failed.is_none() {
+                return None;
+            }
+            let keys: Vec<Vec<u8>> = part.iter().map(|(_, k)| k.clone()).collect();
+            match self.kv.get_many(T::ROWS_TREE, keys) {
+                Ok(found) => {
+                    // `get`, not `remove`: a scan may name a row twice (a stale entry and its own).
+                    for (x, k) in part {
+                        if let Some(v) = found.get(&k) {
+                            self.ready.push_back(decode::<T>(T::ROWS_TREE, v).map(|r| (x, r)));
+                        }
+                    }
+                }
+                Err(e) => self.ready.push_back(Err(e)),
+            }
+            if let Some(e) = failed {
+                self.ready.push_back(Err(e));
+            }
+        }
+        self.ready.pop_front()
     }
 }
 
