@@ -48,7 +48,7 @@ fn raw_batch(store: &Store, records: usize, size: usize) -> anyhow::Result<Durat
 /// otherwise, as `store.cache_mib` does).
 fn store_options() -> StoreOptions {
     match std::env::var("HEARTH_BENCH_CACHE_MIB").ok().and_then(|v| v.parse::<u64>().ok()) {
-        Some(mib) => StoreOptions { cache_bytes: mib << 20 },
+        Some(mib) => StoreOptions { cache_bytes: mib << 20, ..StoreOptions::default() },
         None => StoreOptions::default(),
     }
 }

@@ -100,7 +100,7 @@ pub struct ClusterSettings {
     pub listen: String,
     /// The URL clients and peers use, e.g. `https://aaaaa.example.org`.
     pub public_url: String,
-    /// Directory for the sled store and the signing key.
+    /// Directory for the sled store (with `store.backend = "sled"`), the signing key and TLS files.
     pub data_dir: PathBuf,
     /// A token with full admin power, for operators' scripts (optional).
     #[serde(default)]
@@ -131,15 +131,45 @@ pub struct HttpSettings {
     pub header_read_timeout_secs: u64,
 }
 
-/// `[store]`: the embedded database.
+/// `[store]`: the database.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
+    /// Which database holds the data.
+    #[serde(default)]
+    pub backend: StoreBackend,
     /// MiB of sled's page cache, [`MIN_STORE_CACHE_MIB`] to [`MAX_STORE_CACHE_MIB`]. The daemon's
     /// resident memory is about this plus a few tens of MiB; lists read through indexes and need
-    /// little of it.
+    /// little of it. sled only.
     #[serde(default = "default_store_cache_mib")]
     pub cache_mib: u64,
+    /// The PostgreSQL connection URL (`postgresql://user@host:port/db`, `?sslmode=require` for
+    /// TLS); required with `backend = "postgres"`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connections in the PostgreSQL pool, [`MIN_STORE_POOL_SIZE`] to [`MAX_STORE_POOL_SIZE`].
+    #[serde(default = "default_store_pool_size")]
+    pub pool_size: usize,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// sled, embedded, in `cluster.data_dir`.
+    #[default]
+    Sled,
+    /// A PostgreSQL server (`store.url`).
+    Postgres,
+}
+
+/// Smallest `store.pool_size`.
+pub const MIN_STORE_POOL_SIZE: usize = 1;
+/// Largest `store.pool_size`.
+pub const MAX_STORE_POOL_SIZE: usize = 64;
+
+fn default_store_pool_size() -> usize {
+    8
 }
 
 /// Smallest `store.cache_mib`.
@@ -153,14 +183,52 @@ fn default_store_cache_mib() -> u64 {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { cache_mib: default_store_cache_mib() }
+        StoreSettings {
+            backend: StoreBackend::Sled,
+            cache_mib: default_store_cache_mib(),
+            url: None,
+            pool_size: default_store_pool_size(),
+        }
     }
 }
 
 impl StoreSettings {
     /// How the store is opened.
     pub fn options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions { cache_bytes: self.cache_mib << 20 }
+        let postgres = match (self.backend, &self.url) {
+            (StoreBackend::Postgres, Some(url)) => {
+                Some(crate::store::PostgresOptions { url: url.clone(), pool_size: self.pool_size })
+            }
+            _ => None,
+        };
+        crate::store::StoreOptions { cache_bytes: self.cache_mib << 20, postgres }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&self.cache_mib) {
+            return Err(invalid(
+                "store.cache_mib",
+                format!("must be from {MIN_STORE_CACHE_MIB} to {MAX_STORE_CACHE_MIB}"),
+            ));
+        }
+        if !(MIN_STORE_POOL_SIZE..=MAX_STORE_POOL_SIZE).contains(&self.pool_size) {
+            return Err(invalid(
+                "store.pool_size",
+                format!("must be from {MIN_STORE_POOL_SIZE} to {MAX_STORE_POOL_SIZE}"),
+            ));
+        }
+        match (self.backend, &self.url) {
+            (StoreBackend::Postgres, None) => {
+                Err(invalid("store.url", "is required with store.backend = \"postgres\""))
+            }
+            (StoreBackend::Postgres, Some(url)) => {
+                crate::store::parse_postgres_url(url).map(|_| ()).map_err(|m| invalid("store.url", m))
+            }
+            (StoreBackend::Sled, Some(_)) => {
+                Err(invalid("store.url", "is only for store.backend = \"postgres\" (the backend is sled)"))
+            }
+            (StoreBackend::Sled, None) => Ok(()),
+        }
     }
 }
 
@@ -551,12 +619,7 @@ impl Settings {
         if self.http.header_read_timeout_secs == 0 {
             return Err(invalid("http.header_read_timeout_secs", "must be at least 1"));
         }
-        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&self.store.cache_mib) {
-            return Err(invalid(
-                "store.cache_mib",
-                format!("must be from {MIN_STORE_CACHE_MIB} to {MAX_STORE_CACHE_MIB}"),
-            ));
-        }
+        self.store.validate()?;
         if self.federation.retry_backoff_cap_secs == 0 {
             return Err(invalid("federation.retry_backoff_cap_secs", "must be at least 1"));
         }
@@ -725,15 +788,48 @@ mod tests {
         let s =
             Settings::from_toml(&format!("{BASE}[anonymous]\nmax_collections = 3\nlifetime_secs = 3600\n")).unwrap();
         assert_eq!((s.anonymous.max_collections, s.anonymous.lifetime_secs), (3, 3600));
-        for (extra, key) in [
-            ("max_sessions_per_source_per_hour = 0", "anonymous.max_sessions_per_source_per_hour"),
-            ("max_collections = 0", "anonymous.max_collections"),
-            ("lifetime_secs = 60", "anonymous.lifetime_secs"),
-            ("max_collections = -1", "max_collections"),
-            ("lifetime = 5", "lifetime"),
-        ] {
-            let e = Settings::from_toml(&format!("{BASE}[anonymous]\n{extra}\n")).unwrap_err();
+        refused_naming(
+            "anonymous",
+            &[
+                ("max_sessions_per_source_per_hour = 0", "anonymous.max_sessions_per_source_per_hour"),
+                ("max_collections = 0", "anonymous.max_collections"),
+                ("lifetime_secs = 60", "anonymous.lifetime_secs"),
+                ("max_collections = -1", "max_collections"),
+                ("lifetime = 5", "lifetime"),
+            ],
+        );
+    }
+
+    /// Each `(lines, key)`: the section with those lines stops the start with a message naming the key.
+    fn refused_naming(section: &str, cases: &[(&str, &str)]) {
+        for (extra, key) in cases {
+            let e = Settings::from_toml(&format!("{BASE}[{section}]\n{extra}\n")).unwrap_err();
             assert!(e.to_string().contains(key), "{extra}: {e}");
         }
+    }
+
+    /// `[store]` defaults to sled; postgres needs a URL its driver parses, and every bad value
+    /// stops the start naming its key.
+    #[test]
+    fn the_store_section_checks_its_backend_url_and_pool() {
+        let s = Settings::from_toml(BASE).unwrap();
+        assert_eq!((s.store.backend, s.store.pool_size), (StoreBackend::Sled, 8));
+        assert!(s.store.options().postgres.is_none());
+        let pg =
+            "[store]\nbackend = \"postgres\"\nurl = \"postgresql://hearth@127.0.0.1:5432/hearth\"\npool_size = 3\n";
+        let s = Settings::from_toml(&format!("{BASE}{pg}")).unwrap();
+        let opts = s.store.options().postgres.expect("postgres options");
+        assert_eq!((opts.url.as_str(), opts.pool_size), ("postgresql://hearth@127.0.0.1:5432/hearth", 3));
+        refused_naming(
+            "store",
+            &[
+                ("backend = \"postgres\"", "store.url"),
+                ("backend = \"postgres\"\nurl = \"postgresql://h:notaport/db\"", "store.url"),
+                ("url = \"postgresql://h/db\"", "store.url"),
+                ("pool_size = 0", "store.pool_size"),
+                ("pool_size = 65", "store.pool_size"),
+                ("backend = \"mysql\"", "backend"),
+            ],
+        );
     }
 }

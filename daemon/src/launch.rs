@@ -94,6 +94,7 @@ pub async fn run(
     let data_dir = settings.cluster.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open_with(&data_dir.join("store"), settings.store.options()).context("opening the store")?;
+    tracing::info!(backend = store.backend_name(), "store opened");
     let signing_key = match checked.signing_key {
         Some(k) => k,
         None => signing_key::create(&settings.signing_key_path())?,

@@ -1,8 +1,8 @@
 //! Hearth: the federation-aware account daemon of one cluster.
 //!
-//! Data runs one way: `http → accounts | federation → store`. The store alone knows sled, the
-//! account services never see HTTP types, and the protocol crate (`federation-proto`) never sees
-//! the daemon. ARCHITECTURE.md at the repository root is the map.
+//! Data runs one way: `http → accounts | federation → store`. The store alone knows its database
+//! (sled or PostgreSQL), the account services never see HTTP types, and the protocol crate
+//! (`federation-proto`) never sees the daemon. ARCHITECTURE.md at the repository root is the map.
 
 pub mod accounts;
 pub mod cli;

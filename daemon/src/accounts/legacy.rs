@@ -339,7 +339,7 @@ impl Accounts {
             // the content hash) is written, and every key is derived from the line, so an import cut
             // short by a crash is completed, key for key, by running it again. Several times cheaper
             // than one transaction over every tree (see the `legacy` benchmark).
-            self.store().apply_in_order(b, &[TreeId::Logs, TreeId::Legacy])?;
+            self.store().commit_rerunnable(b, &[TreeId::Logs, TreeId::Legacy])?;
         }
         Ok(report)
     }

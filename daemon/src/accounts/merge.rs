@@ -6,21 +6,19 @@
 //! result and is refused) in three steps:
 //!
 //! 1. The rows to move are read. Everything else — the old user's redirect and freed username,
-//!    tokens, SSH keys, the audit entry, the notices to peers, index aliases (see
-//!    [`crate::store::AliasedIndex`]) — and a [`MergeIntent`] go into one sled transaction.
-//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches, outside any
-//!    transaction, and flushed.
-//! 3. The intent is deleted.
+//!    tokens, SSH keys, the audit entry, the notices to peers — is the first batch of a
+//!    [`MergeWrite`].
+//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches of the same
+//!    write (the store keeps their moved link ends findable: see [`crate::store::AliasedIndex`]).
+//! 3. The write is finished.
 //!
-//! After a crash before step 1 is on disk nothing changed. After it, opening the store finds the
-//! intent and rolls the merge forward before anything is served ([`Accounts::finish_pending_merges`]):
-//! the rows still owned by the old user (or still pointing at it) are exactly the ones left to
-//! move, so rolling forward twice does no harm. Either way, after a crash and a restart there is no
-//! merge or the whole merge. (While step 2 runs, other requests may see some rows moved and others
-//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the merge.)
-//! Big merges are several times cheaper this way than as one transaction (which reads every key
-//! before writing it and holds sled's global write lock throughout), and requests are still
-//! answered between the batches of step 2.
+//! The store makes that all or nothing ([`MergeWrite`] says how each backend does it). On sled,
+//! step 1 is committed with a [`MergeIntent`], and after a crash opening the store rolls the merge
+//! forward before anything is served ([`Accounts::finish_pending_merges`]): the rows still owned by
+//! the old user (or still pointing at it) are exactly the ones left to move, so rolling forward
+//! twice does no harm. (While step 2 runs there, other requests may see some rows moved and others
+//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the
+//! merge.) On PostgreSQL the merge is one SQL transaction and an error changes nothing.
 
 use super::error::{Error, Result};
 use super::objects::ApiObject;
@@ -30,7 +28,7 @@ use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
 };
-use crate::store::{AliasedIndex, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
+use crate::store::{AliasedIndex, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +40,7 @@ const FAIL_STOP_STATUS: i32 = 74;
 /// Index entries per batch of the tidy (each batch holds the writer lock for a few milliseconds).
 const TIDY_BATCH: usize = 2_000;
 
-/// Rows per batch in step 2: each batch holds sled's global write lock only briefly.
+/// Rows per batch in step 2 (on sled each batch holds its global write lock only briefly).
 const MOVE_BATCH: usize = 10_000;
 
 /// The rows a merge rewrites, as they will be afterwards.
@@ -51,9 +49,6 @@ struct RowMoves {
     groups: Vec<Group>,
     collections: Vec<Collection>,
     links: Vec<Link>,
-    /// Whether some link changed tail, head (which aliases the merge needs).
-    link_tail: bool,
-    link_head: bool,
     /// Where each moved row was, by uuid (its index entry that moves with it).
     was: HashMap<ObjectUuid, MovedFrom>,
 }
@@ -114,20 +109,9 @@ pub struct MergePlan {
     pub redirect: bool,
 }
 
-/// The index aliases that make `moves` findable once rewritten (see [`AliasedIndex`]).
-fn put_aliases(b: &mut WriteBatch, m: &MergeIntent, moves: &RowMoves) {
-    // The owner index needs none: a moved row's entry moves with it (see `put_moved_row`).
-    let (old, new) = (&m.old_user_uuid, &m.new_user_uuid);
-    if moves.link_tail {
-        b.put_alias(AliasedIndex::LinkTail, new, old, ObjectKind::Link);
-    }
-    if moves.link_head {
-        b.put_alias(AliasedIndex::LinkHead, new, old, ObjectKind::Link);
-    }
-}
-
-/// The old user after step 1, the counts, and the rows step 2 must still move (none when nothing moves).
-type BegunMerge = (User, MergeCounts, Option<(MergeIntent, RowMoves)>);
+/// The old user after step 1, the counts, and the write and rows step 2 must still move (none when
+/// nothing moves).
+type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, RowMoves)>);
 
 /// Encodes the moved rows into batches of [`MOVE_BATCH`] and hands them to `tx`, in order. Stops
 /// when the receiver is gone (it failed to apply one).
@@ -176,20 +160,26 @@ fn hand_over(b: &mut WriteBatch, tx: &SyncSender<StoreResult<WriteBatch>>, at_le
 
 impl RowMoves {
     fn note_origin(&mut self, row: &OwnedRow) {
-        let (owner, modified_at) = match row {
-            OwnedRow::Group(r) => (&r.owner_uuid, r.modified_at),
-            OwnedRow::Collection(r) => (&r.owner_uuid, r.modified_at),
-            OwnedRow::Link(r) => (&r.owner_uuid, r.modified_at),
+        let from = match row {
+            OwnedRow::Group(r) => {
+                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
+            }
+            OwnedRow::Collection(r) => {
+                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
+            }
+            OwnedRow::Link(r) => link_origin(r),
             OwnedRow::Key(_) => return,
         };
-        self.was.insert(row.uuid().clone(), MovedFrom { owner: owner.clone(), modified_at });
+        self.was.insert(row.uuid().clone(), from);
     }
+}
 
-    fn note_end_moved(&mut self, index: AliasedIndex) {
-        match index {
-            AliasedIndex::LinkHead => self.link_head = true,
-            _ => self.link_tail = true,
-        }
+/// Where a link was before a merge moved it: its owner, time and ends.
+fn link_origin(l: &Link) -> MovedFrom {
+    MovedFrom {
+        owner: l.owner_uuid.clone(),
+        modified_at: l.modified_at,
+        link_ends: Some((l.head_uuid.clone(), l.tail_uuid.clone())),
     }
 }
 
@@ -470,16 +460,13 @@ impl Accounts {
             }
             for uuid in store.index_candidates(index, &m.old_user_uuid)? {
                 if let Some(l) = links.get_mut(&uuid) {
-                    if move_end(l, index, m) {
-                        moves.note_end_moved(index);
-                    }
+                    move_end(l, index, m);
                 } else if let Some(mut l) = store.object::<Link>(&uuid)? {
-                    let from = MovedFrom { owner: l.owner_uuid.clone(), modified_at: l.modified_at };
+                    let from = link_origin(&l);
                     if !move_end(&mut l, index, m) {
                         continue;
                     }
                     moves.was.insert(uuid.clone(), from);
-                    moves.note_end_moved(index);
                     links.insert(uuid, l);
                 }
             }
@@ -491,7 +478,7 @@ impl Accounts {
                 l
             })
             .collect();
-        // In key order, as sled likes its batches.
+        // In key order: the store writes batches fastest so.
         moves.links.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
         Ok((moves, owned_keys))
     }
@@ -535,27 +522,23 @@ impl Accounts {
 
     /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
     /// thread while the one before is being applied.
-    fn apply_moves(&self, moves: &RowMoves) -> Result<()> {
-        let store = self.store();
+    fn apply_moves(&self, w: &mut MergeWrite<'_>, moves: &RowMoves) -> Result<()> {
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = sync_channel(2);
             s.spawn(move || encode_moves(moves, &tx));
             for b in rx {
-                store.apply_per_tree(b?)?;
+                w.rows(b?)?;
             }
             Ok(())
         })
     }
 
-    /// Steps 2 and 3: rewrites the moved rows, flushes, deletes the intent.
-    fn finish_merge(&self, m: &MergeIntent, moves: RowMoves) -> Result<()> {
-        self.apply_moves(&moves)?;
-        let store = self.store();
-        // The rows are on disk before the intent goes.
-        store.flush()?;
-        let mut b = WriteBatch::new();
-        b.delete_merge_intent(&m.old_user_uuid);
-        store.commit(b)?;
+    /// Steps 2 and 3: rewrites the moved rows and finishes the write.
+    fn finish_merge(&self, mut w: MergeWrite<'_>, moves: RowMoves) -> Result<()> {
+        self.apply_moves(&mut w, &moves)?;
+        w.finish()?;
+        // Step 1's notices are visible from now on where the write is one transaction.
+        self.outbox_signal.notify_waiters();
         Ok(())
     }
 
@@ -597,12 +580,7 @@ impl Accounts {
                 rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
                 "finishing a merge interrupted by a crash"
             );
-            // Step 1 wrote these; written again so that the rows found now are findable whatever
-            // happened in between.
-            let mut b = WriteBatch::new();
-            put_aliases(&mut b, m, &moves);
-            self.store().commit(b)?;
-            self.finish_merge(m, moves)?;
+            self.finish_merge(self.store().resume_merge_write(m), moves)?;
         }
         Ok(intents.len())
     }
@@ -617,8 +595,13 @@ impl Accounts {
         b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
         let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
-        let Some((intent, moves)) = rest else { return Ok((old_after, counts)) };
-        if let Err(e) = self.finish_merge(&intent, moves) {
+        let Some((w, intent, moves)) = rest else { return Ok((old_after, counts)) };
+        let rolls_forward = w.rolls_forward();
+        if let Err(e) = self.finish_merge(w, moves) {
+            if !rolls_forward {
+                // Nothing of the merge was kept: an error like any other.
+                return Err(e);
+            }
             // Step 1 is committed; serving on with half the rows moved (and the writer lock free)
             // would let other writes mix with the merge. Stop: opening the store finishes it.
             tracing::error!(
@@ -633,7 +616,7 @@ impl Accounts {
     }
 
     /// Step 1 (reading the rows to move, then one transaction). Returns what step 2 must still do.
-    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge> {
+    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge<'_>> {
         let store = self.store();
         let (old, new) = (&plan.old, &plan.new);
         refuse_profile_merge(old, new)?;
@@ -653,7 +636,6 @@ impl Accounts {
             links: moves.links.len(),
             ..MergeCounts::default()
         };
-        put_aliases(&mut b, &intent, &moves);
 
         let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
         for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
@@ -740,12 +722,13 @@ impl Accounts {
                 "moved": counts,
             }),
         ))?;
-        let rows_to_move = counts.objects + counts.links > 0;
-        if rows_to_move {
-            b.put_merge_intent(&intent)?;
+        if counts.objects + counts.links == 0 {
+            self.commit_and_signal(b)?;
+            return Ok((old_after, counts, None));
         }
-        self.commit_and_signal(b)?;
-        Ok((old_after, counts, rows_to_move.then_some((intent, moves))))
+        let w = store.begin_merge_write(b, &intent)?;
+        self.outbox_signal.notify_waiters();
+        Ok((old_after, counts, Some((w, intent, moves))))
     }
 }
 
@@ -782,15 +765,14 @@ mod tests {
                 let _w = accounts.write_lock();
                 let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
                 assert_eq!((counts.objects, counts.links), (600, 600));
-                let (_, moves) = rest.expect("rows to move");
+                let (mut w, _, moves) = rest.expect("rows to move");
                 let part = RowMoves {
                     groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
                     collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
                     links: moves.links[..moves.links.len() * halves_rewritten / 2].to_vec(),
                     was: moves.was.clone(),
-                    ..RowMoves::default()
                 };
-                accounts.apply_moves(&part).unwrap();
+                accounts.apply_moves(&mut w, &part).unwrap();
                 // The crash also cuts the next batch between its trees: the index entries of
                 // the next collections have moved, their rows not.
                 let next = moves.collections.len() * halves_rewritten / 2;
@@ -800,6 +782,7 @@ mod tests {
                 }
                 accounts.store().apply_per_tree(b.take_tree(crate::store::TreeId::OwnerTimes)).unwrap();
                 accounts.store().flush().unwrap();
+                drop(w);
             }
             let cut = merge_state(&accounts, &big).unwrap();
             if halves_rewritten < 2 {
@@ -819,13 +802,8 @@ mod tests {
         }
     }
 
-    /// The tidy moves what a merge left under the old uuid to the new owner and user, and every
-    /// answer stays the same; a second tidy finds nothing to do.
-    #[test]
-    fn the_tidy_empties_the_old_users_index_keys_and_changes_no_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let accounts = open(&dir.path().join("store"));
-        let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
+    /// Merges the big user's old account into its new one (admin variant, with redirect).
+    fn merge_with_redirect(accounts: &Accounts, big: &crate::fixtures::BigUser) {
         let caller = accounts.system_root_caller().unwrap();
         let params = MergeParams {
             new_owner_uuid: Some(big.new_owner.to_string()),
@@ -835,6 +813,16 @@ mod tests {
             new_user_token: None,
         };
         accounts.merge(&caller, &params, None).unwrap();
+    }
+
+    /// The tidy moves what a merge left under the old uuid to the new owner and user, and every
+    /// answer stays the same; a second tidy finds nothing to do.
+    #[test]
+    fn the_tidy_empties_the_old_users_index_keys_and_changes_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = open(&dir.path().join("store"));
+        let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
+        merge_with_redirect(&accounts, &big);
         let store = accounts.store();
         let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
         // 250 tails and 250 heads left under the old user; nothing under it as owner (that index
@@ -861,5 +849,25 @@ mod tests {
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
         assert_eq!(store.links_by_tail(&big.new.uuid).unwrap(), moved_links);
         assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+    }
+
+    /// On PostgreSQL a merge is one transaction that moves the link-end entries with their rows:
+    /// nothing is left under the old user, no alias is written, the tidy finds nothing, and the
+    /// merge ends as it does on sled.
+    #[test]
+    fn a_merge_on_postgres_moves_link_ends_and_leaves_nothing_to_tidy() {
+        let Some(db) = crate::store::testing::TestDb::create() else { return };
+        let store = crate::store::Store::open_with(Path::new("unused"), db.options()).unwrap();
+        let accounts = Accounts::new(store, lone_cluster_settings(), Clock::System).unwrap();
+        let big = seed_big_user(&accounts, "pg", 300, 300).unwrap();
+        merge_with_redirect(&accounts, &big);
+        let store = accounts.store();
+        let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
+        assert_eq!((direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)), (0, 0));
+        assert!(store.alias_sources().unwrap().is_empty());
+        assert!(store.merge_intents().unwrap().is_empty());
+        assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
+        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
     }
 }

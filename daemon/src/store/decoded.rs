@@ -1,13 +1,14 @@
 //! Decoded copies of the rows every authenticated request reads (its token and its user), keyed
 //! by the row's exact bytes.
 //!
-//! Not a cache of anything the store says: every read still fetches the row from sled, and a copy
+//! Not a cache of anything the store says: every read still fetches the row from the store, and a copy
 //! is used only when the bytes just read are the bytes it was decoded from — otherwise (the row
 //! changed, or was never seen) they are decoded afresh. So a revoked, expired, deactivated, merged
 //! or re-scoped token is judged on the row as it is now, whichever process changed it; what is
 //! saved is only the JSON decoding, which was a fifth of the CPU `users/current` cost.
 
 use super::StoreResult;
+use super::kv::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -22,7 +23,7 @@ pub(super) struct Decoded<T> {
 }
 
 /// Key → (the stored bytes, the row decoded from them).
-type Shard<T> = Mutex<HashMap<Vec<u8>, (sled::IVec, T)>>;
+type Shard<T> = Mutex<HashMap<Vec<u8>, (Value, T)>>;
 
 impl<T: Clone> Decoded<T> {
     pub(super) fn new() -> Decoded<T> {
@@ -34,7 +35,7 @@ impl<T: Clone> Decoded<T> {
     pub(super) fn get(
         &self,
         key: &[u8],
-        bytes: &sled::IVec,
+        bytes: &Value,
         decode: impl FnOnce(&[u8]) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let shard = &self.shards[shard_of(key)];
@@ -79,12 +80,12 @@ mod tests {
     fn a_copy_is_used_only_for_the_same_bytes() {
         let d = Decoded::new();
         let n = Cell::new(0);
-        let v1 = sled::IVec::from(&b"one"[..]);
+        let v1 = Value::owned(b"one".to_vec());
         assert_eq!(d.get(b"k", &v1, decode_counting(&n)).unwrap(), "one");
         assert_eq!(d.get(b"k", &v1, decode_counting(&n)).unwrap(), "one");
         assert_eq!(n.get(), 1, "the same bytes are decoded once");
         // The row changed (a revocation, a new scope…): decoded afresh, never the old copy.
-        let v2 = sled::IVec::from(&b"two"[..]);
+        let v2 = Value::owned(b"two".to_vec());
         assert_eq!(d.get(b"k", &v2, decode_counting(&n)).unwrap(), "two");
         assert_eq!(n.get(), 2);
         // And back: bytes decide, not the order things happened in.
@@ -98,7 +99,7 @@ mod tests {
     #[test]
     fn decoding_errors_are_not_kept() {
         let d: Decoded<String> = Decoded::new();
-        let v = sled::IVec::from(&b"x"[..]);
+        let v = Value::owned(b"x".to_vec());
         let bad = |_: &[u8]| Err(super::super::StoreError::Codec { tree: "t", message: "bad".into() });
         assert!(d.get(b"k", &v, bad).is_err());
         let n = Cell::new(0);
@@ -110,7 +111,7 @@ mod tests {
     fn a_full_shard_is_emptied_not_grown() {
         let d = Decoded::new();
         let n = Cell::new(0);
-        let v = sled::IVec::from(&b"v"[..]);
+        let v = Value::owned(b"v".to_vec());
         for i in 0..(SHARDS * PER_SHARD * 4) {
             d.get(format!("key-{i}").as_bytes(), &v, decode_counting(&n)).unwrap();
         }

@@ -13,7 +13,7 @@
 //! ([`Store::build_list_indexes`], recorded in the meta tree).
 
 use super::records::{AuthorizedKey, Collection, Group, Link, User};
-use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, pair, prefix};
+use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, kv, pair, prefix};
 use crate::clock::format_time;
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -298,6 +298,39 @@ fn trashed_group(bytes: &[u8]) -> bool {
 }
 
 impl CountDelta {
+    /// The deltas by name (as the PostgreSQL backend's table `counts` names them).
+    pub(super) fn named(&self) -> [(&'static str, i64); 6] {
+        [
+            ("listed_users", self.listed_users),
+            ("groups", self.groups),
+            ("trashed_groups", self.trashed_groups),
+            ("collections", self.collections),
+            ("links", self.links),
+            ("keys", self.keys),
+        ]
+    }
+
+    /// Sets the delta named `name` (one of [`CountDelta::named`]'s; others are ignored).
+    pub(super) fn set(&mut self, name: &str, n: i64) {
+        match name {
+            "listed_users" => self.listed_users = n,
+            "groups" => self.groups = n,
+            "trashed_groups" => self.trashed_groups = n,
+            "collections" => self.collections = n,
+            "links" => self.links = n,
+            "keys" => self.keys = n,
+            _ => {}
+        }
+    }
+
+    /// Adds another delta.
+    pub(super) fn merge(&mut self, o: &CountDelta) {
+        for (name, n) in o.named() {
+            let mine = self.named().iter().find(|m| m.0 == name).map_or(0, |m| m.1);
+            self.set(name, mine + n);
+        }
+    }
+
     /// Adds what replacing `old` by `new` (either absent) in `tree` changes.
     pub(super) fn add(&mut self, tree: TreeId, old: Option<&[u8]>, new: Option<&[u8]>) {
         let d = i64::from(new.is_some()) - i64::from(old.is_some());
@@ -342,6 +375,8 @@ const LIST_INDEX_META: &str = "list_indexes";
 /// Version of the list indexes: bump it to rebuild them at the next open (2 added
 /// [`TreeId::OwnerTimes`]).
 const LIST_INDEX_VERSION: &[u8] = b"2";
+/// Rows a list reads by uuid in one PostgreSQL query.
+const ROWS_PER_QUERY: usize = 128;
 /// Rows per batch of the build at open.
 const BUILD_BATCH: usize = 10_000;
 
@@ -369,15 +404,19 @@ impl Store {
 
     /// Computes [`Counts`] from what is stored (at open).
     pub(super) fn count_rows(&self) -> StoreResult<()> {
+        if let Some(d) = self.kv.stored_counts()? {
+            self.counts.apply(&d);
+            return Ok(());
+        }
         let mut d = CountDelta::default();
         for tree in [TreeId::Users, TreeId::Groups] {
-            for v in self.tree(tree).iter().values() {
-                d.add(tree, None, Some(&v?));
+            for kv in self.kv.iter(tree) {
+                d.add(tree, None, Some(&kv?.1));
             }
         }
-        d.collections = i64::try_from(self.tree(TreeId::Collections).len()).unwrap_or(i64::MAX);
-        d.links = i64::try_from(self.tree(TreeId::Links).len()).unwrap_or(i64::MAX);
-        d.keys = i64::try_from(self.tree(TreeId::Keys).len()).unwrap_or(i64::MAX);
+        d.collections = i64::try_from(self.kv.len(TreeId::Collections)?).unwrap_or(i64::MAX);
+        d.links = i64::try_from(self.kv.len(TreeId::Links)?).unwrap_or(i64::MAX);
+        d.keys = i64::try_from(self.kv.len(TreeId::Keys)?).unwrap_or(i64::MAX);
         self.counts.apply(&d);
         Ok(())
     }
@@ -402,17 +441,18 @@ impl Store {
     /// before they existed (for tests of the build at open).
     #[doc(hidden)]
     pub fn forget_list_indexes(&self) -> StoreResult<()> {
-        self.tree(TreeId::ListTimes).clear()?;
-        self.tree(TreeId::ShownUsernames).clear()?;
-        self.tree(TreeId::OwnerTimes).clear()?;
-        self.tree(TreeId::Meta).remove(LIST_INDEX_META)?;
-        self.flush()
+        for tree in [TreeId::ListTimes, TreeId::ShownUsernames, TreeId::OwnerTimes] {
+            self.kv.clear(tree)?;
+        }
+        let mut b = WriteBatch::new();
+        b.del_raw(TreeId::Meta, LIST_INDEX_META.as_bytes().to_vec());
+        self.commit(b)
     }
 
     fn build_from<T: Listed>(&self, keys: fn(&T) -> Vec<IndexKey>) -> StoreResult<()> {
         let mut b = WriteBatch::new();
-        for v in self.tree(T::ROWS_TREE).iter().values() {
-            let row: T = decode(T::ROWS_TREE, &v?)?;
+        for kv in self.kv.iter(T::ROWS_TREE) {
+            let row: T = decode(T::ROWS_TREE, &kv?.1)?;
             for (tree, key) in keys(&row) {
                 if list_index(tree) {
                     b.put_raw(tree, key, Vec::new());
@@ -429,8 +469,8 @@ impl Store {
     /// a row (that index holds each row once, under its owner).
     pub fn owned_count(&self, kind: ObjectKind, owner: &ObjectUuid) -> StoreResult<usize> {
         let mut n = 0;
-        for k in self.tree(TreeId::OwnerTimes).scan_prefix(owner_kind_prefix(kind, &owner.to_string())).keys() {
-            k?;
+        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &owner_kind_prefix(kind, &owner.to_string()), false) {
+            kv?;
             n += 1;
         }
         Ok(n)
@@ -442,8 +482,8 @@ impl Store {
     pub fn owner_time_mismatches(&self) -> StoreResult<Vec<String>> {
         let mut wanted = std::collections::BTreeSet::new();
         fn add<T: Listed>(store: &Store, wanted: &mut std::collections::BTreeSet<Vec<u8>>) -> StoreResult<()> {
-            for v in store.tree(T::ROWS_TREE).iter().values() {
-                let r: T = decode(T::ROWS_TREE, &v?)?;
+            for kv in store.kv.iter(T::ROWS_TREE) {
+                let r: T = decode(T::ROWS_TREE, &kv?.1)?;
                 if let Some(owner) = r.owner() {
                     wanted.insert(owner_time_key(T::ROWS_KIND, owner, r.list_uuid(), r.time(TimeField::Modified)));
                 }
@@ -455,8 +495,8 @@ impl Store {
         add::<Link>(self, &mut wanted)?;
         add::<AuthorizedKey>(self, &mut wanted)?;
         let mut out = Vec::new();
-        for k in self.tree(TreeId::OwnerTimes).iter().keys() {
-            let k = k?.to_vec();
+        for kv in self.kv.iter(TreeId::OwnerTimes) {
+            let k = kv?.0.to_vec();
             if !wanted.remove(&k) {
                 out.push(format!("stale entry {}", String::from_utf8_lossy(&k).replace('\0', " ")));
             }
@@ -475,17 +515,12 @@ impl Store {
                 let mut uuids: Vec<ObjectUuid> = uuids.iter().filter(|u| u.kind() == T::ROWS_KIND).cloned().collect();
                 uuids.sort();
                 uuids.dedup();
-                Box::new(
-                    uuids
-                        .into_iter()
-                        .filter_map(move |u| self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()).transpose()),
-                )
+                self.rows_of::<T>(uuids)
             }
             Candidates::UuidRange { lower, upper, descending } => {
                 let bytes = |b: &Bound<String>| b.as_ref().map(|s| s.as_bytes().to_vec());
-                let range = self.tree(T::ROWS_TREE).range::<Vec<u8>, _>((bytes(lower), bytes(upper)));
-                let decode_row = |kv: sled::Result<(sled::IVec, sled::IVec)>| decode::<T>(T::ROWS_TREE, &kv?.1);
-                if *descending { Box::new(range.rev().map(decode_row)) } else { Box::new(range.map(decode_row)) }
+                let range = self.kv.range(T::ROWS_TREE, bytes(lower), bytes(upper), *descending);
+                Box::new(range.map(|kv| decode::<T>(T::ROWS_TREE, &kv?.1)))
             }
             Candidates::Time { field, from, descending } => {
                 let field = *field;
@@ -523,11 +558,30 @@ impl Store {
         uuids: Vec<ObjectUuid>,
         check: impl Fn(&T) -> bool + 'a,
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
-        Box::new(uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).filter_map(move |u| {
-            match self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()) {
-                Ok(Some(r)) if check(&r) => Some(Ok(r)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
+        let uuids = uuids.into_iter().filter(|u| u.kind() == T::ROWS_KIND).collect();
+        Box::new(self.rows_of::<T>(uuids).filter(move |r| r.as_ref().map_or(true, &check)))
+    }
+
+    /// The stored rows of these uuids, in their order (those not stored are skipped). On sled one
+    /// read each, as the caller takes them; on PostgreSQL [`ROWS_PER_QUERY`] at a time by key, one
+    /// round trip for each such part.
+    fn rows_of<'a, T: Listed + 'a>(&'a self, uuids: Vec<ObjectUuid>) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
+        let kv::Backend::Postgres(p) = &*self.kv else {
+            return Box::new(
+                uuids
+                    .into_iter()
+                    .filter_map(move |u| self.get_json::<T>(T::ROWS_TREE, u.to_string().as_bytes()).transpose()),
+            );
+        };
+        let parts: Vec<Vec<ObjectUuid>> = uuids.chunks(ROWS_PER_QUERY).map(<[ObjectUuid]>::to_vec).collect();
+        Box::new(parts.into_iter().flat_map(move |part| {
+            let keys: Vec<Vec<u8>> = part.iter().map(|u| u.to_string().into_bytes()).collect();
+            match p.get_many(T::ROWS_TREE, keys.clone()) {
+                Ok(mut found) => keys
+                    .iter()
+                    .filter_map(|k| found.remove(k).map(|v| decode::<T>(T::ROWS_TREE, &v)))
+                    .collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
             }
         }))
     }
@@ -541,14 +595,28 @@ impl Store {
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
         let p = prefix(a);
         let a = a.to_owned();
-        Box::new(self.tree(tree).scan_prefix(p.clone()).filter_map(move |kv| {
-            let row = kv.map_err(Into::into).and_then(|(k, _)| self.get_json::<T>(T::ROWS_TREE, &k[p.len()..]));
-            match row {
-                Ok(Some(r)) if check(&r, &a) => Some(Ok(r)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            }
+        let plen = p.len();
+        let entries = self.kv.scan_prefix(tree, &p, false).map(move |kv| kv.map(|(k, _)| ((), k[plen..].to_vec())));
+        Box::new(self.rows_for::<T, ()>(Box::new(entries)).filter_map(move |row| match row {
+            Ok(((), r)) if check(&r, &a) => Some(Ok(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         }))
+    }
+
+    /// The rows `entries` name (each with what the caller checks it against), in their order;
+    /// those not stored are skipped. On sled one read per entry as the caller takes them; on
+    /// PostgreSQL [`ROWS_PER_QUERY`] entries at a time, one query each.
+    fn rows_for<'a, T: Listed + 'a, X: 'a>(
+        &'a self,
+        entries: Box<dyn Iterator<Item = StoreResult<(X, Vec<u8>)>> + 'a>,
+    ) -> Box<dyn Iterator<Item = StoreResult<(X, T)>> + 'a> {
+        match &*self.kv {
+            kv::Backend::Postgres(p) => Box::new(PagedRows { kv: p, entries, ready: Default::default() }),
+            kv::Backend::Sled(_) => Box::new(entries.filter_map(move |e| {
+                e.and_then(|(x, key)| Ok(self.get_json::<T>(T::ROWS_TREE, &key)?.map(|r| (x, r)))).transpose()
+            })),
+        }
     }
 
     /// The rows a time index `tree` lists under `p` (keys `p time \0 uuid`) in time order, each
@@ -561,24 +629,22 @@ impl Store {
         descending: bool,
         check: impl Fn(&T, &str) -> bool + 'a,
     ) -> Box<dyn Iterator<Item = StoreResult<T>> + 'a> {
-        let t = self.tree(tree);
         // Formatted times never hold \0; an operand that does bounds nothing.
         let from = from.filter(|f| !f.contains('\0'));
-        let keys: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (from, descending) {
-            (None, false) => Box::new(t.scan_prefix(&p)),
-            (None, true) => Box::new(t.scan_prefix(&p).rev()),
+        let keys: super::kv::Scan<'a> = match (from, descending) {
+            (None, _) => self.kv.scan_prefix(tree, &p, descending),
             (Some(f), false) => {
                 let mut start = p.clone();
                 start.extend_from_slice(f.as_bytes());
-                let p2 = p.clone();
-                Box::new(t.range(start..).take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&p2))))
+                let end = super::kv::prefix_end(&p).map_or(Bound::Unbounded, Bound::Excluded);
+                self.kv.range(tree, Bound::Included(start), end, false)
             }
             (Some(f), true) => {
                 // Every key whose time is at most `f` sorts before `prefix f \x01`.
                 let mut end = p.clone();
                 end.extend_from_slice(f.as_bytes());
                 end.push(1);
-                Box::new(t.range(p.clone()..end).rev())
+                self.kv.range(tree, Bound::Included(p.clone()), Bound::Excluded(end), true)
             }
         };
         let plen = p.len();
@@ -593,12 +659,62 @@ impl Store {
         } else {
             Box::new(entries)
         };
-        Box::new(entries.filter_map(move |e| {
-            let row = e.and_then(|(time, uuid)| {
-                Ok(self.get_json::<T>(T::ROWS_TREE, uuid.as_bytes())?.filter(|r| check(r, &time)))
-            });
-            row.transpose()
+        let entries = entries.map(|e| e.map(|(time, uuid)| (time, uuid.into_bytes())));
+        Box::new(self.rows_for::<T, String>(Box::new(entries)).filter_map(move |row| match row {
+            Ok((time, r)) if check(&r, &time) => Some(Ok(r)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         }))
+    }
+}
+
+/// [`Store::rows_for`] on PostgreSQL: takes up to [`ROWS_PER_QUERY`] entries, reads their rows in
+/// one query, and hands them out in the entries' order.
+struct PagedRows<'a, T, X> {
+    kv: &'a kv::postgres::PgKv,
+    entries: Box<dyn Iterator<Item = StoreResult<(X, Vec<u8>)>> + 'a>,
+    ready: std::collections::VecDeque<StoreResult<(X, T)>>,
+}
+
+impl<T: Listed, X> Iterator for PagedRows<'_, T, X> {
+    type Item = StoreResult<(X, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.ready.is_empty() {
+            let mut part = Vec::new();
+            let mut failed = None;
+            for e in self.entries.by_ref() {
+                match e {
+                    Ok(e) => part.push(e),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                if part.len() == ROWS_PER_QUERY {
+                    break;
+                }
+            }
+            if part.is_empty() && failed.is_none() {
+                return None;
+            }
+            let keys: Vec<Vec<u8>> = part.iter().map(|(_, k)| k.clone()).collect();
+            match self.kv.get_many(T::ROWS_TREE, keys) {
+                Ok(found) => {
+                    // `get`, not `remove`: a scan may name a row twice (a stale entry and its own).
+                    for (x, k) in part {
+                        if let Some(v) = found.get(&k) {
+                            self.ready.push_back(decode::<T>(T::ROWS_TREE, v).map(|r| (x, r)));
+                        }
+                    }
+                }
+                Err(e) => self.ready.push_back(Err(e)),
+            }
+            if let Some(e) = failed {
+                self.ready.push_back(Err(e));
+            }
+        }
+        self.ready.pop_front()
     }
 }
 

@@ -583,7 +583,11 @@ mod tests {
             Change::Merge { from, to, t } => {
                 let rows = store.owned_records::<Collection>(&owner(from)).unwrap();
                 for r in &rows {
-                    let was = crate::store::MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at };
+                    let was = crate::store::MovedFrom {
+                        owner: r.owner_uuid.clone(),
+                        modified_at: r.modified_at,
+                        link_ends: None,
+                    };
                     let moved = Collection { owner_uuid: owner(to), modified_at: at(t), ..r.clone() };
                     b.put_moved_row(&was, &moved).unwrap();
                 }
