@@ -13,8 +13,12 @@
 //! and as many links) raise the size for the long run (100 trials × 100k). They are deliberately
 //! not `HEARTH_*`: the daemon, which inherits the test's environment, reads every `HEARTH_*`
 //! variable as configuration and refuses unknown keys.
+//!
+//! sled only for now: it seeds, copies and reopens the daemon's store directly. On PostgreSQL it
+//! skips (saying so) until the backend's open-by-settings is there (issue 17); the pristine copy
+//! would then be a database made from the seeded one as its template.
 
-use crate::harness::{Cluster, single};
+use crate::harness::{Backend, Cluster, StoreAt, single, skips_unless};
 use hearth::accounts::Accounts;
 use hearth::client::Client;
 use hearth::clock::Clock;
@@ -112,13 +116,20 @@ async fn check_api(c: &Cluster, big: &BigUser, outcome: Outcome, trial: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
+    if skips_unless(
+        Backend::Sled,
+        "kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge",
+        "opens and copies the store directly",
+    ) {
+        return;
+    }
     let trials = env_usize("HEARTHTEST_CRASH_TRIALS", 20);
     let n = env_usize("HEARTHTEST_CRASH_OBJECTS", 20_000);
     let started = Instant::now();
     let mut fed = single().await;
     let pristine = fed.dir.path().join("pristine-store");
     let c = fed.at_mut("zzzzz");
-    let store_dir = c.plan.dir.join("store");
+    let StoreAt::Sled(store_dir) = c.store.clone() else { unreachable!("sled only") };
     c.kill9();
 
     // Seed through the library while the daemon is down; drop everything to release sled's lock.
