@@ -100,6 +100,65 @@ impl StoreAt {
     }
 }
 
+/// A copy of a stopped daemon's store, to put back later ([`StoreAt::snapshot`]).
+#[derive(Debug)]
+pub enum Snapshot {
+    /// sled: a copy of the store's directory.
+    Sled(PathBuf),
+    /// PostgreSQL: a database made with the daemon's as its template; dropped with this value.
+    Postgres(String),
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Snapshot::Postgres(db) = self {
+            pg::server().drop_database(db);
+        }
+    }
+}
+
+impl StoreAt {
+    /// Copies the store (its daemon stopped): on sled to `scratch` (a path that does not exist
+    /// yet), on PostgreSQL to a new database.
+    pub fn snapshot(&self, scratch: &Path) -> Snapshot {
+        match self {
+            StoreAt::Sled(dir) => {
+                copy_dir(dir, scratch);
+                Snapshot::Sled(scratch.to_path_buf())
+            }
+            StoreAt::Postgres { db, .. } => Snapshot::Postgres(pg::server().copy_database(db)),
+        }
+    }
+
+    /// Puts `snapshot` back in place of the store (its daemon stopped).
+    pub fn restore(&self, snapshot: &Snapshot) {
+        match (self, snapshot) {
+            (StoreAt::Sled(dir), Snapshot::Sled(copy)) => {
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir).expect("remove the store");
+                }
+                copy_dir(copy, dir);
+            }
+            (StoreAt::Postgres { db, .. }, Snapshot::Postgres(copy)) => pg::server().replace_database(db, copy),
+            (store, snapshot) => panic!("{snapshot:?} is not a snapshot of a store like {store:?}"),
+        }
+    }
+}
+
+/// Copies directory `from` to `to` (made), recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("make dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy file");
+        }
+    }
+}
+
 /// The files under `dir`, recursively.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -798,4 +857,47 @@ async fn on_postgres_each_daemon_has_a_database_of_its_own_dropped_with_its_fede
         let StoreAt::Postgres { db, .. } = store else { unreachable!() };
         assert_eq!(listed(db).trim(), "0");
     }
+}
+
+/// A snapshot puts a store back as it was when taken, on either backend (the crash test's trials
+/// each start from one).
+#[test]
+fn a_snapshot_puts_a_store_back_as_it_was() {
+    let planned = Federation::plan(&["aaaaa"], "");
+    let mut databases = Vec::new();
+    let at = store_for(&planned.plan[0], &mut databases);
+    // One row, in a file or in a table: written when `value` is given, read back.
+    let row = |value: Option<&str>| -> String {
+        match &at {
+            StoreAt::Sled(dir) => {
+                std::fs::create_dir_all(dir).unwrap();
+                if let Some(v) = value {
+                    std::fs::write(dir.join("row"), v).unwrap();
+                }
+                std::fs::read_to_string(dir.join("row")).unwrap()
+            }
+            StoreAt::Postgres { url, .. } => {
+                let server = pg::server();
+                server.sql_in(url, "CREATE TABLE IF NOT EXISTS t (v text)").unwrap();
+                if let Some(v) = value {
+                    server.sql_in(url, &format!("DELETE FROM t; INSERT INTO t VALUES ('{v}')")).unwrap();
+                }
+                server.sql_in(url, "SELECT v FROM t").unwrap().trim().to_string()
+            }
+        }
+    };
+    let write = |v: &str| assert_eq!(row(Some(v)), v);
+    let read = || row(None);
+    write("seeded");
+    let snapshot = at.snapshot(&planned.dir.path().join("pristine"));
+    write("changed");
+    assert_eq!(read(), "changed");
+    at.restore(&snapshot);
+    assert_eq!(read(), "seeded");
+    write("again");
+    at.restore(&snapshot);
+    assert_eq!(read(), "seeded");
+    drop(snapshot);
+    let fed = Federation { clusters: Vec::new(), dir: planned.dir, replicas: Vec::new(), databases };
+    drop(fed);
 }

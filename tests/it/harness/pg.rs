@@ -108,13 +108,31 @@ impl Server {
 
     /// Creates a new, empty database for one daemon; returns its name.
     pub fn create_database(&self, tag: &str) -> String {
+        self.create_database_as(tag, "")
+    }
+
+    /// A new database named after `tag`, made with `options` (e.g. ` TEMPLATE x`).
+    fn create_database_as(&self, tag: &str, options: &str) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let tag: String = tag.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
         let db = format!("hearth_{}_{}_{tag}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        if let Err(e) = self.sql(&format!("CREATE DATABASE {db}")) {
+        if let Err(e) = self.sql(&format!("CREATE DATABASE {db}{options}")) {
             panic!("creating the test database {db}: {e}");
         }
         db
+    }
+
+    /// A new database with `db`'s contents (nothing may be connected to `db`); returns its name.
+    pub fn copy_database(&self, db: &str) -> String {
+        self.create_database_as("copy", &format!(" TEMPLATE {db}"))
+    }
+
+    /// Makes database `db` a copy of `copy` again (nothing may be connected to either).
+    pub fn replace_database(&self, db: &str, copy: &str) {
+        self.drop_database(db);
+        if let Err(e) = self.sql(&format!("CREATE DATABASE {db} TEMPLATE {copy}")) {
+            panic!("putting {copy} back as {db}: {e}");
+        }
     }
 
     /// Drops database `db` (its daemons must be stopped; open sessions are ended).
