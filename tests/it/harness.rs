@@ -41,6 +41,9 @@ pub struct Cluster {
     pub plan: PlannedCluster,
     /// Where its store is.
     pub store: StoreAt,
+    /// A value that never has a process of its own (a replicated cluster's public face, or a
+    /// [`Cluster::handle`]): starting it would start a second daemon on another's config.
+    processless: bool,
     /// The process (none for the public face of a replicated cluster, whose processes are its
     /// replicas'). Behind a lock so that [`Cluster::wait_up`] can see it exit.
     child: Mutex<Option<Child>>,
@@ -198,6 +201,12 @@ pub struct TestUser {
 
 impl Cluster {
     fn spawn(&mut self) {
+        assert!(
+            !self.processless,
+            "this value of {} has no process of its own (a replicated cluster's face, or a handle): \
+             start, kill or restart the daemon itself, e.g. one of fed.replicas_mut(\"{}\").members",
+            self.id, self.id
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -525,7 +534,9 @@ impl Planned {
             for m in &mut members {
                 m.spawn();
             }
-            clusters.push(Cluster::new(face, store, &ca_pem, &ca_path));
+            let mut face = Cluster::new(face, store, &ca_pem, &ca_path);
+            face.processless = true;
+            clusters.push(face);
             replicas.push(Replicas {
                 id: replicated[at].0.clone(),
                 members,
@@ -559,6 +570,7 @@ impl Cluster {
         c.url = self.url.clone();
         c.anon = self.anon.clone();
         c.root = self.root.clone();
+        c.processless = true;
         c
     }
 
@@ -575,6 +587,7 @@ impl Cluster {
             ca_path: ca_path.to_path_buf(),
             plan: p,
             store,
+            processless: false,
             child: Mutex::new(None),
         }
     }
