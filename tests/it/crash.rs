@@ -19,7 +19,7 @@
 //! PostgreSQL the test skips, saying so, until `StoreAt::open` can open a store from its settings
 //! (issue 17); then the skip goes.
 
-use crate::harness::{Backend, Cluster, StoreAt, single, skips_unless};
+use crate::harness::{Cluster, StoreAt, single};
 use hearth::accounts::Accounts;
 use hearth::client::Client;
 use hearth::clock::Clock;
@@ -94,13 +94,6 @@ async fn check_api(c: &Cluster, big: &BigUser, outcome: Outcome, trial: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge() {
-    if skips_unless(
-        Backend::Sled,
-        "kill9_during_a_big_merge_leaves_nothing_or_the_whole_merge",
-        "opens and copies the store directly",
-    ) {
-        return;
-    }
     let trials = env_usize("HEARTHTEST_CRASH_TRIALS", 20);
     let n = env_usize("HEARTHTEST_CRASH_OBJECTS", 20_000);
     let started = Instant::now();

@@ -64,16 +64,17 @@ pub enum StoreAt {
 }
 
 impl StoreAt {
-    /// Opens the store the daemon used (the daemon must be stopped: sled locks its directory).
-    ///
-    /// On PostgreSQL this needs the store's open-by-settings constructor of the postgres backend
-    /// (issue 17); until it is there the tests that call this skip on that backend
-    /// ([`skips_unless`]), and this panics.
+    /// Opens the store the daemon used (on sled the daemon must be stopped: sled locks its
+    /// directory).
     pub fn open(&self) -> Store {
         match self {
             StoreAt::Sled(dir) => Store::open(dir).expect("open the store"),
             StoreAt::Postgres { url, .. } => {
-                panic!("opening the store at {url} needs the postgres backend's open-by-settings (issue 17)")
+                let opts = hearth::store::StoreOptions {
+                    postgres: Some(hearth::store::PostgresOptions { url: url.clone(), pool_size: 2 }),
+                    ..Default::default()
+                };
+                Store::open_with(std::path::Path::new("/nonexistent"), opts).expect("open the database")
             }
         }
     }

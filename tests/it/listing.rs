@@ -2,7 +2,7 @@
 //! indexes answer must be what a full scan would, after updates, merges, deletes and restarts, and
 //! for data written before the indexes existed.
 
-use crate::harness::{Backend, Cluster, single, skips_unless};
+use crate::harness::{Cluster, single};
 use hearth::store::records::User;
 use hearth::store::scan::{Candidates, TimeField};
 use serde_json::{Value, json};
@@ -151,11 +151,6 @@ async fn indexed_lists_follow_updates_merges_and_deletes() {
 /// username find every row.
 #[tokio::test]
 async fn list_indexes_are_built_at_open_for_older_data() {
-    // Opens the daemon's store directly: on PostgreSQL that waits for the backend's open-by-settings
-    // (issue 17); the sled run covers it meanwhile.
-    if skips_unless(Backend::Sled, "list_indexes_are_built_at_open_for_older_data", "opens the store directly") {
-        return;
-    }
     let mut fed = single().await;
     let (ann, bob) = {
         let c = fed.at("zzzzz");
