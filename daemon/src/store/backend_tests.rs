@@ -344,3 +344,26 @@ fn the_store_answers_from_every_kind_of_thread() {
         assert_eq!(current.block_on(async { write_and_read(&store, 3) }), 0, "{}", store.backend_name());
     }
 }
+
+/// Two replicas on one database count alike: what one writes, the other's list counts show at
+/// once (they read the table `counts`, which each commit moves), not what it counted at open.
+#[test]
+fn replicas_on_one_database_count_each_others_writes() {
+    let Some(db) = TestDb::create() else { return };
+    let one = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let other = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let owner = uuid(ObjectKind::User, "owner");
+    assert_eq!((one.rows_in(TreeId::Groups), other.rows_in(TreeId::Groups)), (0, 0));
+    let mut w = WriteBatch::new();
+    for i in 0..3 {
+        w.put_object(None, &group(&format!("c{i}"), &owner, 10 + i)).unwrap();
+    }
+    one.commit(w).unwrap();
+    // (`group` puts every third in the trash: c2 is.)
+    assert_eq!((other.rows_in(TreeId::Groups), other.trashed_groups()), (3, 1), "the other sees what one wrote");
+    let g = group("c0", &owner, 10);
+    let mut w = WriteBatch::new();
+    w.put_object(Some(&g), &Group { trash_at: Some(at(20)), ..g.clone() }).unwrap();
+    other.commit(w).unwrap();
+    assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (3, 2), "and the first sees the other's trash");
+}

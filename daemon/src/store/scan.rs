@@ -383,23 +383,38 @@ const BUILD_BATCH: usize = 10_000;
 impl Store {
     /// Users that are not merged away (what an admin's unfiltered user list counts).
     pub fn listed_users(&self) -> u64 {
-        read(&self.counts.listed_users)
+        self.current_count(|c| &c.listed_users, |d| d.listed_users)
     }
 
     /// Rows of `tree` (groups, collections, links or keys; 0 for other trees).
     pub fn rows_in(&self, tree: TreeId) -> u64 {
         match tree {
-            TreeId::Groups => read(&self.counts.groups),
-            TreeId::Collections => read(&self.counts.collections),
-            TreeId::Links => read(&self.counts.links),
-            TreeId::Keys => read(&self.counts.keys),
+            TreeId::Groups => self.current_count(|c| &c.groups, |d| d.groups),
+            TreeId::Collections => self.current_count(|c| &c.collections, |d| d.collections),
+            TreeId::Links => self.current_count(|c| &c.links, |d| d.links),
+            TreeId::Keys => self.current_count(|c| &c.keys, |d| d.keys),
             _ => 0,
         }
     }
 
     /// Groups in the trash themselves (not counting what trashed groups hold).
     pub fn trashed_groups(&self) -> u64 {
-        read(&self.counts.trashed_groups)
+        self.current_count(|c| &c.trashed_groups, |d| d.trashed_groups)
+    }
+
+    /// One count as it is now. sled's are this process's own (every write goes through it). On
+    /// PostgreSQL other replicas write too, so the count is read from the table `counts`, which
+    /// every commit moves in its own transaction (one read of its six rows); if that read fails, the
+    /// count this process last knew is answered, and the failure logged.
+    fn current_count(&self, mine: impl Fn(&Counts) -> &AtomicI64, stored: impl Fn(&CountDelta) -> i64) -> u64 {
+        match self.kv.stored_counts() {
+            Ok(None) => read(mine(&self.counts)),
+            Ok(Some(d)) => u64::try_from(stored(&d)).unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the stored counts failed; answering this process's own");
+                read(mine(&self.counts))
+            }
+        }
     }
 
     /// Computes [`Counts`] from what is stored (at open).
