@@ -11,6 +11,9 @@
 //! with the machine's load. Each server's CPU time per request is printed too: with wrk on the
 //! same cores, it says where the cores went better than the rate alone.
 //!
+//! Each store backend of `HEARTH_BENCH_BACKENDS` (`sled,postgres`) gets its own daemon and runs,
+//! side by side (PostgreSQL: a database on the test suite's server, see `tests/it/harness/pg.rs`).
+//!
 //! `cargo bench -p hearth --bench auth` (needs `wrk`: `apt-get install wrk`). Environment:
 //! `HEARTH_BENCH_SECS` (10 per run), `HEARTH_BENCH_ROUNDS` (2), `HEARTH_BENCH_WARMUP_SECS` (2),
 //! `HEARTH_BENCH_WRK_THREADS` (2), `HEARTH_BENCH_WRK_CONNECTIONS` (64).
@@ -66,70 +69,75 @@ async fn bench() -> anyhow::Result<()> {
         load()
     );
 
-    let lone = Lone::start().await?;
-    let (c, ca_pem, daemon) = (&lone.cluster, &lone.ca_pem, &lone.daemon);
-    let token = lone.bench_user().await?;
+    for backend in support::bench_backends() {
+        let lone = Lone::start_on(backend).await?;
+        let (c, ca_pem, daemon) = (&lone.cluster, &lone.ca_pem, &lone.daemon);
+        let token = lone.bench_user().await?;
 
-    // The bare server answers with the very bytes the daemon answers users/current with.
-    let current = format!("{}/arvados/v1/users/current", c.url());
-    let http = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?]).build()?;
-    let resp = http.get(&current).bearer_auth(&token).send().await?;
-    assert_eq!(resp.status().as_u16(), 200, "users/current with the bench's token");
-    let body = resp.bytes().await?;
-    let body_path = lone.dir.path().join("users-current.json");
-    std::fs::write(&body_path, &body)?;
-    let tls_dir = c.dir.join("tls");
-    let bare = BareServer::spawn(&tls_dir.join("cert.pem"), &tls_dir.join("key.pem"), &body_path);
-    // The daemon's certificate names 127.0.0.1, where the bare server listens too.
-    let bare_url = format!("https://127.0.0.1:{}/arvados/v1/users/current", bare.port);
-    println!("users/current body: {} bytes (the bare server answers the same bytes)", body.len());
+        // The bare server answers with the very bytes the daemon answers users/current with.
+        let current = format!("{}/arvados/v1/users/current", c.url());
+        let http = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?]).build()?;
+        let resp = http.get(&current).bearer_auth(&token).send().await?;
+        assert_eq!(resp.status().as_u16(), 200, "users/current with the bench's token");
+        let body = resp.bytes().await?;
+        let body_path = lone.dir.path().join("users-current.json");
+        std::fs::write(&body_path, &body)?;
+        let tls_dir = c.dir.join("tls");
+        let bare = BareServer::spawn(&tls_dir.join("cert.pem"), &tls_dir.join("key.pem"), &body_path);
+        // The daemon's certificate names 127.0.0.1, where the bare server listens too.
+        let bare_url = format!("https://127.0.0.1:{}/arvados/v1/users/current", bare.port);
+        println!("{backend}: users/current body: {} bytes (the bare server answers the same bytes)", body.len());
 
-    let run = |url: &str, pid: u32, secs: u64| {
-        let cpu = cpu_secs(pid);
-        let mut r = wrk(url, &token, threads, conns, secs);
-        r.server_cpu_s = cpu_secs(pid) - cpu;
-        r
-    };
-    run(&bare_url, bare.pid(), warmup);
-    run(&current, daemon.pid(), warmup);
-    let (mut bares, mut hearths) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        for (name, url, pid, out) in
-            [("bare", &bare_url, bare.pid(), &mut bares), ("hearth", &current, daemon.pid(), &mut hearths)]
-        {
-            let l = load();
-            let r = run(url, pid, secs);
-            println!(
-                "round {round} {name:<6} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests; server CPU {:.2} cores, {:.1} µs/request)   load {l} -> {}",
-                r.rps,
-                r.p50_ms,
-                r.p99_ms,
-                r.requests,
-                r.server_cpu_s / secs as f64,
-                r.server_cpu_s * 1e6 / r.requests.max(1) as f64,
-                load()
-            );
-            out.push(r);
+        let run = |url: &str, pid: u32, secs: u64| {
+            let cpu = cpu_secs(pid);
+            let mut r = wrk(url, &token, threads, conns, secs);
+            r.server_cpu_s = cpu_secs(pid) - cpu;
+            r
+        };
+        run(&bare_url, bare.pid(), warmup);
+        run(&current, daemon.pid(), warmup);
+        let (mut bares, mut hearths) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            for (name, url, pid, out) in
+                [("bare", &bare_url, bare.pid(), &mut bares), ("hearth", &current, daemon.pid(), &mut hearths)]
+            {
+                let l = load();
+                let r = run(url, pid, secs);
+                println!(
+                    "{backend} round {round} {name:<6} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests; server CPU {:.2} cores, {:.1} µs/request)   load {l} -> {}",
+                    r.rps,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.requests,
+                    r.server_cpu_s / secs as f64,
+                    r.server_cpu_s * 1e6 / r.requests.max(1) as f64,
+                    load()
+                );
+                out.push(r);
+            }
         }
+        let mean = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+        let (bare_rps, hearth_rps) = (mean(&bares, |r| r.rps), mean(&hearths, |r| r.rps));
+        let ratio = hearth_rps / bare_rps;
+        let worst_p99 = hearths.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
+        let met = |ok: bool| if ok { "met" } else { "NOT met" };
+        println!("{backend}: bare hyper+rustls         {bare_rps:>9.0} req/s (mean of {rounds})");
+        println!(
+            "{backend}: hearth GET users/current  {hearth_rps:>9.0} req/s (mean of {rounds}), p50 {:.2} ms (mean)",
+            mean(&hearths, |r| r.p50_ms)
+        );
+        println!(
+            "{backend}: ratio hearth/bare         {ratio:>9.2}   goal ≥ {GOAL_RATIO}: {}",
+            met(ratio >= GOAL_RATIO)
+        );
+        println!(
+            "{backend}: hearth p99 (worst run)    {worst_p99:>9.2} ms   goal ≤ {GOAL_P99_MS} ms: {}",
+            met(worst_p99 <= GOAL_P99_MS)
+        );
+        println!("load {}", load());
+        drop(bare);
+        drop(lone);
     }
-    let mean = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
-    let (bare_rps, hearth_rps) = (mean(&bares, |r| r.rps), mean(&hearths, |r| r.rps));
-    let ratio = hearth_rps / bare_rps;
-    let worst_p99 = hearths.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
-    let met = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("bare hyper+rustls         {bare_rps:>9.0} req/s (mean of {rounds})");
-    println!(
-        "hearth GET users/current  {hearth_rps:>9.0} req/s (mean of {rounds}), p50 {:.2} ms (mean)",
-        mean(&hearths, |r| r.p50_ms)
-    );
-    println!("ratio hearth/bare         {ratio:>9.2}   goal ≥ {GOAL_RATIO}: {}", met(ratio >= GOAL_RATIO));
-    println!(
-        "hearth p99 (worst run)    {worst_p99:>9.2} ms   goal ≤ {GOAL_P99_MS} ms: {}",
-        met(worst_p99 <= GOAL_P99_MS)
-    );
-    println!("load {}", load());
-    drop(bare);
-    drop(lone);
     Ok(())
 }
 

@@ -6,6 +6,29 @@ use hearth::cli::demo::{PlannedCluster, plan_federation};
 use hearth::client::Client;
 use std::process::{Child, Command, Stdio};
 
+/// The integration suite's PostgreSQL server (`HEARTH_TEST_PG_URL`'s, or a private one started
+/// on first use and stopped when the bench exits), for benches that run on both backends.
+#[path = "../../../tests/it/harness/pg.rs"]
+pub mod pg;
+
+/// The store backends `HEARTH_BENCH_BACKENDS` names (`sled,postgres` unless set), in order.
+/// PostgreSQL is left out, with the reason printed, when its server binaries are not found.
+pub fn bench_backends() -> Vec<&'static str> {
+    let wanted = std::env::var("HEARTH_BENCH_BACKENDS").unwrap_or_else(|_| "sled,postgres".into());
+    let mut out = Vec::new();
+    for b in wanted.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        match b {
+            "sled" => out.push("sled"),
+            "postgres" if std::env::var("HEARTH_TEST_PG_URL").is_ok() || pg::bindir().is_ok() => out.push("postgres"),
+            "postgres" => {
+                println!("postgres: left out (no PostgreSQL server binaries; HEARTH_TEST_PG_URL names a server)")
+            }
+            other => panic!("HEARTH_BENCH_BACKENDS: unknown backend {other:?} (sled, postgres)"),
+        }
+    }
+    out
+}
+
 /// The release binary under measurement.
 pub const HEARTH: &str = env!("CARGO_BIN_EXE_hearth");
 
@@ -39,6 +62,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Stops the process (and waits for it).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts the daemon of `c`, logging to `hearth.log` in its directory, with `env` added.
     pub fn spawn(c: &PlannedCluster, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::File::create(c.dir.join("hearth.log")).expect("create hearth.log");
@@ -67,8 +96,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -92,17 +120,45 @@ pub struct Lone {
     pub root: Client,
     /// Where everything lives.
     pub dir: tempfile::TempDir,
+    /// Its PostgreSQL database, if it runs on one.
+    pub database: Option<String>,
+}
+
+impl Drop for Lone {
+    fn drop(&mut self) {
+        if let Some(db) = &self.database {
+            self.daemon.kill();
+            pg::server().drop_database(db);
+        }
+    }
 }
 
 impl Lone {
     /// Plans and starts the cluster, and waits until it is healthy.
     pub async fn start() -> anyhow::Result<Lone> {
+        Lone::start_on("sled").await
+    }
+
+    /// [`Lone::start`] on store `backend` (`sled`, or `postgres`: a fresh database on
+    /// [`pg::server`], dropped with the `Lone`).
+    pub async fn start_on(backend: &str) -> anyhow::Result<Lone> {
         let dir = tempfile::tempdir()?;
         let (cluster, ca_pem) = plan_one(dir.path())?;
+        let database = match backend {
+            "postgres" => {
+                let server = pg::server();
+                let db = server.create_database("bench");
+                let mut f = std::fs::OpenOptions::new().append(true).open(&cluster.config)?;
+                use std::io::Write;
+                writeln!(f, "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"", server.url_of(&db))?;
+                Some(db)
+            }
+            _ => None,
+        };
         let daemon = Daemon::spawn(&cluster, &[]);
         let root = Client::new(&cluster.url(), Some(&ca_pem))?.with_token(&cluster.root_token);
         root.wait_healthy(60).await?;
-        Ok(Lone { daemon, cluster, ca_pem, root, dir })
+        Ok(Lone { daemon, cluster, ca_pem, root, dir, database })
     }
 
     /// Creates the user `bench` (verified email, [`BENCH_PASSWORD`]) and logs it in: its token.

@@ -155,7 +155,7 @@ impl Server {
 }
 
 /// The directory of the PostgreSQL server binaries.
-fn bindir() -> Result<PathBuf, String> {
+pub fn bindir() -> Result<PathBuf, String> {
     let has_initdb = |d: &Path| d.join("initdb").is_file() && d.join("psql").is_file();
     if let Some(d) = std::env::var_os("HEARTH_TEST_PG_BINDIR") {
         let d = PathBuf::from(d);
