@@ -22,28 +22,28 @@ pub(crate) const NOTICES: &str = "/federation/v1/notices";
 const VALIDATE: &str = "/federation/v1/tokens/validate";
 
 /// A bounded wait on observable state: `tick` sleeps 50 ms, or fails the test once `secs` passed.
-struct Poll {
+pub(crate) struct Poll {
     what: String,
     deadline: Instant,
     secs: u64,
 }
 
 impl Poll {
-    fn new(what: impl Into<String>, secs: u64) -> Poll {
+    pub(crate) fn new(what: impl Into<String>, secs: u64) -> Poll {
         Poll { what: what.into(), deadline: Instant::now() + Duration::from_secs(secs), secs }
     }
 
-    async fn tick(&self, last_seen: &impl Debug) {
+    pub(crate) async fn tick(&self, last_seen: &impl Debug) {
         assert!(Instant::now() < self.deadline, "waited {} s for {}; last seen: {last_seen:?}", self.secs, self.what);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
 }
 
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     hearth::accounts::random_secret()[..32].to_string()
 }
 
@@ -70,12 +70,12 @@ fn signature(
 }
 
 /// A correctly formed signature by `origin` with `key` for a POST of `body` to `path` at `to`.
-fn signed_for(to: &Cluster, origin: &str, key: &ClusterSigningKey, path: &str, body: &[u8]) -> String {
+pub(crate) fn signed_for(to: &Cluster, origin: &str, key: &ClusterSigningKey, path: &str, body: &[u8]) -> String {
     signature("POST", path, origin, &to.id, unix_now(), &nonce(), body, key)
 }
 
 /// POSTs `body` to `path` at `to` with the given `Authorization` (none when `None`).
-async fn post_raw(to: &Cluster, path: &str, authorization: Option<&str>, body: &[u8]) -> Answer {
+pub(crate) async fn post_raw(to: &Cluster, path: &str, authorization: Option<&str>, body: &[u8]) -> Answer {
     let mut req =
         to.anon.http().post(format!("{}{path}", to.url)).header("Content-Type", "application/json").body(body.to_vec());
     if let Some(a) = authorization {
@@ -129,12 +129,12 @@ pub(crate) fn body_of(b: &NoticeBatch) -> Vec<u8> {
 }
 
 /// `GET /arvados/v1/users/<uuid>` with `c`'s root token.
-async fn user_at(c: &Cluster, uuid: &str) -> Answer {
+pub(crate) async fn user_at(c: &Cluster, uuid: &str) -> Answer {
     c.root.get(&format!("/arvados/v1/users/{uuid}")).await.unwrap()
 }
 
 /// Waits until `peer`'s cached copy of `uuid` carries the last login its home reports; returns it.
-async fn learns_last_login(peer: &Cluster, home: &Cluster, uuid: &str, secs: u64) -> Value {
+pub(crate) async fn learns_last_login(peer: &Cluster, home: &Cluster, uuid: &str, secs: u64) -> Value {
     let at_home = user_at(home, uuid).await.ok().unwrap();
     let want = at_home["last_login_at"].clone();
     assert!(want.is_string(), "{at_home}");
@@ -151,7 +151,7 @@ async fn learns_last_login(peer: &Cluster, home: &Cluster, uuid: &str, secs: u64
 }
 
 /// `c`'s admin view of `peer` (`GET /hearth/v1/admin/peers`).
-async fn peer_view(c: &Cluster, peer: &str) -> Value {
+pub(crate) async fn peer_view(c: &Cluster, peer: &str) -> Value {
     let all = c.root.get("/hearth/v1/admin/peers").await.unwrap().ok().unwrap();
     all["items"]
         .as_array()
@@ -175,7 +175,7 @@ async fn drained(c: &Cluster, peer: &str, secs: u64) -> Value {
 }
 
 /// The sum of a Prometheus counter's samples at `c` that carry `peer="<peer>"` (0 when absent).
-async fn counter(c: &Cluster, name: &str, peer: &str) -> f64 {
+pub(crate) async fn counter(c: &Cluster, name: &str, peer: &str) -> f64 {
     let text = c.anon.http().get(format!("{}/metrics", c.url)).send().await.unwrap().text().await.unwrap();
     let label = format!("peer=\"{peer}\"");
     text.lines()

@@ -2,8 +2,7 @@
 //! indexes answer must be what a full scan would, after updates, merges, deletes and restarts, and
 //! for data written before the indexes existed.
 
-use crate::harness::{Cluster, single};
-use hearth::store::Store;
+use crate::harness::{Backend, Cluster, single, skips_unless};
 use hearth::store::records::User;
 use hearth::store::scan::{Candidates, TimeField};
 use serde_json::{Value, json};
@@ -152,6 +151,11 @@ async fn indexed_lists_follow_updates_merges_and_deletes() {
 /// username find every row.
 #[tokio::test]
 async fn list_indexes_are_built_at_open_for_older_data() {
+    // Opens the daemon's store directly: on PostgreSQL that waits for the backend's open-by-settings
+    // (issue 17); the sled run covers it meanwhile.
+    if skips_unless(Backend::Sled, "list_indexes_are_built_at_open_for_older_data", "opens the store directly") {
+        return;
+    }
     let mut fed = single().await;
     let (ann, bob) = {
         let c = fed.at("zzzzz");
@@ -161,16 +165,16 @@ async fn list_indexes_are_built_at_open_for_older_data() {
     let made = create_collection(c, &ann.token, "old").await;
     let expected = list(c, "/arvados/v1/users", &[("order", json!(["modified_at desc"]))]).await;
     c.terminate();
-    let store_dir = c.plan.dir.join("store");
+    let at = c.store.clone();
     let by_time = Candidates::Time { field: TimeField::Modified, from: None, descending: true };
     {
-        let store = Store::open(&store_dir).unwrap();
+        let store = at.open();
         store.forget_list_indexes().unwrap();
         // Without the build the time order finds nothing.
         assert_eq!(store.candidate_rows::<User>(&by_time).unwrap().count(), 0);
     }
     {
-        let store = hearth::store::open_after_drop(&store_dir).unwrap();
+        let store = at.open_after_drop();
         assert!(store.meta("list_indexes").unwrap().is_some());
         assert_eq!(store.candidate_rows::<User>(&by_time).unwrap().count(), store.users().count());
     }

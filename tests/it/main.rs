@@ -22,6 +22,7 @@ mod pages;
 mod persons;
 mod profiles;
 mod redirects;
+mod replicas;
 mod sdk;
 mod server;
 mod throttle;
