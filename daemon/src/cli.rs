@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod demo;
 pub mod serve;
+pub mod store_copy;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

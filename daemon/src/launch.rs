@@ -95,6 +95,9 @@ pub async fn run(
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open_with(&data_dir.join("store"), settings.store.options()).context("opening the store")?;
     tracing::info!(backend = store.backend_name(), "store opened");
+    if let Some(why) = crate::store::copy::unfinished_copy(&store)? {
+        anyhow::bail!("the store: {why}");
+    }
     let signing_key = match checked.signing_key {
         Some(k) => k,
         None => signing_key::create(&settings.signing_key_path())?,

@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 mod backend_tests;
+pub mod copy;
 mod decoded;
 mod kv;
 pub mod records;

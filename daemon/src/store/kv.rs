@@ -167,6 +167,17 @@ impl Backend {
         }
     }
 
+    /// Makes every later [`Backend::next_id`] greater than `n` (a store copied into this one).
+    pub(super) fn ids_at_least(&self, n: u64) -> StoreResult<()> {
+        match self {
+            Backend::Sled(s) => {
+                while s.next_id()? < n {}
+                Ok(())
+            }
+            Backend::Postgres(p) => p.ids_at_least(n),
+        }
+    }
+
     /// Makes every write before it durable.
     pub(super) fn flush(&self) -> StoreResult<()> {
         match self {
