@@ -151,6 +151,15 @@ impl Backend {
         }
     }
 
+    /// Replaces the value under `key` with `new` if it is `old`, atomically; whether it did. Not
+    /// flushed (leases: a lost renewal only lets the lease expire).
+    pub(super) fn replace_if(&self, tree: TreeId, key: &[u8], old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        match self {
+            Backend::Sled(s) => s.replace_if(tree, key, old, new),
+            Backend::Postgres(p) => p.replace_if(tree, key, old, new),
+        }
+    }
+
     /// Reads and deletes, atomically, the value under `key` (flushed): one caller gets it.
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         match self {

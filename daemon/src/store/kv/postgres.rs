@@ -297,6 +297,16 @@ impl PgKv {
         })
     }
 
+    pub(super) fn replace_if(&self, tree: TreeId, key: &[u8], old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let (pool, t, k, old, new) = (self.pool.clone(), self.id(tree), key.to_vec(), old.to_vec(), new.to_vec());
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st =
+                c.prepare_cached("UPDATE kv SET v = $4 WHERE tree = $1 AND k = $2 AND v = $3").await.map_err(db_err)?;
+            Ok(c.execute(&st, &[&t, &k, &old, &new]).await.map_err(db_err)? == 1)
+        })
+    }
+
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let (pool, t, k) = (self.pool.clone(), self.id(tree), key.to_vec());
         self.run(async move {
