@@ -120,6 +120,7 @@ trees! {
     ManagedProfiles => "parentuuid_profileuuid": "parent user uuid \\0 managed profile uuid → () (local profiles, and cached ones as their parent's home lists them)",
     ProfileSwitches => "tokenuuid_profileswitch": "session token uuid → ProfileSwitch (the managed profile a browser session acts as)",
     Leases => "name_lease": "lease name → Lease (which replica does a cluster-wide job, until when)",
+    LoginAttempts => "throttlekey_attempts": "login throttle key → its attempts in the window (shared by replicas; PostgreSQL only)",
     OutboxInFlight => "peer_firstseq_batch": "peer id \\0 big-endian sequence of its first notice → the sequences of a batch sent and not yet acknowledged (resent as it is)",
 }
 

@@ -69,6 +69,28 @@ impl super::Store {
         Ok(())
     }
 
+    /// Rewrites the login throttle's row `key` atomically: `f` gets the row as stored (none: no
+    /// row) and returns the new one, or none to write nothing; it is called again when another
+    /// process changed the row in between. Whether it wrote.
+    pub fn update_login_attempts(
+        &self,
+        key: &str,
+        mut f: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> StoreResult<bool> {
+        let k = key.as_bytes();
+        loop {
+            let cur = self.kv.get(TreeId::LoginAttempts, k)?;
+            let Some(new) = f(cur.as_deref()) else { return Ok(false) };
+            let done = match &cur {
+                None => self.kv.insert_if_absent(TreeId::LoginAttempts, k, &new)?,
+                Some(c) => self.kv.replace_if(TreeId::LoginAttempts, k, c, &new)?,
+            };
+            if done {
+                return Ok(true);
+            }
+        }
+    }
+
     /// Records a batch for `peer` about to be sent (its notices' outbox keys, in order); returns
     /// the record's key.
     pub fn put_in_flight(&self, peer: &ClusterId, keys: &[Vec<u8>]) -> StoreResult<Vec<u8>> {
