@@ -53,8 +53,6 @@ pub struct Federation {
     stats: Mutex<BTreeMap<ClusterId, outbox::PeerStats>>,
     /// When each peer's outbox was last counted for the queue depth gauge.
     depth_counted: Mutex<HashMap<ClusterId, std::time::Instant>>,
-    /// This process among the cluster's replicas (the holder its leases name).
-    instance: String,
     refresh_secs: i64,
     backoff_cap_secs: u64,
 }
@@ -108,7 +106,6 @@ impl Federation {
             ),
             stats: Mutex::new(BTreeMap::new()),
             depth_counted: Mutex::new(HashMap::new()),
-            instance: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
             refresh_secs: i64::try_from(settings.federation.remote_token_refresh_secs).unwrap_or(300),
             backoff_cap_secs: settings.federation.retry_backoff_cap_secs,
         })

@@ -140,7 +140,7 @@ impl Federation {
     /// else the notices queued after `after` (from the start of the queue when none), recorded as
     /// in flight and spliced into a batch body.
     fn prepare_batch(&self, peer: &ClusterId, after: Option<&[u8]>) -> Result<Next, crate::accounts::Error> {
-        if !self.store.hold_lease(&lease_name(peer), &self.instance, LEASE_MS)? {
+        if !self.store.hold_lease(&lease_name(peer), crate::store::lease::this_process(), LEASE_MS)? {
             return Ok(Next::NotHolder);
         }
         let (record, queued) = match self.store.next_in_flight(peer, after)? {
@@ -289,7 +289,11 @@ impl Federation {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let cutoff = me.clock.unix() - 2 * super::MAX_SKEW_SECS;
-                if let Err(e) = me.store.prune_nonces(cutoff) {
+                // One replica of the cluster prunes (the holder of the background jobs' lease).
+                if let Err(e) = me.store.runs_background_jobs().and_then(|mine| match mine {
+                    true => me.store.prune_nonces(cutoff).map(drop),
+                    false => Ok(()),
+                }) {
                     tracing::warn!(error = %e, "pruning nonces failed");
                 }
             }

@@ -26,6 +26,20 @@ struct Lease {
     until: i64,
 }
 
+/// This process's name in leases: its pid and a random number, fixed for its life.
+pub fn this_process() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}-{:016x}", std::process::id(), rand::random::<u64>()))
+}
+
+/// The lease on the cluster's background jobs (expiry sweeps, tidies, the nonce pruner).
+const BACKGROUND: &str = "background";
+
+/// How long the lease on background jobs lasts unless renewed: each job renews it on each pass,
+/// at least once a minute, so the holder keeps it; after its death another replica takes the jobs
+/// over within this.
+const BACKGROUND_MS: i64 = 150_000;
+
 /// Unix milliseconds of the system clock.
 pub fn now_ms() -> i64 {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -54,6 +68,12 @@ impl super::Store {
                 Ok(free && self.kv.replace_if(TreeId::Leases, name.as_bytes(), &cur, &new)?)
             }
         }
+    }
+
+    /// Whether this process runs the cluster's background jobs now (it holds, and so renews, their
+    /// lease): one replica of a cluster does them, not each. Always on sled.
+    pub fn runs_background_jobs(&self) -> StoreResult<bool> {
+        self.hold_lease(BACKGROUND, this_process(), BACKGROUND_MS)
     }
 
     /// Gives lease `name` up if `holder` holds it (a clean shutdown: others need not wait for it
