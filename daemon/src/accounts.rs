@@ -128,7 +128,10 @@ impl Accounts {
     pub fn new(store: Store, settings: AccountSettings, clock: Clock) -> Result<Accounts> {
         let system_user = ObjectUuid::new(settings.cluster.clone(), ObjectKind::User, "000000000000000")
             .map_err(|e| Error::new(ErrorKind::Internal, "bootstrap", e.to_string()))?;
-        let throttle = passwords::Throttle::new(settings.max_login_failures, settings.login_failure_window_secs);
+        let mut throttle = passwords::Throttle::new(settings.max_login_failures, settings.login_failure_window_secs);
+        if store.backend_name() == "postgres" {
+            throttle = throttle.shared_in(store.clone());
+        }
         let accounts = Accounts {
             store,
             settings,

@@ -11,6 +11,7 @@ macro_rules! outln {
 pub mod admin;
 pub mod demo;
 pub mod serve;
+pub mod store_copy;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -95,6 +95,9 @@ pub async fn run(
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open_with(&data_dir.join("store"), settings.store.options()).context("opening the store")?;
     tracing::info!(backend = store.backend_name(), "store opened");
+    if let Some(why) = crate::store::copy::unfinished_copy(&store)? {
+        anyhow::bail!("the store: {why}");
+    }
     let signing_key = match checked.signing_key {
         Some(k) => k,
         None => signing_key::create(&settings.signing_key_path())?,
@@ -171,11 +174,17 @@ const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a ping may go unanswered before the connection is closed.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Tidies the index entries merges leave behind: once at start, then after each such merge.
+/// Tidies the index entries merges leave behind: once at start, then after each such merge (on
+/// the replica holding the background jobs' lease; on PostgreSQL there are none to tidy).
 async fn tidy_indexes(app: Arc<App>) {
     loop {
         let a = app.clone();
-        match tokio::task::spawn_blocking(move || a.accounts.tidy_aliased_indexes()).await {
+        match tokio::task::spawn_blocking(move || match a.accounts.store().runs_background_jobs()? {
+            true => a.accounts.tidy_aliased_indexes(),
+            false => Ok(0),
+        })
+        .await
+        {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(entries = n, "index entries left by merges moved to their owners"),
             Ok(Err(e)) => tracing::warn!(error = %e, "tidying index entries failed; trying again after the next merge"),
@@ -203,14 +212,21 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
 /// How often expired anonymous sessions are looked for.
 const ANONYMOUS_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Deletes expired anonymous sessions with their collections, every minute (the first pass at start).
+/// Deletes expired anonymous sessions with their collections, every minute (the first pass at
+/// start), on the one replica holding the background jobs' lease.
 async fn sweep_anonymous(app: Arc<App>) {
     let mut tick = tokio::time::interval(ANONYMOUS_SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let a = app.clone();
-        match tokio::task::spawn_blocking(move || a.accounts.sweep_expired_anonymous()).await {
+        // One replica of the cluster sweeps (the holder of the background jobs' lease).
+        match tokio::task::spawn_blocking(move || match a.accounts.store().runs_background_jobs()? {
+            true => a.accounts.sweep_expired_anonymous(),
+            false => Ok(0),
+        })
+        .await
+        {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::info!(sessions = n, "expired anonymous sessions deleted with their collections"),
             Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired anonymous sessions failed; trying again later"),

@@ -16,8 +16,10 @@
 
 #[cfg(test)]
 mod backend_tests;
+pub mod copy;
 mod decoded;
 mod kv;
+pub mod lease;
 pub mod records;
 pub mod scan;
 #[cfg(test)]
@@ -117,6 +119,9 @@ trees! {
     OidcPending => "browserhash_oidcpending": "SHA-256 (hex) of a browser's hearth_oidc cookie → OidcPending (an authorization in flight, single use)",
     ManagedProfiles => "parentuuid_profileuuid": "parent user uuid \\0 managed profile uuid → () (local profiles, and cached ones as their parent's home lists them)",
     ProfileSwitches => "tokenuuid_profileswitch": "session token uuid → ProfileSwitch (the managed profile a browser session acts as)",
+    Leases => "name_lease": "lease name → Lease (which replica does a cluster-wide job, until when)",
+    LoginAttempts => "throttlekey_attempts": "login throttle key → its attempts in the window (shared by replicas; PostgreSQL only)",
+    OutboxInFlight => "peer_firstseq_batch": "peer id \\0 big-endian sequence of its first notice → the sequences of a batch sent and not yet acknowledged (resent as it is)",
 }
 
 /// The indexes read by uuid: an object's owner, a link's tail and head.
@@ -348,6 +353,16 @@ fn outbox_key(peer: &ClusterId, seq: u64) -> Vec<u8> {
     let mut k = prefix(peer.as_str());
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The bounds of the keys starting with `p` that come after `after` (all of them when `after` is
+/// none or not one of them).
+fn after_in(p: &[u8], after: Option<&[u8]>) -> (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>) {
+    let lo = match after {
+        Some(a) if a.starts_with(p) => std::ops::Bound::Excluded(a.to_vec()),
+        _ => std::ops::Bound::Included(p.to_vec()),
+    };
+    (lo, kv::prefix_end(p).map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded))
 }
 
 /// Key of [`TreeId::AnonLastUse`]: the last use as big-endian unix seconds (so that keys sort by
@@ -1536,11 +1551,7 @@ impl Store {
         let mut out = Vec::new();
         let mut bytes = 0;
         let p = prefix(peer.as_str());
-        let start = match after {
-            Some(a) if a.starts_with(&p) => std::ops::Bound::Excluded(a.to_vec()),
-            _ => std::ops::Bound::Included(p.clone()),
-        };
-        let end = kv::prefix_end(&p).map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let (start, end) = after_in(&p, after);
         for kv in self.kv.range(TreeId::Outbox, start, end, false) {
             let (k, v) = kv?;
             if !k.starts_with(&p) {
@@ -1553,17 +1564,6 @@ impl Store {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok((out, true))
-    }
-
-    /// Removes sent notices (by the keys `outbox_peek` returned). Not flushed: the next flush (any
-    /// commit's, or sled's own within 500 ms) makes it durable, and a removal a crash loses only
-    /// makes the sender send those notices again, which receivers apply idempotently.
-    pub fn outbox_remove(&self, keys: &[Vec<u8>]) -> StoreResult<()> {
-        let mut b = WriteBatch::new();
-        for k in keys {
-            b.del_raw(TreeId::Outbox, k.clone());
-        }
-        self.commit_unflushed(b)
     }
 
     /// How many notices wait for `peer`.

@@ -468,6 +468,8 @@ pub struct Planned {
     pub dir: tempfile::TempDir,
     /// Clusters to run as several replicas: (id, how many).
     replicated: Vec<(String, usize)>,
+    /// Clusters kept on sled whatever `HEARTH_TEST_STORE` says ([`Planned::on_sled`]).
+    on_sled: Vec<String>,
 }
 
 impl Planned {
@@ -490,9 +492,15 @@ impl Planned {
         self.replicated.push((id.to_string(), n));
     }
 
+    /// Keeps cluster `id` on sled on either backend (a test that moves a sled store elsewhere).
+    pub fn on_sled(&mut self, id: &str) {
+        let _ = self.at(id);
+        self.on_sled.push(id.to_string());
+    }
+
     /// Starts every cluster and waits until each answers.
     pub async fn start(self) -> Federation {
-        let Planned { plan, ca: _, ca_path, dir, replicated } = self;
+        let Planned { plan, ca: _, ca_path, dir, replicated, on_sled } = self;
         let ca_pem = std::fs::read(&ca_path).expect("ca");
         // A replicated cluster's public URL is its proxy's: bind the proxy's listener first, on the
         // cluster's own loopback address (which its certificate names), and point every config at it.
@@ -509,7 +517,12 @@ impl Planned {
         // Every daemon's store; the replicas of a cluster share its database (their configs are
         // copies of its config, made after this).
         let mut databases = Vec::new();
-        let stores: Vec<StoreAt> = plan.iter().map(|p| store_for(p, &mut databases)).collect();
+        let stores: Vec<StoreAt> = plan
+            .iter()
+            .map(|p| {
+                if on_sled.contains(&p.id) { StoreAt::Sled(p.dir.join("store")) } else { store_for(p, &mut databases) }
+            })
+            .collect();
         let mut clusters = Vec::new();
         let mut replicas = Vec::new();
         for (p, store) in plan.into_iter().zip(stores) {
@@ -702,7 +715,7 @@ impl Federation {
         hearth::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let (plan, ca_path, ca) = plan_federation_with_ca(dir.path(), ids, extra_toml).expect("plan");
-        Planned { plan, ca, ca_path, dir, replicated: Vec::new() }
+        Planned { plan, ca, ca_path, dir, replicated: Vec::new(), on_sled: Vec::new() }
     }
 
     /// Starts one daemon per id; `extra_toml` is appended to every config.

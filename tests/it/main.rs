@@ -25,5 +25,6 @@ mod redirects;
 mod replicas;
 mod sdk;
 mod server;
+mod store_copy;
 mod throttle;
 mod tidy;

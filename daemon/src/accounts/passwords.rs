@@ -9,6 +9,9 @@
 //! ([`Reservation::succeeded`]), and an attempt that finds a counter full only of attempts still
 //! being checked waits for them instead of being refused.
 //!
+//! On PostgreSQL the counters live in the store ([`Throttle::shared_in`]), so the cluster's
+//! replicas count every attempt together; on sled (one process) they stay in memory.
+//!
 //! Every checked attempt runs exactly one argon2 verification with the same parameters, whether
 //! the account exists, has a password or not ([`verify_password`] falls back to [`DUMMY_HASH`]);
 //! `hearth_argon2_verifications_total` counts them.
@@ -138,6 +141,53 @@ pub struct Throttle {
     window: i64,
     keys: Mutex<HashMap<String, Counter>>,
     settled: Condvar,
+    /// Counters kept in the store instead, shared by the cluster's replicas (PostgreSQL).
+    shared: Option<crate::store::Store>,
+}
+
+/// How often an attempt that waits on shared counters looks at them again.
+const SHARED_POLL: Duration = Duration::from_millis(50);
+
+/// One key's attempts as the store keeps them for replicas ([`Throttle::shared`]).
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct SharedCounter {
+    attempts: Vec<SharedAttempt>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedAttempt {
+    /// When it was made (the daemon's clock, unix seconds): what the window counts.
+    at: i64,
+    /// Which attempt (random).
+    id: u64,
+    /// Still being checked since this system time (unix ms); none: it failed.
+    checking_since: Option<i64>,
+}
+
+impl SharedCounter {
+    fn parse(b: Option<&[u8]>) -> SharedCounter {
+        b.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Forgets attempts outside the window; one still "being checked" after [`MAX_WAIT`] was cut
+    /// short by its replica's death and counts as failed.
+    fn prune(&mut self, horizon: i64, now_ms: i64) {
+        self.attempts.retain(|a| a.at > horizon);
+        let stale = i64::try_from(MAX_WAIT.as_millis()).unwrap_or(i64::MAX);
+        for a in &mut self.attempts {
+            if a.checking_since.is_some_and(|t| now_ms.saturating_sub(t) > stale) {
+                a.checking_since = None;
+            }
+        }
+    }
+
+    fn failed(&self) -> usize {
+        self.attempts.iter().filter(|a| a.checking_since.is_none()).count()
+    }
 }
 
 /// One key's attempts inside the window: failed ones and ones still being checked.
@@ -174,6 +224,8 @@ pub struct Reservation<'a> {
     keys: Vec<String>,
     at: i64,
     success: Option<String>,
+    /// The attempt's id in shared counters.
+    id: u64,
 }
 
 impl Throttle {
@@ -184,7 +236,16 @@ impl Throttle {
             window: i64::try_from(window_secs).unwrap_or(i64::MAX),
             keys: Mutex::new(HashMap::new()),
             settled: Condvar::new(),
+            shared: None,
         }
+    }
+
+    /// Keeps the counters in `store` (its login-attempt rows, updated atomically), so that every
+    /// replica on the same database counts every attempt: at most `max` failures per key are
+    /// checked across all of them. On sled one process owns the store, and memory is exact.
+    pub fn shared_in(mut self, store: crate::store::Store) -> Self {
+        self.shared = Some(store);
+        self
     }
 
     /// Takes a slot under every one of `keys` for an attempt about to be checked, or refuses (and
@@ -194,6 +255,9 @@ impl Throttle {
     /// this waits for them (up to 30 s): a correct password gives its slot back, so a burst of
     /// correct logins from one address all get through, one slot after another.
     pub fn reserve(&self, keys: &[String], now: i64) -> Result<Reservation<'_>> {
+        if let Some(store) = &self.shared {
+            return self.reserve_shared(store, keys, now);
+        }
         let deadline = Instant::now() + MAX_WAIT;
         let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         loop {
@@ -217,7 +281,91 @@ impl Throttle {
             c.times.push_back(now);
             c.in_flight += 1;
         }
-        Ok(Reservation { throttle: self, keys: keys.to_vec(), at: now, success: None })
+        Ok(Reservation { throttle: self, keys: keys.to_vec(), at: now, success: None, id: 0 })
+    }
+
+    /// [`Throttle::reserve`] on the store's counters: a slot is taken under each key in turn by
+    /// an atomic rewrite of its row (so of replicas racing for the last slot one gets it); when a
+    /// later key has no room the slots taken are given back, and the attempt waits (polling) or is
+    /// refused as the in-memory counters decide.
+    fn reserve_shared(&self, store: &crate::store::Store, keys: &[String], now: i64) -> Result<Reservation<'_>> {
+        let deadline = Instant::now() + MAX_WAIT;
+        let id = rand::random::<u64>();
+        let horizon = now.saturating_sub(self.window);
+        loop {
+            let mut taken = Vec::new();
+            let mut verdict = Verdict::Room;
+            for k in keys {
+                let now_ms = crate::store::lease::now_ms();
+                store.update_login_attempts(k, |cur| {
+                    let mut c = SharedCounter::parse(cur);
+                    c.prune(horizon, now_ms);
+                    if c.failed() >= self.max {
+                        let oldest = c.attempts.iter().map(|a| a.at).min().unwrap_or(now);
+                        verdict = Verdict::Refuse(oldest.saturating_add(self.window).saturating_sub(now).max(1));
+                        return None;
+                    }
+                    if c.attempts.len() >= self.max {
+                        verdict = Verdict::Wait;
+                        return None;
+                    }
+                    verdict = Verdict::Room;
+                    c.attempts.push(SharedAttempt { at: now, id, checking_since: Some(now_ms) });
+                    Some(c.bytes())
+                })?;
+                if !matches!(verdict, Verdict::Room) {
+                    break;
+                }
+                taken.push(k.clone());
+            }
+            if matches!(verdict, Verdict::Room) {
+                return Ok(Reservation { throttle: self, keys: keys.to_vec(), at: now, success: None, id });
+            }
+            for k in &taken {
+                store.update_login_attempts(k, |cur| {
+                    let mut c = SharedCounter::parse(cur);
+                    c.attempts.retain(|a| a.id != id);
+                    Some(c.bytes())
+                })?;
+            }
+            match verdict {
+                Verdict::Refuse(wait) => return Err(throttled(wait)),
+                _ if Instant::now() >= deadline => return Err(throttled(1)),
+                _ => std::thread::sleep(SHARED_POLL),
+            }
+        }
+    }
+
+    /// Settles a reservation in the store's counters: a failure stays counted (no longer being
+    /// checked), a success gives its slots back and forgets the failures under its `clear` key.
+    fn settle_shared(&self, store: &crate::store::Store, r: &Reservation<'_>) {
+        let mut keys = r.keys.clone();
+        if let Some(clear) = &r.success
+            && !keys.contains(clear)
+        {
+            keys.push(clear.clone());
+        }
+        let horizon = r.at.saturating_sub(self.window);
+        for k in &keys {
+            let now_ms = crate::store::lease::now_ms();
+            let clear = r.success.as_deref() == Some(k.as_str());
+            let done = store.update_login_attempts(k, |cur| {
+                let mut c = SharedCounter::parse(cur);
+                c.prune(horizon, now_ms);
+                if r.success.is_some() {
+                    c.attempts.retain(|a| a.id != r.id);
+                } else if let Some(a) = c.attempts.iter_mut().find(|a| a.id == r.id) {
+                    a.checking_since = None;
+                }
+                if clear {
+                    c.attempts.retain(|a| a.checking_since.is_some());
+                }
+                Some(c.bytes())
+            });
+            if let Err(e) = done {
+                tracing::warn!(error = %e, key = %k, "settling a login attempt in the store failed");
+            }
+        }
     }
 
     /// Makes room for new keys: forgets counters with nothing inside the window, then, if that is
@@ -265,6 +413,9 @@ impl Throttle {
     }
 
     fn settle(&self, r: &mut Reservation<'_>) {
+        if let Some(store) = &self.shared {
+            return self.settle_shared(store, r);
+        }
         let mut map = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         for k in &r.keys {
             let Some(c) = map.get_mut(k) else { continue };

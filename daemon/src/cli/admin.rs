@@ -1,5 +1,6 @@
 //! `hearth admin …`: operators' commands. They talk to a running cluster over its HTTP API with an
-//! admin token or the system root token; no store logic lives here.
+//! admin token or the system root token; no store logic lives here (`admin store copy`, which works
+//! on a stopped cluster's stores, is `cli/store_copy.rs`).
 
 use crate::client::Client;
 use clap::{Args, Subcommand};
@@ -81,11 +82,39 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A stopped cluster's store.
+    Store {
+        /// The command.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Signing keys.
     Keys {
         /// The command.
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+/// `admin store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a stopped cluster's sled store into a PostgreSQL database (for `store.backend =
+    /// "postgres"`). Rerunnable: the target must be empty or exactly what an earlier copy from the
+    /// same source left; rows are written in pages, and each tree's rows and SHA-256 are compared
+    /// on both sides at the end (exit non-zero on a difference). The signing key and TLS files
+    /// stay in the data dir.
+    Copy {
+        /// The cluster's data dir (`cluster.data_dir`) or its `store` directory. No daemon may run
+        /// on it (sled's lock is checked).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL connection URL (`store.url`).
+        #[arg(long)]
+        to: String,
+        /// Connections to open.
+        #[arg(long, default_value_t = 2)]
+        pool_size: usize,
     },
 }
 
@@ -199,6 +228,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             import_legacy(&c, &text, dry_run, json).await
+        }
+        AdminCommand::Store { command: StoreCommand::Copy { from, to, pool_size } } => {
+            tokio::task::spawn_blocking(move || super::store_copy::copy(&from, &to, pool_size)).await?
         }
         AdminCommand::Keys { command: KeysCommand::Rotate { target } } => {
             let v = target.client()?.post("/hearth/v1/admin/keys/rotate", &json!({})).await?.ok()?;

@@ -2,6 +2,15 @@
 //! 1,000 notices and 1 MiB, two batches in flight, and retries with exponential backoff and jitter (from 1 s up to the
 //! configured cap) until the peer acknowledges. Notices are removed only after the peer's 2xx, so
 //! a crash or an unreachable peer loses nothing; the receiver's idempotence makes resends harmless.
+//!
+//! Replicas of one cluster share the outbox (one database): only the replica holding a peer's
+//! lease (`store/lease.rs`, renewed before each batch, [`LEASE_MS`]) sends to that peer; the others
+//! ask for it every [`LEASE_POLL`]. Each batch is recorded as in flight before it is sent and the
+//! record goes with its notices when the peer acknowledges, so a batch is resent exactly as it was
+//! (after an error, or by another replica after a crash): its id, a hash of its notices, is the
+//! same, and the peer answers it from its stored answer without applying it again. The holder
+//! reads the shared outbox at least once a second while idle, so a notice another replica queued
+//! waits at most that long.
 
 use super::{Federation, fed_err};
 use crate::accounts::ErrorKind;
@@ -17,10 +26,34 @@ use std::time::Duration;
 /// Batches a sender keeps in flight to one peer.
 const IN_FLIGHT: usize = 2;
 
-/// A batch ready to send: its notices' outbox keys and the body.
+/// How long a replica's hold on a peer's outbox lasts unless renewed (it is renewed before
+/// each batch): a replica that dies leaves the peer to another after this.
+const LEASE_MS: i64 = 10_000;
+
+/// How often a replica that does not hold a peer's outbox lease asks for it again (the idle
+/// sender's wait).
+const LEASE_POLL: Duration = Duration::from_secs(1);
+
+/// The lease on `peer`'s outbox.
+fn lease_name(peer: &ClusterId) -> String {
+    format!("outbox\0{peer}")
+}
+
+/// A batch ready to send: its in-flight record, its notices' outbox keys and the body.
 struct Prepared {
+    record: Vec<u8>,
     keys: Vec<Vec<u8>>,
     body: Vec<u8>,
+}
+
+/// What a sender does next.
+enum Next {
+    /// Another replica holds the peer's outbox lease.
+    NotHolder,
+    /// Nothing waits (after the cursor).
+    Empty,
+    /// Send this.
+    Batch(Prepared),
 }
 
 /// A delivery's result, a task that ended without one (it panicked) as an error.
@@ -102,24 +135,36 @@ impl Federation {
         metrics::gauge!("hearth_peer_queue_depth", "peer" => peer.to_string()).set(depth as f64);
     }
 
-    /// The next batch for `peer`: the notices queued after `after` (from the start of the queue
-    /// when none), spliced into a batch body; none when nothing waits there.
-    fn prepare_batch(
-        &self,
-        peer: &ClusterId,
-        after: Option<&[u8]>,
-    ) -> Result<Option<Prepared>, crate::accounts::Error> {
-        let (queued, whole) = self.store.outbox_peek(peer, after, MAX_NOTICES_PER_BATCH, MAX_BATCH_NOTICE_BYTES)?;
-        self.set_depth_gauge(peer, queued.len(), whole && after.is_none());
+    /// The next batch for `peer`, when this replica holds (and so renews) the peer's outbox
+    /// lease: a batch sent before and not acknowledged (recorded after `after`), as it was;
+    /// else the notices queued after `after` (from the start of the queue when none), recorded as
+    /// in flight and spliced into a batch body.
+    fn prepare_batch(&self, peer: &ClusterId, after: Option<&[u8]>) -> Result<Next, crate::accounts::Error> {
+        if !self.store.hold_lease(&lease_name(peer), crate::store::lease::this_process(), LEASE_MS)? {
+            return Ok(Next::NotHolder);
+        }
+        let (record, queued) = match self.store.next_in_flight(peer, after)? {
+            Some((record, queued)) => (Some(record), queued),
+            None => {
+                let (queued, whole) =
+                    self.store.outbox_peek(peer, after, MAX_NOTICES_PER_BATCH, MAX_BATCH_NOTICE_BYTES)?;
+                self.set_depth_gauge(peer, queued.len(), whole && after.is_none());
+                (None, queued)
+            }
+        };
         if queued.is_empty() {
-            return Ok(None);
+            return Ok(Next::Empty);
         }
         let (keys, notices): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+        let record = match record {
+            Some(r) => r,
+            None => self.store.put_in_flight(peer, &keys)?,
+        };
         // The queued JSON as it is: decoding every notice to encode it again cost the sender as
         // much time per batch as the receiver spends applying it.
         let body = NoticeBatch::body_from_notice_json(&self.me, peer, notices.iter().map(|n| &n[..]))
             .map_err(|e| fed_err(ErrorKind::Internal, "encode", e.to_string()))?;
-        Ok(Some(Prepared { keys, body }))
+        Ok(Next::Batch(Prepared { record, keys, body }))
     }
 
     /// [`Federation::prepare_batch`] on the blocking pool: reading a batch, and counting a long
@@ -128,7 +173,7 @@ impl Federation {
         self: &Arc<Self>,
         peer: &ClusterId,
         after: Option<Vec<u8>>,
-    ) -> Result<Option<Prepared>, crate::accounts::Error> {
+    ) -> Result<Next, crate::accounts::Error> {
         let (me, peer) = (self.clone(), peer.clone());
         tokio::task::spawn_blocking(move || me.prepare_batch(&peer, after.as_deref()))
             .await
@@ -145,7 +190,7 @@ impl Federation {
                 format!("{peer} answered {}: {}", answer.status, answer.body),
             ));
         }
-        self.store.outbox_remove(&batch.keys)?;
+        self.store.outbox_acknowledged(&batch.record, &batch.keys)?;
         metrics::counter!("hearth_notices_sent_total", "peer" => peer.to_string()).increment(batch.keys.len() as u64);
         Ok(batch.keys.len())
     }
@@ -178,12 +223,14 @@ impl Federation {
             let mut failed = None;
             while in_flight.len() < IN_FLIGHT {
                 match self.prepare_off_runtime(&peer, cursor.clone()).await {
-                    Ok(Some(batch)) => {
+                    Ok(Next::Batch(batch)) => {
                         cursor = batch.keys.last().cloned();
                         let (me, to) = (self.clone(), peer.clone());
                         in_flight.push_back(tokio::spawn(async move { me.deliver(&to, batch).await }));
                     }
-                    Ok(None) => break,
+                    // Nothing to send, or another replica sends to this peer: wait below (at
+                    // most a second, LEASE_POLL) and ask again.
+                    Ok(Next::Empty | Next::NotHolder) => break,
                     Err(e) => {
                         failed = Some(e);
                         break;
@@ -195,7 +242,7 @@ impl Federation {
                     cursor = None;
                     tokio::select! {
                         _ = notified => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(LEASE_POLL) => {}
                     }
                     continue;
                 };
@@ -242,7 +289,11 @@ impl Federation {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let cutoff = me.clock.unix() - 2 * super::MAX_SKEW_SECS;
-                if let Err(e) = me.store.prune_nonces(cutoff) {
+                // One replica of the cluster prunes (the holder of the background jobs' lease).
+                if let Err(e) = me.store.runs_background_jobs().and_then(|mine| match mine {
+                    true => me.store.prune_nonces(cutoff).map(drop),
+                    false => Ok(()),
+                }) {
                     tracing::warn!(error = %e, "pruning nonces failed");
                 }
             }

@@ -367,3 +367,86 @@ fn replicas_on_one_database_count_each_others_writes() {
     other.commit(w).unwrap();
     assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (3, 2), "and the first sees the other's trash");
 }
+
+/// A lease has one holder until it expires; then another takes it. On sled every lease is the
+/// one process's own.
+#[test]
+fn a_lease_has_one_holder_until_it_expires() {
+    for (store, _holder) in stores() {
+        assert!(store.hold_lease("job", "a", 60_000).unwrap());
+        let pg = store.backend_name() == "postgres";
+        assert_eq!(store.hold_lease("job", "b", 60_000).unwrap(), !pg, "{}", store.backend_name());
+        assert!(store.hold_lease("job", "a", 1).unwrap(), "the holder renews");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(store.hold_lease("job", "b", 60_000).unwrap(), "an expired lease is taken over");
+        assert_eq!(store.hold_lease("job", "a", 60_000).unwrap(), !pg);
+        store.release_lease("job", "b").unwrap();
+        assert!(store.hold_lease("job", "a", 60_000).unwrap(), "a released lease is free");
+    }
+}
+
+/// A batch recorded in flight comes back as it was, and goes with its notices.
+#[test]
+fn a_batch_in_flight_is_found_again_until_acknowledged() {
+    for (store, _holder) in stores() {
+        let peer = "bbbbb".parse::<ClusterId>().unwrap();
+        let user = uuid(ObjectKind::User, "a");
+        let mut w = WriteBatch::new();
+        for seq in 1..=5 {
+            let user = federation_proto::notice::UserRecord {
+                uuid: user.clone(),
+                email: "a@example.org".into(),
+                email_verified: true,
+                username: Some("a".into()),
+                first_name: "A".into(),
+                last_name: "B".into(),
+                is_active: true,
+                redirect_to_user_uuid: None,
+                last_login_at: None,
+                home_seq: seq,
+                orcid: None,
+                profiles: Vec::new(),
+            };
+            w.put_outbox(&peer, seq, &Notice::Login { user }).unwrap();
+        }
+        store.commit(w).unwrap();
+        let (first, _) = store.outbox_peek(&peer, None, 3, 1 << 20).unwrap();
+        let keys: Vec<Vec<u8>> = first.iter().map(|(k, _)| k.clone()).collect();
+        let record = store.put_in_flight(&peer, &keys).unwrap();
+        let (again, queued) = store.next_in_flight(&peer, None).unwrap().unwrap();
+        assert_eq!((again.clone(), queued), (record.clone(), first.clone()));
+        assert!(store.next_in_flight(&peer, keys.last().map(Vec::as_slice)).unwrap().is_none());
+        store.outbox_acknowledged(&record, &keys).unwrap();
+        assert!(store.next_in_flight(&peer, None).unwrap().is_none());
+        assert_eq!(store.outbox_depth(&peer), 2);
+    }
+}
+
+/// Concurrent rewrites of one login-attempt row all land (none is lost to another's).
+#[test]
+fn login_attempt_rows_are_rewritten_atomically() {
+    for (store, _holder) in stores() {
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        store
+                            .update_login_attempts("k", |cur| {
+                                let n: u64 = cur.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+                                Some((n + 1).to_string().into_bytes())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let mut got = 0;
+        store
+            .update_login_attempts("k", |cur| {
+                got = cur.and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+                None
+            })
+            .unwrap();
+        assert_eq!(got, 100, "{}", store.backend_name());
+    }
+}

@@ -151,6 +151,15 @@ impl Backend {
         }
     }
 
+    /// Replaces the value under `key` with `new` if it is `old`, atomically; whether it did. Not
+    /// flushed (leases: a lost renewal only lets the lease expire).
+    pub(super) fn replace_if(&self, tree: TreeId, key: &[u8], old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        match self {
+            Backend::Sled(s) => s.replace_if(tree, key, old, new),
+            Backend::Postgres(p) => p.replace_if(tree, key, old, new),
+        }
+    }
+
     /// Reads and deletes, atomically, the value under `key` (flushed): one caller gets it.
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         match self {
@@ -164,6 +173,17 @@ impl Backend {
         match self {
             Backend::Sled(s) => s.next_id(),
             Backend::Postgres(p) => p.next_id(),
+        }
+    }
+
+    /// Makes every later [`Backend::next_id`] greater than `n` (a store copied into this one).
+    pub(super) fn ids_at_least(&self, n: u64) -> StoreResult<()> {
+        match self {
+            Backend::Sled(s) => {
+                while s.next_id()? < n {}
+                Ok(())
+            }
+            Backend::Postgres(p) => p.ids_at_least(n),
         }
     }
 

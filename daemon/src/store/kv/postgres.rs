@@ -272,6 +272,19 @@ impl PgKv {
         })
     }
 
+    /// Moves the id sequence on so that the next id is above `n` (a copied store's ids go on).
+    pub(super) fn ids_at_least(&self, n: u64) -> StoreResult<()> {
+        let pool = self.pool.clone();
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            c.execute("SELECT setval('hearth_ids', GREATEST($1, (SELECT last_value FROM hearth_ids)))", &[&n])
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
     pub(super) fn insert_if_absent(&self, tree: TreeId, key: &[u8], v: &[u8]) -> StoreResult<bool> {
         let (pool, t, k, v) = (self.pool.clone(), self.id(tree), key.to_vec(), v.to_vec());
         self.run(async move {
@@ -281,6 +294,16 @@ impl PgKv {
                 .await
                 .map_err(db_err)?;
             Ok(c.execute(&st, &[&t, &k, &v]).await.map_err(db_err)? == 1)
+        })
+    }
+
+    pub(super) fn replace_if(&self, tree: TreeId, key: &[u8], old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let (pool, t, k, old, new) = (self.pool.clone(), self.id(tree), key.to_vec(), old.to_vec(), new.to_vec());
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st =
+                c.prepare_cached("UPDATE kv SET v = $4 WHERE tree = $1 AND k = $2 AND v = $3").await.map_err(db_err)?;
+            Ok(c.execute(&st, &[&t, &k, &old, &new]).await.map_err(db_err)? == 1)
         })
     }
 

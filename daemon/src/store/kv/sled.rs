@@ -96,6 +96,10 @@ impl SledKv {
         Ok(self.tree(tree).compare_and_swap(key, None as Option<&[u8]>, Some(v))?.is_ok())
     }
 
+    pub(super) fn replace_if(&self, tree: TreeId, key: &[u8], old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        Ok(self.tree(tree).compare_and_swap(key, Some(old), Some(new))?.is_ok())
+    }
+
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let got = self.tree(tree).remove(key)?;
         if got.is_some() {
