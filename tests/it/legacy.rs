@@ -309,16 +309,22 @@ async fn an_import_cut_short_by_a_crash_is_completed_by_running_it_again() {
         .env("HEARTH_TOKEN", &c.plan.root_token)
         .env("HEARTH_CA_CERT", &c.ca_path)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the first request has landed, the second is being read or written: kill the daemon then.
-    let started = std::time::Instant::now();
-    while collections_count(c, json!([["name", "=", "a-0"]])).await == 0 {
-        assert!(cli.try_wait().unwrap().is_none(), "the import ended before the first request was seen");
-        assert!(started.elapsed() < std::time::Duration::from_secs(300), "the first request never landed");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Once the first request has been answered (the CLI says "5000/10001 lines sent"), the second
+    // is being sent: kill the daemon then. (Polling a list for the first request's rows instead
+    // raced on a loaded machine: the last two requests could land between two polls.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = cli.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(300)).expect("the first request never landed");
+    assert!(first.ends_with("lines sent"), "{first}");
     fed.clusters[0].kill9();
     assert!(!cli.wait().unwrap().success(), "the CLI said the import succeeded although the daemon was killed");
     fed.clusters[0].restart().await;
