@@ -82,6 +82,15 @@ impl IdentityClaims {
     }
 }
 
+/// The view of `u` as `caller` sees it, listing `identities` when they are shown.
+fn view_with<'a>(caller: &Caller, u: &'a User, identities: Option<&[Identity]>) -> super::views::UserView<'a> {
+    let v = super::users::user_view_struct_for(caller, u);
+    match identities {
+        Some(ids) => v.with_identities(ids.iter().map(identity_view).collect()),
+        None => v,
+    }
+}
+
 impl Accounts {
     /// The identities linked to `user`, as the users API shows them.
     pub fn identities_view(&self, user: &ObjectUuid) -> Result<Vec<Value>> {
@@ -97,16 +106,10 @@ impl Accounts {
     /// [`Accounts::user_view`] serialized: the answer's bytes, with no JSON map built on the way.
     /// The bytes of an unchanged answer are [remembered](super::views::remembered_answer).
     pub fn user_view_json(&self, caller: &Caller, u: &User) -> Result<Vec<u8>> {
-        let identities = match self.shows_identities(caller, u) {
-            true => Some(self.store().identities_of(&u.uuid)?),
-            false => None,
-        };
+        let identities = self.shown_identities(caller, u)?;
         let shows_managed_by = super::users::sees_managed_by(caller, u);
         super::views::remembered_answer(u, shows_managed_by, identities, |identities| {
-            let mut v = super::users::user_view_struct_for(caller, u);
-            if let Some(ids) = identities {
-                v = v.with_identities(ids.iter().map(identity_view).collect());
-            }
+            let v = view_with(caller, u, identities);
             let mut out = Vec::with_capacity(1024);
             serde_json::to_writer(&mut out, &v)
                 .map_err(|e| Error::new(ErrorKind::Internal, "render", e.to_string()))?;
@@ -114,18 +117,17 @@ impl Accounts {
         })
     }
 
-    /// Whether a view of `u` shown to `caller` lists its identities: to the user and to admins,
-    /// for a user of this cluster.
-    fn shows_identities(&self, caller: &Caller, u: &User) -> bool {
-        (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster()
+    /// The identities a view of `u` shown to `caller` lists: to the user and to admins, for a user
+    /// of this cluster (`None`: none are shown).
+    fn shown_identities(&self, caller: &Caller, u: &User) -> Result<Option<Vec<Identity>>> {
+        if (caller.is_admin() || caller.uuid() == &u.uuid) && u.uuid.cluster() == self.cluster() {
+            return Ok(Some(self.store().identities_of(&u.uuid)?));
+        }
+        Ok(None)
     }
 
     fn user_view_struct<'a>(&self, caller: &Caller, u: &'a User) -> Result<super::views::UserView<'a>> {
-        let v = super::users::user_view_struct_for(caller, u);
-        if self.shows_identities(caller, u) {
-            return Ok(v.with_identities(self.identities_view(&u.uuid)?));
-        }
-        Ok(v)
+        Ok(view_with(caller, u, self.shown_identities(caller, u)?.as_deref()))
     }
 
     /// A login with a checked identity: into the account it is linked to, else (when `create`) a
