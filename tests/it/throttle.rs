@@ -241,3 +241,32 @@ async fn every_kind_of_failed_login_runs_argon2_exactly_once() {
     assert_eq!(attempt(&c.url, &from, Via::Api, "bob", &bob.password).await.0, StatusCode::OK);
     assert_eq!(c.metric(VERIFICATIONS).await - before, 1.0);
 }
+
+/// A login name longer than any username or email (254 bytes, trimmed) is refused with 422
+/// `too_long` before anything is hashed or counted: the throttle keys its counters by the name
+/// as typed (rows of the store on PostgreSQL), so an unbounded name would be unbounded rows. Padding
+/// with whitespace that the trim removes still logs in; a multi-byte name is measured in bytes.
+#[tokio::test]
+async fn a_login_name_past_its_bound_is_refused_before_it_is_counted() {
+    let fed = Federation::start_with(&["zzzzz"], CONFIG).await;
+    let c = &fed.clusters[0];
+    let alice = c.user("alice").await;
+    let http = c.http_from("127.0.0.103");
+    let before = c.metric(VERIFICATIONS).await;
+    let long_email = format!("{}@example.org", "a".repeat(254 - "@example.org".len() + 1));
+    let long_unicode = "é".repeat(128); // 128 characters, 256 bytes
+    for login in [long_email.as_str(), long_unicode.as_str(), &"x".repeat(10_000)] {
+        for _ in 0..(MAX + 2) {
+            let (status, code) = attempt(&c.url, &http, Via::Api, login, "whatever-password").await;
+            assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "too_long"), "{}", login.len());
+        }
+    }
+    assert_eq!(c.metric(VERIFICATIONS).await - before, 0.0, "nothing was hashed");
+    // None of those counted against the source: alice, padded with whitespace, still logs in.
+    let padded = format!(" \t{}\n ", "alice");
+    assert_eq!(attempt(&c.url, &http, Via::Api, &padded, &alice.password).await.0, StatusCode::OK);
+    let at_bound = format!("{}@example.org", "b".repeat(254 - "@example.org".len()));
+    assert_eq!(at_bound.len(), 254);
+    let (status, _) = attempt(&c.url, &http, Via::Api, &at_bound, "whatever-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a name at the bound is checked as any other");
+}

@@ -40,6 +40,9 @@ pub const MAX_PROPERTY_VALUE_BYTES: usize = 16 * 1024;
 pub const MAX_EMAIL_BYTES: usize = 254;
 /// A user's `username`.
 pub const MAX_USERNAME_CHARS: usize = 64;
+/// Bytes of a login name as typed (trimmed): a username or an email, so no longer than an email.
+/// Its counters in the login throttle are keyed by it (on PostgreSQL, rows of the store).
+pub const MAX_LOGIN_BYTES: usize = MAX_EMAIL_BYTES;
 /// A user's `first_name` and `last_name`.
 pub const MAX_PERSON_NAME_CHARS: usize = 255;
 /// Entries of a token's `scopes`.

@@ -533,6 +533,7 @@ impl Accounts {
         {
             return Err(Error::bad_request("invalid_remote", format!("remote {r} is not a peer of this cluster")));
         }
+        bounds::check_bytes("login", login.trim(), bounds::MAX_LOGIN_BYTES)?;
         let target = self.resolve_login(login)?;
         let account_key = match &target {
             LoginTarget::Account(u) => Some(format!("acct:{}", u.uuid)),
