@@ -869,7 +869,9 @@ impl MergeWrite<'_> {
                         aliases.put_alias(e.index, &e.to, &e.from, ObjectKind::Link);
                     }
                 }
-                self.store.commit(aliases)?;
+                // Not flushed: sled keeps a prefix of its writes after a crash, so no row written
+                // after its alias survives the alias, and `finish` flushes before the intent goes.
+                self.store.commit_unflushed(aliases)?;
                 self.store.apply_per_tree(b)
             }
         }

@@ -35,15 +35,15 @@ pub fn copy(from: &Path, to: &str, pool_size: usize) -> anyhow::Result<()> {
     )
     .context("opening the PostgreSQL store")?;
     let report = source.copy_into(&target, &source_name).context("copying")?;
-    println!(
+    outln!(
         "{} {source_name}: {} rows written, {} deleted",
         if report.recopy { "copied again from" } else { "copied from" },
         report.written,
         report.deleted
     );
-    println!("{:<28} {:>9} {:>9} {:<16} {:<16} ok", "tree", "source", "target", "source sha256", "target sha256");
+    outln!("{:<28} {:>9} {:>9} {:<16} {:<16} ok", "tree", "source", "target", "source sha256", "target sha256");
     for (s, t) in &report.trees {
-        println!(
+        outln!(
             "{:<28} {:>9} {:>9} {:<16} {:<16} {}",
             s.tree,
             s.rows,
@@ -57,6 +57,6 @@ pub fn copy(from: &Path, to: &str, pool_size: usize) -> anyhow::Result<()> {
         let bad: Vec<&str> = report.trees.iter().filter(|(s, t)| s != t).map(|(s, _)| s.tree).collect();
         anyhow::bail!("verification failed: {} differ", bad.join(", "));
     }
-    println!("verified: every tree has the same rows and checksum on both sides");
+    outln!("verified: every tree has the same rows and checksum on both sides");
     Ok(())
 }

@@ -337,8 +337,10 @@ impl PgKv {
                 Ok(d)
             }
             .await;
-            if res.is_err() {
-                let _ = c.batch_execute("ROLLBACK").await;
+            if res.is_err() && c.batch_execute("ROLLBACK").await.is_err() {
+                // A connection that could not roll back may still be inside the transaction:
+                // it is closed, never handed to the next caller.
+                drop(Object::take(c));
             }
             res
         })
@@ -364,9 +366,18 @@ impl PgKv {
             let d = write(&c, &ids, &ops).await;
             Ok((c, d))
         })?;
-        // After an error the connection is dropped with the transaction (see PgTxn's Drop).
+        // After an error the connection stays out of the transaction, so that `finish` cannot
+        // commit what PostgreSQL already aborted (it would answer COMMIT with a silent
+        // ROLLBACK); it is closed, not pooled (see PgTxn's Drop).
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => {
+                drop(Object::take(c));
+                return Err(e);
+            }
+        };
         txn.conn = Some(c);
-        txn.delta.merge(&d?);
+        txn.delta.merge(&d);
         Ok(())
     }
 

@@ -193,8 +193,8 @@ impl SledKv {
                     earlier.insert(op.key.as_slice(), op.value.as_deref());
                 }
             }
-            moved(&d);
             t.apply_batch(batch(ops))?;
+            moved(&d);
         }
         Ok(())
     }
