@@ -103,7 +103,7 @@ async fn received_exactly(fed: &mut Federation, want: &[f64], what: &str) {
         }
         poll.tick(&got).await;
     }
-    drained(fed.replicas_mut("aaaaa"), 30).await;
+    drained(fed.replicas_mut("aaaaa"), 90).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(received(fed).await, want, "{what}: the peers' counts moved after aaaaa drained");
 }
@@ -160,7 +160,7 @@ async fn two_replicas_share_notices_nonces_and_the_throttle_and_a_kill9_of_one_l
     let (steady, rest) = accounts.split_at(20);
     let (burst, rest) = rest.split_at(40);
     let target = &rest[0];
-    drained(fed.replicas_mut("aaaaa"), 30).await;
+    drained(fed.replicas_mut("aaaaa"), 90).await;
 
     // 1. A burst of 20 logins, one per account, spread over both replicas while both are up:
     // every peer learns each, and counts exactly 20 notices.
@@ -227,7 +227,7 @@ async fn two_replicas_share_notices_nonces_and_the_throttle_and_a_kill9_of_one_l
         let (status, body) = login_from(m, "127.0.9.3", &steady[i].username, &steady[i].password).await.unwrap();
         assert_eq!(status, StatusCode::OK, "replica {i}: {body}");
     }
-    drained(fed.replicas_mut("aaaaa"), 30).await;
+    drained(fed.replicas_mut("aaaaa"), 90).await;
 
     // 4. 40 logins, one per account, a few milliseconds apart; replica 1 is killed -9 when half
     // have been sent.

@@ -27,8 +27,10 @@ use std::time::Duration;
 const IN_FLIGHT: usize = 2;
 
 /// How long a replica's hold on a peer's outbox lasts unless renewed (it is renewed before
-/// each batch): a replica that dies leaves the peer to another after this.
-const LEASE_MS: i64 = 10_000;
+/// each batch): a replica that dies leaves the peer to another after this. Twice the longest a
+/// batch's request may take, so a batch sent just after a renewal is answered (or given up) while
+/// the lease still holds, and no other replica sends beside it.
+const LEASE_MS: i64 = 2 * super::peers::PEER_REQUEST_TIMEOUT.as_millis() as i64;
 
 /// How often a replica that does not hold a peer's outbox lease asks for it again (the idle
 /// sender's wait).

@@ -19,6 +19,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// How long one request to a peer may take, its answer included.
+pub const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// One peer cluster.
 pub struct Peer {
     /// Its id.
@@ -33,7 +36,7 @@ impl Peer {
     /// launcher, [`crate::tls::read_ca_certs`]) when it has one, else the system roots.
     pub fn new(p: &PeerSettings, ca: Option<&[CertificateDer<'static>]>) -> anyhow::Result<Peer> {
         let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(PEER_REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             // HTTP/1.1: a peer request is one of a chain of wake-ups across two daemons, and
             // HTTP/2 added two task hand-offs to each (the server runs every stream apart from its
