@@ -29,7 +29,8 @@ pub struct DaemonHandle {
 }
 
 impl DaemonHandle {
-    /// Stops accepting, lets requests in flight finish (up to 10 s), flushes the store.
+    /// Stops accepting, lets requests in flight finish (up to 10 s), gives up this replica's
+    /// leases, flushes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         match self.server.await {
@@ -39,6 +40,10 @@ impl DaemonHandle {
         }
         for t in &self.background {
             t.abort();
+        }
+        let store = self.app.accounts.store().clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || store.release_own_leases()).await? {
+            tracing::warn!(error = %e, "giving up this replica's leases failed; the others take over when they expire");
         }
         self.app.accounts.store().flush().context("flushing the store")?;
         Ok(())

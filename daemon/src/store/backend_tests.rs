@@ -385,6 +385,24 @@ fn a_lease_has_one_holder_until_it_expires() {
     }
 }
 
+/// A clean shutdown gives up this process's leases (and only those): another replica takes them
+/// at once rather than after they expire.
+#[test]
+fn a_process_gives_up_its_own_leases_and_no_others() {
+    use crate::store::lease::this_process;
+    for (store, _holder) in stores() {
+        let pg = store.backend_name() == "postgres";
+        assert!(store.hold_lease("mine-1", this_process(), 60_000).unwrap());
+        assert!(store.hold_lease("mine-2", this_process(), 60_000).unwrap());
+        assert!(store.hold_lease("theirs", "another-replica", 60_000).unwrap());
+        assert_eq!(store.hold_lease("mine-1", "another-replica", 60_000).unwrap(), !pg, "held before");
+        store.release_own_leases().unwrap();
+        assert!(store.hold_lease("mine-1", "another-replica", 60_000).unwrap(), "{}", store.backend_name());
+        assert!(store.hold_lease("mine-2", "another-replica", 60_000).unwrap());
+        assert_eq!(store.hold_lease("theirs", this_process(), 60_000).unwrap(), !pg, "another's lease stays");
+    }
+}
+
 /// A batch recorded in flight comes back as it was, and goes with its notices.
 #[test]
 fn a_batch_in_flight_is_found_again_until_acknowledged() {

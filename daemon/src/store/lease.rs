@@ -89,6 +89,25 @@ impl super::Store {
         Ok(())
     }
 
+    /// Gives up every lease this process holds (a clean shutdown: the other replicas take the
+    /// outboxes and the background jobs over at once instead of after the leases expire).
+    pub fn release_own_leases(&self) -> StoreResult<()> {
+        if matches!(*self.kv, kv::Backend::Sled(_)) {
+            return Ok(());
+        }
+        let mut held = Vec::new();
+        for e in self.kv.iter(TreeId::Leases) {
+            let (k, v) = e?;
+            if serde_json::from_slice::<Lease>(&v).is_ok_and(|l| l.holder == this_process()) {
+                held.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        for name in held {
+            self.release_lease(&name, this_process())?;
+        }
+        Ok(())
+    }
+
     /// Rewrites the login throttle's row `key` atomically: `f` gets the row as stored (none: no
     /// row) and returns the new one, or none to write nothing; it is called again when another
     /// process changed the row in between. Whether it wrote.
