@@ -4,7 +4,7 @@
 //! a crash or an unreachable peer loses nothing; the receiver's idempotence makes resends harmless.
 //!
 //! Replicas of one cluster share the outbox (one database): only the replica holding a peer's
-//! lease (`store/lease.rs`, renewed before each batch, [`LEASE_MS`]) sends to that peer; the others
+//! lease (`store/lease.rs`, [`LEASE_MS`], renewed before each batch and while one is in flight) sends to that peer; the others
 //! ask for it every [`LEASE_POLL`]. Each batch is recorded as in flight before it is sent and the
 //! record goes with its notices when the peer acknowledges, so a batch is resent exactly as it was
 //! (after an error, or by another replica after a crash): its id, a hash of its notices, is the
@@ -26,11 +26,14 @@ use std::time::Duration;
 /// Batches a sender keeps in flight to one peer.
 const IN_FLIGHT: usize = 2;
 
-/// How long a replica's hold on a peer's outbox lasts unless renewed (it is renewed before
-/// each batch): a replica that dies leaves the peer to another after this. Twice the longest a
-/// batch's request may take, so a batch sent just after a renewal is answered (or given up) while
-/// the lease still holds, and no other replica sends beside it.
-const LEASE_MS: i64 = 2 * super::peers::PEER_REQUEST_TIMEOUT.as_millis() as i64;
+/// How long a replica's hold on a peer's outbox lasts unless renewed: a replica that dies (or
+/// stalls) leaves the peer to another after this. The holder renews it before each batch and
+/// every [`LEASE_RENEW`] while batches are in flight, so a send may take as long as a peer
+/// request may (15 s) without the lease running out beneath it.
+const LEASE_MS: i64 = 10_000;
+
+/// How often the holder renews its lease while it waits for a peer's answer.
+const LEASE_RENEW: Duration = Duration::from_secs(2);
 
 /// How often a replica that does not hold a peer's outbox lease asks for it again (the idle
 /// sender's wait).
@@ -248,7 +251,7 @@ impl Federation {
                     }
                     continue;
                 };
-                match joined(oldest.await) {
+                match joined(self.await_renewing(&peer, oldest).await) {
                     Ok(n) => {
                         self.note_delivered(&peer, n);
                         continue;
@@ -259,7 +262,7 @@ impl Federation {
             let Some(e) = failed else { continue };
             // What else is in flight finishes first: what it delivered is removed.
             while let Some(h) = in_flight.pop_front() {
-                if let Ok(n) = joined(h.await) {
+                if let Ok(n) = joined(self.await_renewing(&peer, h).await) {
                     self.update_stats(&peer, |s| s.sent += n as u64);
                 }
             }
@@ -277,6 +280,32 @@ impl Federation {
             self.update_stats(&peer, |s| s.next_retry = Some(next));
             tracing::debug!(%peer, error = %e, ?wait, "notice batch not delivered; backing off");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for a batch in flight, renewing the peer's outbox lease every [`LEASE_RENEW`] meanwhile
+    /// (on the blocking pool: a store write). A renewal that fails or finds the lease taken only
+    /// lets another replica send too; the batch's recorded id keeps that harmless.
+    async fn await_renewing<T>(
+        self: &Arc<Self>,
+        peer: &ClusterId,
+        batch: tokio::task::JoinHandle<T>,
+    ) -> Result<T, tokio::task::JoinError> {
+        tokio::pin!(batch);
+        loop {
+            tokio::select! {
+                done = &mut batch => return done,
+                _ = tokio::time::sleep(LEASE_RENEW) => {
+                    let (store, name) = (self.store.clone(), lease_name(peer));
+                    let renewed = tokio::task::spawn_blocking(move || {
+                        store.hold_lease(&name, crate::store::lease::this_process(), LEASE_MS)
+                    })
+                    .await;
+                    if !matches!(renewed, Ok(Ok(true))) {
+                        tracing::debug!(%peer, "the outbox lease was not renewed while a batch was in flight");
+                    }
+                }
+            }
         }
     }
 
