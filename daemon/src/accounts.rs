@@ -64,6 +64,13 @@ pub struct AccountSettings {
     pub anonymous: crate::config::AnonymousSettings,
 }
 
+/// The writer lock, held (see [`Accounts::write_lock`]): the replicas' shared lock is given up
+/// first, then this daemon's.
+pub(crate) struct WriteGuard<'a> {
+    _cluster: Option<crate::store::ClusterWriterLock>,
+    _local: MutexGuard<'a, ()>,
+}
+
 /// The account services of one cluster.
 pub struct Accounts {
     store: Store,
@@ -154,7 +161,7 @@ impl Accounts {
     const SYSTEM_USER_EMAIL: &'static str = "root";
 
     fn bootstrap(&self) -> Result<()> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let mut b = WriteBatch::new();
         match self.store.user(&self.system_user)? {
             Some(old) if old.email.is_some() => return Ok(()),
@@ -241,18 +248,32 @@ impl Accounts {
         Ok(())
     }
 
-    /// Takes the writer lock. A poisoned lock is taken anyway: the store, not memory, holds the state.
-    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// Takes the writer lock: this daemon's, then the one its replicas share (PostgreSQL; see
+    /// [`crate::store::Store::cluster_writer_lock`]), so that a read-modify-write under it sees
+    /// no other writer's in between, on this daemon or another. A poisoned lock is taken anyway:
+    /// the store, not memory, holds the state. An error when the shared lock cannot be had (the
+    /// database is unreachable, or another replica held it for 120 s).
+    pub(crate) fn write_lock(&self) -> Result<WriteGuard<'_>> {
+        let local = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let cluster = self.store.cluster_writer_lock(true)?;
+        Ok(WriteGuard { _cluster: cluster, _local: local })
     }
 
     /// The writer lock if it is free right now: for bookkeeping writes that may be skipped rather
     /// than wait behind a long write (a big merge).
-    pub(crate) fn try_write_lock(&self) -> Option<MutexGuard<'_, ()>> {
-        match self.writer.try_lock() {
-            Ok(g) => Some(g),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
+    pub(crate) fn try_write_lock(&self) -> Option<WriteGuard<'_>> {
+        let local = match self.writer.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        match self.store.cluster_writer_lock(false) {
+            Ok(Some(cluster)) => Some(WriteGuard { _cluster: Some(cluster), _local: local }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "the cluster's writer lock could not be asked for; skipping");
+                None
+            }
         }
     }
 

@@ -187,7 +187,7 @@ pub fn start(
     };
     let signed = fed.sign(request)?.to_value();
     {
-        let _w = accounts.write_lock();
+        let _w = accounts.write_lock()?;
         let mut b = WriteBatch::new();
         b.put_migration(&m)?;
         accounts.store().commit(b)?;
@@ -227,7 +227,7 @@ pub fn grant_for_login(
     let grant = MigrationGrant::for_request(&req, accounts.user_record(user)?, salted, req.expires_at);
     let signed = fed.sign(grant)?.to_value();
     {
-        let _w = accounts.write_lock();
+        let _w = accounts.write_lock()?;
         let mut b = WriteBatch::new();
         b.put_redirect_consent(&RedirectConsent {
             old_user_uuid: req.old_user_uuid.clone(),
@@ -312,7 +312,7 @@ pub fn confirm(
     grant: Value,
     token: Option<&Token>,
 ) -> Result<Value, Error> {
-    let _w = accounts.write_lock();
+    let _w = accounts.write_lock()?;
     let mut m = load_pending(accounts, caller, uuid)?;
     let g = checked_grant(accounts, fed, &m, grant, token)?;
     let old = check_old_account(accounts, caller)?;

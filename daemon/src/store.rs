@@ -902,6 +902,37 @@ impl MergeWrite<'_> {
     }
 }
 
+/// The cluster's writer lock, held (see [`Store::cluster_writer_lock`]); given up when dropped.
+pub struct ClusterWriterLock {
+    kv: std::sync::Arc<kv::Backend>,
+    conn: Option<deadpool_postgres::Object>,
+}
+
+impl Drop for ClusterWriterLock {
+    fn drop(&mut self) {
+        if let (Some(c), kv::Backend::Postgres(p)) = (self.conn.take(), &*self.kv) {
+            p.unlock_writer(c);
+        }
+    }
+}
+
+impl Store {
+    /// Takes the writer lock that replicas of one cluster share, so that a read-modify-write one
+    /// daemon does under its own writer lock is not interleaved with another replica's: on
+    /// PostgreSQL an advisory lock (waited for up to 120 s; unless `wait`, taken only if free: none
+    /// if not); on sled, where one process owns the store, nothing to take.
+    pub fn cluster_writer_lock(&self, wait: bool) -> StoreResult<Option<ClusterWriterLock>> {
+        let conn = match &*self.kv {
+            kv::Backend::Sled(_) => None,
+            kv::Backend::Postgres(p) => match p.lock_writer(wait)? {
+                Some(c) => Some(c),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(ClusterWriterLock { kv: self.kv.clone(), conn }))
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` with the default options.
     pub fn open(dir: &Path) -> StoreResult<Store> {

@@ -3,7 +3,7 @@
 //! changed; both variants with and without redirect; parameters from the query string, a form
 //! body and a JSON body; redirect chains; concurrent merges of one user; the audit log entry.
 
-use crate::harness::{Cluster, TestUser, single};
+use crate::harness::{Backend, Cluster, Federation, TestUser, single, skips_unless};
 use hearth::client::{Answer, Client};
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
@@ -1075,6 +1075,61 @@ async fn concurrent_merges_of_one_user_exactly_one_wins() {
     assert_eq!(oks, 1, "{:?}", answers.iter().map(|a| (a.status, a.code().to_string())).collect::<Vec<_>>());
     for a in answers.iter().filter(|r| r.status != StatusCode::OK) {
         assert!(matches!(a.code(), "merge_old_already_merged" | "merge_to_self"), "{} {}", a.status, a.body);
+    }
+}
+
+/// Two replicas of one cluster on one database (PostgreSQL) asked at once to merge one user into
+/// two others: exactly one wins, as on one daemon, because the writer lock under which a merge
+/// checks and commits is the cluster's, not each replica's. Both replicas then tell the same story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_merges_of_one_user_on_two_replicas_exactly_one_wins() {
+    let name = "concurrent_merges_of_one_user_on_two_replicas_exactly_one_wins";
+    if skips_unless(Backend::Postgres, name, "two processes share one store") {
+        return;
+    }
+    let mut planned = Federation::plan(&["aaaaa"], "");
+    planned.replicate("aaaaa", 2);
+    let fed = planned.start().await;
+    let (face, members) = (fed.at("aaaaa"), &fed.replicas("aaaaa").members);
+    let root = face.plan.root_token.clone();
+    for round in 0..4 {
+        let old = face.user(&format!("old{round}")).await;
+        let n1 = face.user(&format!("first{round}")).await;
+        let n2 = face.user(&format!("second{round}")).await;
+        let coll = uuid(&create(&old.client, "collections", json!({"name": "contested"})).await);
+        let p = |n: &TestUser| {
+            vec![
+                ("old_user_uuid", json!(old.uuid)),
+                ("new_user_uuid", json!(n.uuid)),
+                ("new_owner_uuid", json!(n.uuid)),
+                ("redirect_to_new_user", json!(true)),
+            ]
+        };
+        let (p1, p2) = (p(&n1), p(&n2));
+        let (r1, r2) = tokio::join!(
+            merge_req(&members[0], Some(&root), Via::Json, &p1),
+            merge_req(&members[1], Some(&root), Via::Form, &p2)
+        );
+        let oks = [&r1, &r2].iter().filter(|r| r.status == StatusCode::OK).count();
+        assert_eq!(oks, 1, "round {round}: {} {} / {} {}", r1.status, r1.body, r2.status, r2.body);
+        let (winner, loser) = if r1.status == StatusCode::OK { (&n1, &r2) } else { (&n2, &r1) };
+        assert_eq!(
+            (loser.status.as_u16(), loser.code()),
+            (422, "merge_old_already_merged"),
+            "round {round}: {}",
+            loser.body
+        );
+        for m in members {
+            let coll = get(&m.root, &format!("/arvados/v1/collections/{coll}")).await;
+            assert_eq!(owner_of(&coll), winner.uuid, "round {round}, at {}", m.url);
+        }
+        // The old user's token now stands for the winner (through the proxy, either replica).
+        for _ in 0..2 {
+            let current = get(&old.client, "/arvados/v1/users/current").await;
+            assert_eq!(current.body["uuid"], winner.uuid.as_str(), "round {round}");
+        }
+        let logs = merge_logs(face).await;
+        assert_eq!(logs.iter().filter(|e| e["object_uuid"] == old.uuid.as_str()).count(), 1, "round {round}");
     }
 }
 

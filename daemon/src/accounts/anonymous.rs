@@ -227,7 +227,7 @@ impl Accounts {
             created_at: now,
             last_used_at: now,
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let mut b = WriteBatch::new();
         b.put_anon_session(None, &row)?;
         b.put_log(&self.audit(
@@ -410,7 +410,7 @@ impl Accounts {
     /// would (` (<last 15 characters of its uuid>)` added).
     pub fn import_anonymous(&self, caller: &Caller, token: &AnonymousToken) -> Result<AnonymousImport> {
         self.check_import_caller(caller)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let session = self.live_anonymous_param(token)?;
         let rows = self.collections_owned_by(&session.uuid)?;
         let (owner, now) = (caller.uuid().clone(), self.clock().now());
@@ -452,7 +452,7 @@ impl Accounts {
     /// and ends it, in one transaction with one audit entry.
     pub fn discard_anonymous(&self, caller: &Caller, token: &AnonymousToken) -> Result<AnonymousDiscard> {
         self.check_import_caller(caller)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let session = self.live_anonymous_param(token)?;
         let deleted = self.end_anonymous_session(Some(caller.uuid()), &session, "anonymous_discard", "discarded")?;
         Ok(AnonymousDiscard { session_uuid: session.uuid, deleted })
@@ -497,7 +497,7 @@ impl Accounts {
             let full = candidates.len() == SWEEP_PAGE;
             let mut progressed = false;
             for uuid in candidates {
-                let _w = self.write_lock();
+                let _w = self.write_lock()?;
                 // Used (or ended) since it was listed: not this sweep's.
                 let Some(row) = self.store().anon_session(&uuid)? else { continue };
                 if self.anonymous_expires_at(&row) > now {

@@ -142,7 +142,7 @@ impl Accounts {
     ) -> Result<LoginOutcome> {
         check_subject(&who.subject)?;
         let claims = who.claims.tidy();
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let now = self.clock().now();
         let mut b = WriteBatch::new();
         let found = self.store().identity(&p.issuer, &who.subject)?;
@@ -267,7 +267,7 @@ impl Accounts {
                 "identities are linked at the account's home cluster, to a person's own account",
             ));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old_user = self
             .store()
             .user(caller.uuid())?
@@ -321,7 +321,7 @@ impl Accounts {
         if caller.token.as_ref().is_some() && !caller.scopes.is_all() {
             return Err(Error::forbidden("scoped_token", "cannot unlink an identity with a scoped token"));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let mine = self.store().identities_of(caller.uuid())?;
         // The provider by its configured id or its issuer; without a subject, its only identity.
         let matching: Vec<&Identity> = mine

@@ -295,7 +295,7 @@ impl Accounts {
                 format!("at most {MAX_LINES_PER_REQUEST} lines per request (got {})", lines.len()),
             ));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let now = self.clock().now();
         let mut b = WriteBatch::new();
         let mut seen: HashMap<String, u64> = HashMap::new();
@@ -486,7 +486,7 @@ impl Accounts {
             return Err(Error::forbidden("scoped_token", "cannot claim legacy data with a scoped token"));
         }
         let email = Self::verified_email(caller)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let not_yours = || {
             Error::not_found("legacy_not_found", format!("no legacy account {legacy_id:?} matches your verified email"))
         };
@@ -573,7 +573,7 @@ impl Accounts {
             return Err(Error::forbidden("scoped_token", "cannot dismiss legacy data with a scoped token"));
         }
         let email = Self::verified_email(caller)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let l = self.legacy_by_id(legacy_id)?.filter(|l| l.email == email).ok_or_else(|| {
             Error::not_found("legacy_not_found", format!("no legacy account {legacy_id:?} matches your verified email"))
         })?;

@@ -363,7 +363,7 @@ impl Accounts {
 
     /// `POST users/merge`: checks, then the merge. Returns the old user as it is afterwards.
     pub fn merge(&self, caller: &Caller, p: &MergeParams, new_user: Option<NewUserAuth>) -> Result<Value> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let plan = self.plan_merge(caller, p, new_user)?;
         let (old_after, _) = self.execute_merge(caller.actor(), &plan, WriteBatch::new())?;
         Ok(views::user(&old_after))
@@ -553,7 +553,7 @@ impl Accounts {
             let mut after = None;
             loop {
                 let (last, n) = {
-                    let _w = self.write_lock();
+                    let _w = self.write_lock()?;
                     store.tidy_index_entries(index, &source, after.as_ref(), TIDY_BATCH)?
                 };
                 total += n;
@@ -569,7 +569,7 @@ impl Accounts {
     /// Rolls forward the merges a crash cut short. Runs when the store is opened, before anything
     /// is served. Returns how many there were.
     pub(crate) fn finish_pending_merges(&self) -> Result<usize> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let intents = self.store().merge_intents()?;
         for m in &intents {
             // The old user's keys were handled in step 1, in the same transaction as the intent.
@@ -762,7 +762,7 @@ mod tests {
                 redirect: true,
             };
             {
-                let _w = accounts.write_lock();
+                let _w = accounts.write_lock().unwrap();
                 let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
                 assert_eq!((counts.objects, counts.links), (600, 600));
                 let (mut w, _, moves) = rest.expect("rows to move");

@@ -471,7 +471,7 @@ impl Accounts {
     ) -> Result<Value> {
         caller.require_active()?;
         check_attrs::<T>(attrs)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let owner = self.resolve_owner(caller, attrs, caller.uuid().clone())?;
         if caller.is_anonymous() {
             self.check_anonymous_create(caller, T::KIND)?;
@@ -633,7 +633,7 @@ impl Accounts {
     ) -> Result<Value> {
         caller.require_active()?;
         check_attrs::<T>(attrs)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? || self.in_trash(uuid)? {
             return Err(Self::not_found::<T>(uuid));
@@ -676,7 +676,7 @@ impl Accounts {
     /// `DELETE <resources>/<uuid>`. A group that still owns objects is refused.
     pub fn delete_object<T: ApiObject>(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         caller.require_active()?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old: T = self.store().object(uuid)?.ok_or_else(|| Self::not_found::<T>(uuid))?;
         if !self.can_read(caller, uuid)? {
             return Err(Self::not_found::<T>(uuid));
@@ -761,7 +761,7 @@ impl Accounts {
     /// Nothing is ever deleted on its own (`delete_at` stays null).
     pub fn trash_group(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         caller.require_active()?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.group_to_trash(caller, uuid)?;
         if old.trash_at.is_some() {
             return Ok(with_trash_state(old.view(), true));
@@ -778,7 +778,7 @@ impl Accounts {
     /// `ensure_unique_name` (then it gets Arvados' free name).
     pub fn untrash_group(&self, caller: &Caller, uuid: &ObjectUuid, opts: ObjectOptions) -> Result<Value> {
         caller.require_active()?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.group_to_trash(caller, uuid)?;
         if old.trash_at.is_none() {
             return Err(Error::unprocessable("not_trashed", "Item is not trashed, cannot untrash"));

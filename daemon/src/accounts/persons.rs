@@ -251,7 +251,7 @@ impl Accounts {
             }
             _ => None,
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let now = self.clock().now();
         let p = Person {
             uuid: self.new_uuid(ObjectKind::Person),
@@ -290,7 +290,7 @@ impl Accounts {
             Some(Some(o)) if o.trim().is_empty() => Some(None),
             Some(Some(o)) => Some(Some(check_orcid(&o).map_err(|m| Error::unprocessable("invalid_orcid", m))?)),
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.person(uuid)?;
         if &old.owner_uuid != caller.uuid() && !caller.is_admin() {
             return Err(Error::forbidden("permission_denied", "only the record's writer or an admin may change it"));
@@ -414,7 +414,7 @@ impl Accounts {
                 "a person can be attached to a collection or a project",
             ));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let p = self.person(person)?;
         if p.merged_into.is_some() {
             return Err(Error::unprocessable("person_retired", "this person record was merged into a user"));
@@ -533,7 +533,7 @@ impl Accounts {
     /// Claims person record `uuid` for the caller (see the module doc for the rules).
     pub fn claim_person(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<ClaimOutcome> {
         Self::claimer(caller)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let p = self.person(uuid)?;
         if let Some(by) = p.claimed_by.as_ref().or(p.merged_into.as_ref()) {
             return Err(Error::unprocessable(
@@ -653,7 +653,7 @@ impl Accounts {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let mut b = WriteBatch::new();
         let mut out: Vec<PersonView> = Vec::new();
         for (u, matched) in candidates {
@@ -730,7 +730,7 @@ impl Accounts {
     /// read every attached object, and the record is retired (kept, marked merged into the user).
     pub fn approve_claim(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<ClaimView> {
         caller.require_admin()?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let c = self.pending_claim(uuid)?;
         let p = self.person(&c.person_uuid)?;
         if let Some(by) = p.claimed_by.as_ref().or(p.merged_into.as_ref()) {
@@ -789,7 +789,7 @@ impl Accounts {
                 format!("reason is longer than {MAX_REASON} characters"),
             ));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let c = self.pending_claim(uuid)?;
         let now = self.clock().now();
         let decided = PersonClaim {

@@ -163,7 +163,7 @@ impl Accounts {
         if let Some(u) = &new.username {
             check_username(u)?;
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         if let Some(u) = &new.username
             && self.store().user_by_username(u)?.is_some()
         {
@@ -215,7 +215,7 @@ impl Accounts {
         if let Some(Some(u)) = &changes.username {
             check_username(u)?;
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.managed_profile(caller, uuid)?;
         if let Some(Some(u)) = &changes.username
             && self.store().user_by_username(u)?.is_some_and(|holder| holder.uuid != old.uuid)
@@ -271,7 +271,7 @@ impl Accounts {
         uuid: &ObjectUuid,
         hand_objects_to_parent: bool,
     ) -> Result<DeletedProfile> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let p = self.managed_profile(caller, uuid)?;
         let parent = p.managed_by.clone().ok_or_else(|| Error::unprocessable("not_a_profile", "not a profile"))?;
         let store = self.store();
@@ -361,7 +361,7 @@ impl Accounts {
         passwords::check_new_password(password)?;
         let owned = password.to_owned();
         let hash = self.hash_gate.run(move || passwords::hash_password(&owned))?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.managed_profile(caller, uuid)?;
         let parent = old.managed_by.clone().ok_or_else(|| Error::unprocessable("not_a_profile", "not a profile"))?;
         let now = self.clock().now();
@@ -399,7 +399,7 @@ impl Accounts {
         let Some(token) = caller.token.clone() else {
             return Err(Error::unprocessable("no_session", "only a session can switch to a profile"));
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let acting = self.act_as(caller.clone(), profile)?;
         let parent = acting.acting_parent.as_ref().map(|p| p.uuid.clone()).unwrap_or_else(|| caller.uuid().clone());
         let mut b = WriteBatch::new();
@@ -425,7 +425,7 @@ impl Accounts {
         let (Some(token), Some(parent)) = (caller.token.as_ref(), caller.acting_parent.as_ref()) else {
             return Err(Error::unprocessable("not_switched", "this session is not switched to a profile"));
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         if self.store().profile_switch(&token.uuid)?.is_none() {
             return Err(Error::unprocessable("not_switched", "this session is not switched to a profile"));
         }

@@ -133,7 +133,7 @@ impl Accounts {
                 return Err(Error::unprocessable("wrong_type", "owner_uuid must be a string"));
             }
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let user = self
             .store()
             .user(&owner)?
@@ -223,7 +223,7 @@ impl Accounts {
         if !caller.scopes.is_all() && !own {
             return Err(Error::forbidden("scoped_token", "a scoped token can only revoke itself"));
         }
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let row = match self.store().token(uuid)? {
             Some(row) if own => row,
             _ => self.visible_token(caller, uuid)?,

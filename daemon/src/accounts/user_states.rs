@@ -101,7 +101,7 @@ impl Accounts {
             }
             _ => return Err(Error::unprocessable("missing_parameter", "Required uuid or user")),
         };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.live_user(&uuid)?;
         if old.uuid.cluster() != self.cluster() {
             return Err(remote_refusal(&old, "set up"));
@@ -120,7 +120,7 @@ impl Accounts {
     /// answered as it is.
     pub fn activate_user(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         let target = if caller.is_admin() { uuid.clone() } else { caller.uuid().clone() };
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.live_user(&target)?;
         if old.is_active {
             return Ok(views::user(&old));
@@ -140,7 +140,7 @@ impl Accounts {
     /// invited or admin. The system user cannot be.
     pub fn unsetup_user(&self, caller: &Caller, uuid: &ObjectUuid) -> Result<Value> {
         caller.require_admin()?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self.live_user(uuid)?;
         if &old.uuid == self.system_user() {
             return Err(Error::unprocessable("system_user", "System root user cannot be deactivated"));

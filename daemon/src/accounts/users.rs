@@ -194,7 +194,7 @@ impl Accounts {
     pub fn create_user(&self, caller: &Caller, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_admin()?;
         check_user_attrs(attrs)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let now = self.clock().now();
         let mut user = User {
             modified_by_user_uuid: Some(caller.uuid().clone()),
@@ -224,7 +224,7 @@ impl Accounts {
     pub fn update_user(&self, caller: &Caller, uuid: &ObjectUuid, attrs: &Map<String, Value>) -> Result<Value> {
         caller.require_active()?;
         check_user_attrs(attrs)?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let not_found = || Error::not_found("not_found", format!("user {uuid} not found"));
         let old = self.store().user(uuid)?.ok_or_else(not_found)?;
         if old.redirect_to_user_uuid.is_some() && !caller.is_admin() {
@@ -438,7 +438,7 @@ impl Accounts {
         passwords::check_new_password(password)?;
         let owned = password.to_owned();
         let hash = self.hash_gate.run(move || passwords::hash_password(&owned))?;
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old =
             self.store().user(uuid)?.ok_or_else(|| Error::not_found("not_found", format!("user {uuid} not found")))?;
         if old.uuid.cluster() != self.cluster() {
@@ -585,7 +585,7 @@ impl Accounts {
 
     /// Issues a login token for `user` and records the login (last login, sequence, audit) in one batch.
     pub fn record_login(&self, user: &User, kind: TokenKind) -> Result<(Token, User)> {
-        let _w = self.write_lock();
+        let _w = self.write_lock()?;
         let old = self
             .store()
             .user(&user.uuid)?

@@ -194,7 +194,7 @@ impl Federation {
             .map_err(|e| fed_err(ErrorKind::Forbidden, "notice_refused", format!("notice batch refused: {e}")))?;
         let batch_id =
             batch.batch_id().map_err(|e| fed_err(ErrorKind::BadRequest, "malformed_notice_batch", e.to_string()))?;
-        let _w = accounts.write_lock();
+        let _w = accounts.write_lock()?;
         if let Some(answer) = self.store.batch_answer(origin, &batch_id)? {
             return Ok(answer);
         }
@@ -411,7 +411,7 @@ impl Federation {
                 // our cached copy only if it is of this same secret.
                 let hash = salted.secret_hash();
                 self.refused.remember(salted.uuid(), &hash, accounts.clock().now().unix_timestamp_nanos());
-                let _w = accounts.write_lock();
+                let _w = accounts.write_lock()?;
                 if self.store.remote_token(salted.uuid())?.is_some_and(|row| row.secret_hash.ct_eq(&hash)) {
                     let mut b = WriteBatch::new();
                     b.delete_remote_token(salted.uuid());
@@ -468,7 +468,7 @@ impl Federation {
             expires_at,
             refreshes_at,
         };
-        let _w = accounts.write_lock();
+        let _w = accounts.write_lock()?;
         if self.was_revoked(&row.uuid) {
             // Revoked (notice) while we were asking: the answer is older than the revocation.
             return Err(invalid_token());

@@ -363,7 +363,7 @@ pub async fn merge_one(
                 .ok_or_else(|| Error::unprocessable("home_not_found", format!("{home_user} not found at {home}")))?
         }
     };
-    let _w = accounts.write_lock();
+    let _w = accounts.write_lock()?;
     let old_user = accounts
         .store()
         .user(old)?

@@ -404,6 +404,30 @@ fn replicas_writing_the_same_new_rows_at_once_count_them_once() {
     }
 }
 
+/// The writer lock is the cluster's: while one replica holds it another cannot take it, and it
+/// is free again once given up. On sled there is one process, and the lock is always had.
+#[test]
+fn the_writer_lock_is_shared_by_replicas_on_one_database() {
+    let Some(db) = TestDb::create() else { return };
+    let one = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let other = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let held = one.cluster_writer_lock(true).unwrap().expect("a free lock is taken");
+    assert!(other.cluster_writer_lock(false).unwrap().is_none(), "another replica cannot take a held lock");
+    let waiter = std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let got = other.cluster_writer_lock(true).unwrap();
+        (got.is_some(), t.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(held);
+    let (got, waited) = waiter.join().unwrap();
+    assert!(got && waited >= std::time::Duration::from_millis(250), "the waiter got it once given up ({waited:?})");
+    assert!(one.cluster_writer_lock(false).unwrap().is_some(), "and gave it up in turn");
+    for (store, _holder) in stores().into_iter().filter(|(s, _)| s.backend_name() == "sled") {
+        assert!(store.cluster_writer_lock(false).unwrap().is_some());
+    }
+}
+
 /// A lease has one holder until it expires; then another takes it. On sled every lease is the
 /// one process's own.
 #[test]

@@ -43,6 +43,14 @@ pub(in crate::store) const MIGRATIONS: &[(i32, &str)] = &[(
      CREATE SEQUENCE hearth_ids MINVALUE 0 START 0;",
 )];
 
+/// The session-level advisory lock that makes one daemon's writer lock the cluster's: replicas on
+/// one database take it around the same writes ("hearth_w" in ASCII).
+const WRITER_LOCK: i64 = 0x6865_6172_7468_5f77;
+
+/// The longest a writer waits for another replica's writer lock before its write fails (a big
+/// merge holds it throughout).
+pub(in crate::store) const WRITER_LOCK_WAIT: Duration = Duration::from_secs(120);
+
 /// The advisory lock that serializes migrations of one database ("hearth" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6865_6172_7468;
 
@@ -87,6 +95,9 @@ fn db_err(e: tokio_postgres::Error) -> StoreError {
 /// A pool of connections to one database, and the runtime they live on.
 pub(in crate::store) struct PgKv {
     pool: Pool,
+    /// One connection of its own for the cluster's writer lock ([`PgKv::lock_writer`]), so that a
+    /// writer holding it never waits for a connection of `pool` that another writer holds.
+    lock_pool: Pool,
     /// Tree number of each [`TreeId`], by its declaration index.
     ids: Vec<i16>,
     rt: Option<tokio::runtime::Runtime>,
@@ -134,15 +145,19 @@ impl PgKv {
             .enable_all()
             .build()
             .map_err(err)?;
-        let mgr = Manager::from_config(config, tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr)
-            .max_size(opts.pool_size)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(10)))
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(err)?;
-        let mut kv = PgKv { pool, ids: Vec::new(), rt: Some(rt), pages: (PAGE_FIRST, PAGE_MAX) };
+        let pool_of = |config: tokio_postgres::Config, size: usize| -> StoreResult<Pool> {
+            let mgr = Manager::from_config(config, tls()?, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+            Pool::builder(mgr)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .create_timeout(Some(Duration::from_secs(10)))
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .build()
+                .map_err(err)
+        };
+        let lock_pool = pool_of(config.clone(), 1)?;
+        let pool = pool_of(config, opts.pool_size)?;
+        let mut kv = PgKv { pool, lock_pool, ids: Vec::new(), rt: Some(rt), pages: (PAGE_FIRST, PAGE_MAX) };
         let pool = kv.pool.clone();
         kv.ids = kv.run(async move {
             let mut c = pool.get().await.map_err(pool_err)?;
@@ -412,6 +427,46 @@ impl PgKv {
             }
             Ok(d)
         })
+    }
+
+    /// Takes the cluster's writer lock (a session-level advisory lock on a connection of its own,
+    /// which PostgreSQL frees if this process dies): waits for it (at most [`WRITER_LOCK_WAIT`],
+    /// then an error) or, unless `wait`, takes it only if it is free. The connection that holds
+    /// it, for [`PgKv::unlock_writer`].
+    pub(in crate::store) fn lock_writer(&self, wait: bool) -> StoreResult<Option<Object>> {
+        let pool = self.lock_pool.clone();
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let sql = if wait {
+                format!(
+                    "SET lock_timeout = '{}s'; SELECT pg_advisory_lock({WRITER_LOCK}), true",
+                    WRITER_LOCK_WAIT.as_secs()
+                )
+            } else {
+                format!("SELECT pg_try_advisory_lock({WRITER_LOCK})")
+            };
+            let took = match c.simple_query(&sql).await {
+                Ok(msgs) => msgs.iter().any(
+                    |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(r.len() - 1) == Some("t")),
+                ),
+                Err(e) => {
+                    drop(Object::take(c));
+                    return Err(StoreError::Backend(format!("the cluster's writer lock: {}", db_err(e))));
+                }
+            };
+            Ok(took.then_some(c))
+        })
+    }
+
+    /// Gives the writer lock up; a connection that cannot is closed, which gives it up too.
+    pub(in crate::store) fn unlock_writer(&self, c: Object) {
+        let res = self.run(async move {
+            let done = c.simple_query(&format!("SELECT pg_advisory_unlock({WRITER_LOCK})")).await;
+            Ok((c, done.is_ok()))
+        });
+        if let Ok((c, false)) = res {
+            drop(Object::take(c));
+        }
     }
 
     /// Empties a tree (tests of the index build at open).
