@@ -1029,14 +1029,7 @@ async fn concurrent_merges_of_one_user_exactly_one_wins() {
                 [(n1.uuid.clone(), n1.uuid.clone()), (n1_proj.clone(), n1.uuid.clone())],
             )
         } else {
-            let p = |n: &TestUser| {
-                vec![
-                    ("old_user_uuid", json!(old.uuid)),
-                    ("new_user_uuid", json!(n.uuid)),
-                    ("new_owner_uuid", json!(n.uuid)),
-                    ("redirect_to_new_user", json!(true)),
-                ]
-            };
+            let p = |n: &TestUser| admin_merge_into(&old, n);
             (
                 c.plan.root_token.clone(),
                 p(&n1),
@@ -1078,6 +1071,16 @@ async fn concurrent_merges_of_one_user_exactly_one_wins() {
     }
 }
 
+/// The admin variant's parameters: `old` into `new`, owned by `new`, with redirect.
+fn admin_merge_into(old: &TestUser, new: &TestUser) -> Vec<(&'static str, Value)> {
+    vec![
+        ("old_user_uuid", json!(old.uuid)),
+        ("new_user_uuid", json!(new.uuid)),
+        ("new_owner_uuid", json!(new.uuid)),
+        ("redirect_to_new_user", json!(true)),
+    ]
+}
+
 /// Two replicas of one cluster on one database (PostgreSQL) asked at once to merge one user into
 /// two others: exactly one wins, as on one daemon, because the writer lock under which a merge
 /// checks and commits is the cluster's, not each replica's. Both replicas then tell the same story.
@@ -1097,15 +1100,7 @@ async fn concurrent_merges_of_one_user_on_two_replicas_exactly_one_wins() {
         let n1 = face.user(&format!("first{round}")).await;
         let n2 = face.user(&format!("second{round}")).await;
         let coll = uuid(&create(&old.client, "collections", json!({"name": "contested"})).await);
-        let p = |n: &TestUser| {
-            vec![
-                ("old_user_uuid", json!(old.uuid)),
-                ("new_user_uuid", json!(n.uuid)),
-                ("new_owner_uuid", json!(n.uuid)),
-                ("redirect_to_new_user", json!(true)),
-            ]
-        };
-        let (p1, p2) = (p(&n1), p(&n2));
+        let (p1, p2) = (admin_merge_into(&old, &n1), admin_merge_into(&old, &n2));
         let (r1, r2) = tokio::join!(
             merge_req(&members[0], Some(&root), Via::Json, &p1),
             merge_req(&members[1], Some(&root), Via::Form, &p2)
