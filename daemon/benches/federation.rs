@@ -6,7 +6,9 @@
 //!   at the home, the time until every peer's cache holds every user's latest record (cheap poll
 //!   of each peer's `hearth_notices_received_total{peer="<home>"}`, then a check of every user's
 //!   `last_login_at` at every peer against the home's), and the notices applied per second at one
-//!   receiver (its counter sampled every 250 ms).
+//!   receiver (its counter sampled every 250 ms). Run once for each store backend of
+//!   `HEARTH_BENCH_BACKENDS` (`sled,postgres`) at the home, whose outboxes are what is measured;
+//!   the peers stay on sled.
 //! - `remote`: at a peer B, `GET /arvados/v1/users/current` with a home token (validated once,
 //!   then cached) vs with a token of B's own, same concurrency; and the latency of first uses of
 //!   fresh home tokens (validation round trip to the home) vs their second uses (cached).
@@ -51,19 +53,36 @@ struct Fed {
     ca_path: PathBuf,
     daemons: Vec<Daemon>,
     dir: tempfile::TempDir,
+    /// The first cluster's PostgreSQL database, when it runs on one.
+    database: Option<String>,
+}
+
+impl Drop for Fed {
+    fn drop(&mut self) {
+        if let Some(db) = &self.database {
+            self.daemons.iter_mut().for_each(Daemon::kill);
+            support::pg::server().drop_database(db);
+        }
+    }
 }
 
 impl Fed {
     async fn start(ids: &[&str]) -> Fed {
+        Fed::start_with(ids, "sled").await
+    }
+
+    /// [`Fed::start`] with the first cluster's store on `backend` (the others on sled).
+    async fn start_with(ids: &[&str], backend: &str) -> Fed {
         let dir = tempfile::tempdir().unwrap();
         let (plan, ca_path) = plan_federation(dir.path(), ids, "").unwrap();
         let ca_pem = std::fs::read(&ca_path).unwrap();
+        let database = (backend == "postgres").then(|| support::store_on_postgres(&plan[0]).unwrap());
         let mut daemons = Vec::new();
         for c in &plan {
             // Short notice-sender backoff, so that a paused peer is retried soon after it resumes.
             daemons.push(Daemon::spawn(c, &[("HEARTH_FEDERATION__RETRY_BACKOFF_CAP_SECS", "2")]));
         }
-        let fed = Fed { plan, ca_pem, ca_path, daemons, dir };
+        let fed = Fed { plan, ca_pem, ca_path, daemons, dir, database };
         for i in 0..fed.plan.len() {
             if let Err(e) = fed.anon(i).wait_healthy(90).await {
                 let log = std::fs::read_to_string(fed.plan[i].dir.join("hearth.log")).unwrap_or_default();
@@ -304,20 +323,27 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// [`fanout_on`] with the home on each backend of [`support::bench_backends`] in turn.
 async fn fanout(timeout: Duration) {
+    for backend in support::bench_backends() {
+        fanout_on(backend, timeout).await;
+    }
+}
+
+async fn fanout_on(backend: &str, timeout: Duration) {
     let peers = env_num("HEARTH_BENCH_PEERS", 20) as usize;
     let users = env_num("HEARTH_BENCH_USERS", 500).max(1) as usize;
     let logins = env_num("HEARTH_BENCH_LOGINS", 10_000) as usize;
     let conc = env_num("HEARTH_BENCH_LOGIN_CONCURRENCY", 4) as usize;
     let updates = env_num("HEARTH_BENCH_UPDATES", 0) as usize;
     println!(
-        "\n== fanout: home aaaaa + {peers} peers (full mesh), {users} users, {logins} logins ({conc} at a time), then {updates} admin updates =="
+        "\n== fanout: home aaaaa (store: {backend}) + {peers} peers on sled (full mesh), {users} users, {logins} logins ({conc} at a time), then {updates} admin updates =="
     );
     let mut ids = vec!["aaaaa".to_string()];
     ids.extend((1..=peers).map(|i| format!("p{i:04}")));
     let idrefs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let t = Instant::now();
-    let fed = Fed::start(&idrefs).await;
+    let fed = Fed::start_with(&idrefs, backend).await;
     println!("  started {} daemons in {:.1} s (load {})", fed.plan.len(), secs(t.elapsed()), load());
 
     let home = fed.root(0);

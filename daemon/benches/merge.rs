@@ -1,8 +1,11 @@
 //! Benchmark (not a timed test): `users.merge` of a user owning 100k objects and 100k links, next
-//! to a raw sled batch write of the same number of records of the same average size, in the same
-//! run and the same store. Prints both times and their ratio (goal: ≤ 3).
+//! to a raw write of the same number of records of the same average size, in the same run and the
+//! same store. Prints both times and their ratio (goal: ≤ 3), for each store backend of
+//! `HEARTH_BENCH_BACKENDS` (`sled,postgres`) side by side. The baseline is the fastest raw write
+//! each backend has: on sled one batch, flushed; on PostgreSQL one `COPY … FROM STDIN (FORMAT
+//! binary)` in one transaction (a database on the test suite's server, `tests/it/harness/pg.rs`).
 //!
-//! Each run seeds a fresh store, writes the baseline (one sled batch of that many records, flushed),
+//! Each run seeds a fresh store, writes the baseline,
 //! then merges (with redirect, into a project of the new user) and checks that everything moved.
 //! Both timed phases start from the same settled store (see `settle`), and the baseline's scratch
 //! tree is dropped only after the merge, so that neither phase pays for the other's garbage. Several runs, because this machine's disk and neighbours make single figures
@@ -11,14 +14,20 @@
 //! `cargo bench -p hearth --bench merge`; `HEARTH_BENCH_OBJECTS` changes the size (default 100000
 //! objects and as many links), `HEARTH_BENCH_RUNS` the number of runs (default 3).
 
+// A benchmark is neither a test nor daemon code: a failed set-up step should stop it loudly with
+// the reason, which is what unwrap/expect/panic do here (and in the shared support module).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
 use anyhow::Context;
 use federation_proto::ObjectKind;
 use hearth::accounts::Accounts;
 use hearth::accounts::merge::MergeParams;
 use hearth::clock::Clock;
 use hearth::fixtures::{lone_cluster_settings, seed_big_user};
-use hearth::store::Store;
 use hearth::store::records::{Collection, Group, Link};
+use hearth::store::{PostgresOptions, Store, StoreOptions};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -43,9 +52,24 @@ struct Run {
     merge: Duration,
 }
 
-fn one_run(n: usize) -> anyhow::Result<Run> {
+/// A fresh store on `backend` in `dir` (sled), or in a new database of the suite's PostgreSQL
+/// server (its name returned, for dropping).
+fn fresh_store(backend: &str, dir: &std::path::Path) -> anyhow::Result<(Store, Option<String>)> {
+    if backend != "postgres" {
+        return Ok((Store::open(&dir.join("store"))?, None));
+    }
+    let server = support::pg::server();
+    let db = server.create_database("merge");
+    let opts = StoreOptions {
+        postgres: Some(PostgresOptions { url: server.url_of(&db), pool_size: 4 }),
+        ..Default::default()
+    };
+    Ok((Store::open_with(dir, opts)?, Some(db)))
+}
+
+fn one_run(backend: &str, n: usize) -> anyhow::Result<Run> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("store"))?;
+    let (store, database) = fresh_store(backend, dir.path())?;
     let accounts = Accounts::new(store, lone_cluster_settings(), Clock::System)?;
 
     let t = Instant::now();
@@ -111,7 +135,8 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
     let read_tidied = t.elapsed();
     anyhow::ensure!(after_tidy == aliased, "the tidy changed an answer");
     store.drop_baseline_scratch()?;
-    println!("  raw sled batch write of {records} records × {size} B: {baseline:.3?}");
+    let raw = if database.is_some() { "raw COPY (binary, one transaction)" } else { "raw sled batch write" };
+    println!("  {raw} of {records} records × {size} B: {baseline:.3?}");
     println!("  merge of {} objects + {} links (redirect):   {merge:.3?}", big.objects, big.links);
     println!("  ratio {:.2}", merge.as_secs_f64() / baseline.as_secs_f64().max(1e-9));
     println!(
@@ -121,6 +146,9 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
         "  background tidy: {tidied} link-end index entries moved in {tidy:.3?}; the same rows read afterwards {read_tidied:.3?}"
     );
     drop(accounts);
+    if let Some(db) = database {
+        support::pg::server().drop_database(&db);
+    }
     dir.close().context("removing the temporary store")?;
     Ok(Run { baseline, merge })
 }
@@ -128,26 +156,33 @@ fn one_run(n: usize) -> anyhow::Result<Run> {
 fn main() -> anyhow::Result<()> {
     let n = env_usize("HEARTH_BENCH_OBJECTS", 100_000);
     let runs = env_usize("HEARTH_BENCH_RUNS", 3).max(1);
-    let mut results = Vec::with_capacity(runs);
-    for i in 1..=runs {
-        println!("run {i}/{runs}");
-        results.push(one_run(n)?);
+    let mut summary = Vec::new();
+    for backend in support::bench_backends() {
+        let mut results = Vec::with_capacity(runs);
+        for i in 1..=runs {
+            println!("{backend}: run {i}/{runs}");
+            results.push(one_run(backend, n)?);
+        }
+        let mut ratios: Vec<f64> =
+            results.iter().map(|r| r.merge.as_secs_f64() / r.baseline.as_secs_f64().max(1e-9)).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        let mut merges: Vec<Duration> = results.iter().map(|r| r.merge).collect();
+        merges.sort();
+        let mut baselines: Vec<Duration> = results.iter().map(|r| r.baseline).collect();
+        baselines.sort();
+        summary.push(format!(
+            "{backend:>8}: merge {:.3?} (median of {runs}), baseline {:.3?}; ratio median {median:.2}, range {:.2}–{:.2} (goal ≤ 3){}",
+            merges[runs / 2],
+            baselines[runs / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+            if median <= 3.0 { "" } else { "  ABOVE GOAL" }
+        ));
     }
-    let mut ratios: Vec<f64> =
-        results.iter().map(|r| r.merge.as_secs_f64() / r.baseline.as_secs_f64().max(1e-9)).collect();
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    let mut merges: Vec<Duration> = results.iter().map(|r| r.merge).collect();
-    merges.sort();
-    let mut baselines: Vec<Duration> = results.iter().map(|r| r.baseline).collect();
-    baselines.sort();
-    println!(
-        "merge {:.3?} (median of {runs}), baseline {:.3?}; ratio median {median:.2}, range {:.2}–{:.2} (goal ≤ 3){}",
-        merges[runs / 2],
-        baselines[runs / 2],
-        ratios[0],
-        ratios[ratios.len() - 1],
-        if median <= 3.0 { "" } else { "  ABOVE GOAL" }
-    );
+    println!("merge of {n} objects + {n} links, load {}:", support::load());
+    for line in summary {
+        println!("{line}");
+    }
     Ok(())
 }

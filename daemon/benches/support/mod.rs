@@ -100,6 +100,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Points the planned cluster `c` at a fresh database on [`pg::server`] (its `[store]` section):
+/// the database's name, for dropping once the daemon is gone.
+pub fn store_on_postgres(c: &PlannedCluster) -> anyhow::Result<String> {
+    use std::io::Write;
+    let server = pg::server();
+    let db = server.create_database("bench");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&c.config)?;
+    writeln!(f, "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"", server.url_of(&db))?;
+    Ok(db)
+}
+
 /// One cluster `zzzzz` planned in `dir` (not started), and its CA certificate (PEM).
 pub fn plan_one(dir: &std::path::Path) -> anyhow::Result<(PlannedCluster, Vec<u8>)> {
     let (mut plan, ca_path) = plan_federation(dir, &["zzzzz"], "")?;
@@ -145,14 +156,7 @@ impl Lone {
         let dir = tempfile::tempdir()?;
         let (cluster, ca_pem) = plan_one(dir.path())?;
         let database = match backend {
-            "postgres" => {
-                let server = pg::server();
-                let db = server.create_database("bench");
-                let mut f = std::fs::OpenOptions::new().append(true).open(&cluster.config)?;
-                use std::io::Write;
-                writeln!(f, "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"", server.url_of(&db))?;
-                Some(db)
-            }
+            "postgres" => Some(store_on_postgres(&cluster)?),
             _ => None,
         };
         let daemon = Daemon::spawn(&cluster, &[]);
