@@ -1599,9 +1599,9 @@ impl Store {
         Ok((out, true))
     }
 
-    /// How many notices wait for `peer`.
+    /// How many notices wait for `peer` (0 when the store cannot say: it is a gauge's figure).
     pub fn outbox_depth(&self, peer: &ClusterId) -> usize {
-        self.kv.scan_prefix(TreeId::Outbox, &prefix(peer.as_str()), false).count()
+        self.kv.count_prefix(TreeId::Outbox, &prefix(peer.as_str())).unwrap_or(0)
     }
 
     /// Records a request nonce; false when it was seen before (a replay). Flushed before it

@@ -122,6 +122,15 @@ impl Backend {
         }
     }
 
+    /// How many entries have keys that start with `p` (PostgreSQL counts them in the server,
+    /// without sending the values).
+    pub(super) fn count_prefix(&self, tree: TreeId, p: &[u8]) -> StoreResult<usize> {
+        match self {
+            Backend::Sled(s) => s.scan_prefix(tree, p, false).try_fold(0, |n, e| e.map(|_| n + 1)),
+            Backend::Postgres(pg) => pg.count_range(tree, p.to_vec(), prefix_end(p)),
+        }
+    }
+
     /// The entries within the bounds, in key order (`rev`: reversed).
     pub(super) fn range(&self, tree: TreeId, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>, rev: bool) -> Scan<'_> {
         match self {

@@ -277,6 +277,20 @@ impl PgKv {
         })
     }
 
+    /// Rows of `tree` with keys from `lo` (included) up to `hi` (excluded; none: to the end).
+    pub(super) fn count_range(&self, tree: TreeId, lo: Vec<u8>, hi: Option<Vec<u8>>) -> StoreResult<usize> {
+        let (pool, t) = (self.pool.clone(), self.id(tree));
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c
+                .prepare_cached("SELECT count(*) FROM kv WHERE tree = $1 AND k >= $2 AND ($3::bytea IS NULL OR k < $3)")
+                .await
+                .map_err(db_err)?;
+            let row = c.query_one(&st, &[&t, &lo, &hi]).await.map_err(db_err)?;
+            Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
     pub(super) fn next_id(&self) -> StoreResult<u64> {
         let pool = self.pool.clone();
         self.run(async move {
