@@ -249,17 +249,25 @@ async fn last_logins(c: &Client, prefix: &str) -> anyhow::Result<BTreeMap<String
     Ok(out)
 }
 
-/// Polls each client's received counter every 250 ms until each reaches its target (or `timeout`
-/// since `t0`): when each reached it, and the first client's samples (seconds since `t0`, value).
+/// When a wait gives up; a watcher started before the load ends is given its deadline then.
+type Deadline = Arc<std::sync::Mutex<Instant>>;
+
+fn deadline_in(d: Duration) -> Deadline {
+    Arc::new(std::sync::Mutex::new(Instant::now() + d))
+}
+
+/// Polls each client's received counter every 250 ms until each reaches its target (or the
+/// deadline passes): when each reached it (since `t0`), and the first client's samples (seconds
+/// since `t0`, value).
 async fn watch(
     clients: Vec<Client>,
     target: Vec<u64>,
     t0: Instant,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> (Vec<Option<Duration>>, Vec<(f64, u64)>) {
     let mut reached: Vec<Option<Duration>> = vec![None; clients.len()];
     let mut samples: Vec<(f64, u64)> = Vec::new();
-    while t0.elapsed() < timeout {
+    while Instant::now() < *deadline.lock().unwrap() {
         let mut tasks = Vec::new();
         for c in &clients {
             let c = c.clone();
@@ -384,10 +392,13 @@ async fn fanout_on(backend: &str, timeout: Duration) {
         fed.signal(1, "STOP");
     }
     // The monitor: every 250 ms, every live peer's counter; the first live peer's samples kept.
+    // It waits at most `timeout` after the last write at the home (set then; a day until).
     let t0 = Instant::now();
+    let monitor_deadline = deadline_in(Duration::from_secs(86_400));
     let monitor = {
         let (clients, target) = (peer_clients[live_from..].to_vec(), target[live_from..].to_vec());
-        tokio::spawn(async move { watch(clients, target, t0, timeout).await })
+        let deadline = monitor_deadline.clone();
+        tokio::spawn(async move { watch(clients, target, t0, deadline).await })
     };
 
     let anon = fed.anon(0);
@@ -417,6 +428,7 @@ async fn fanout_on(backend: &str, timeout: Duration) {
     })
     .await;
     let updates_done = t0.elapsed();
+    *monitor_deadline.lock().unwrap() = Instant::now() + timeout;
     let (reached, live_samples) = monitor.await.unwrap();
     let all_counted =
         reached.iter().copied().collect::<Option<Vec<_>>>().map(|v| v.into_iter().max().unwrap_or_default());
@@ -427,7 +439,7 @@ async fn fanout_on(backend: &str, timeout: Duration) {
         let perf = Perf::start(&[fed.daemons[0].pid(), fed.daemons[1].pid()], "drain");
         let resumed = t0.elapsed();
         fed.signal(1, "CONT");
-        let (reached, samples) = watch(vec![peer_clients[0].clone()], vec![target[0]], t0, timeout).await;
+        let (reached, samples) = watch(vec![peer_clients[0].clone()], vec![target[0]], t0, deadline_in(timeout)).await;
         drop(perf);
         drain = Some((resumed, reached[0], samples, l));
     }
@@ -435,8 +447,9 @@ async fn fanout_on(backend: &str, timeout: Duration) {
     // The check that matters: every peer holds every user's latest last_login_at.
     let want = last_logins(&home, "fan").await.unwrap();
     let mut verified = None;
-    let mut mismatched = 0usize;
-    while t0.elapsed() < timeout {
+    let mut mismatched = usize::MAX;
+    let until = Instant::now() + timeout;
+    while mismatched == usize::MAX || Instant::now() < until {
         mismatched = 0;
         for i in 1..fed.plan.len() {
             let got = last_logins(&fed.root(i), "fan").await.unwrap_or_default();
