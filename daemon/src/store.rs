@@ -905,7 +905,7 @@ impl MergeWrite<'_> {
 /// The cluster's writer lock, held (see [`Store::cluster_writer_lock`]); given up when dropped.
 pub struct ClusterWriterLock {
     kv: std::sync::Arc<kv::Backend>,
-    conn: Option<deadpool_postgres::Object>,
+    conn: Option<kv::postgres::WriterLockConn>,
 }
 
 impl Drop for ClusterWriterLock {

@@ -447,7 +447,7 @@ impl PgKv {
     /// which PostgreSQL frees if this process dies): waits for it (at most [`WRITER_LOCK_WAIT`],
     /// then an error) or, unless `wait`, takes it only if it is free. The connection that holds
     /// it, for [`PgKv::unlock_writer`].
-    pub(in crate::store) fn lock_writer(&self, wait: bool) -> StoreResult<Option<Object>> {
+    pub(in crate::store) fn lock_writer(&self, wait: bool) -> StoreResult<Option<WriterLockConn>> {
         let pool = self.lock_pool.clone();
         self.run(async move {
             let c = pool.get().await.map_err(pool_err)?;
@@ -468,12 +468,12 @@ impl PgKv {
                     return Err(StoreError::Backend(format!("the cluster's writer lock: {}", db_err(e))));
                 }
             };
-            Ok(took.then_some(c))
+            Ok(took.then_some(WriterLockConn(c)))
         })
     }
 
     /// Gives the writer lock up; a connection that cannot is closed, which gives it up too.
-    pub(in crate::store) fn unlock_writer(&self, c: Object) {
+    pub(in crate::store) fn unlock_writer(&self, WriterLockConn(c): WriterLockConn) {
         let res = self.run(async move {
             let done = c.simple_query(&format!("SELECT pg_advisory_unlock({WRITER_LOCK})")).await;
             Ok((c, done.is_ok()))
@@ -526,6 +526,9 @@ impl PgKv {
         })
     }
 }
+
+/// The connection that holds the cluster's writer lock ([`PgKv::lock_writer`]).
+pub(in crate::store) struct WriterLockConn(Object);
 
 /// A transaction begun by [`PgKv::begin`].
 pub(in crate::store) struct PgTxn {
