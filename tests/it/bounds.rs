@@ -179,6 +179,63 @@ async fn every_kind_of_object_refuses_long_attributes_and_accepts_them_at_the_bo
     check_kind(&alice.client, "/arvados/v1/authorized_keys", "authorized_key", key, key_fields).await;
 }
 
+/// U+0000 anywhere in a stored value (a name, a key or a nested value of `properties`, a user's
+/// name): 422 `nul_character` naming the attribute, on create and on update, and nothing created or
+/// changed. (PostgreSQL cannot store it; what sled takes PostgreSQL must take too.)
+#[tokio::test]
+async fn a_nul_character_is_refused_anywhere_in_what_is_stored() {
+    let fed = single().await;
+    let c = &fed.clusters[0];
+    let alice = c.user("alice").await;
+    let bad = [
+        ("name", json!("a\u{0}b")),
+        ("properties", json!({"k": "x\u{0}"})),
+        ("properties", json!({"k\u{0}": 1})),
+        ("properties", json!({"deep": [1, {"deeper": ["\u{0}"]}]})),
+    ];
+    let kinds = [
+        ("/arvados/v1/groups", "group", json!({"name": "g", "group_class": "project"})),
+        ("/arvados/v1/collections", "collection", json!({"name": "c"})),
+        ("/arvados/v1/links", "link", json!({"link_class": "tag", "name": "t", "head_uuid": alice.uuid})),
+    ];
+    for (path, resource, base) in kinds {
+        let existing = alice.client.post(path, &json!({resource: base})).await.unwrap().ok().unwrap();
+        let existing_path = format!("{path}/{}", existing["uuid"].as_str().unwrap());
+        let before = count(&alice.client, path).await;
+        for (field, value) in &bad {
+            let mut attrs = base.clone();
+            attrs[*field] = value.clone();
+            for r in [
+                alice.client.post(path, &json!({resource: attrs})).await.unwrap(),
+                alice.client.put(&existing_path, &json!({resource: {*field: value}})).await.unwrap(),
+            ] {
+                assert_eq!(
+                    (r.status, r.code()),
+                    (StatusCode::UNPROCESSABLE_ENTITY, "nul_character"),
+                    "{resource}.{field}: {}",
+                    r.body
+                );
+                assert!(r.body["errors"][0].as_str().unwrap().contains(field), "{}", r.body);
+            }
+        }
+        assert_eq!(count(&alice.client, path).await, before, "a refused create of {resource} created something");
+        assert_eq!(
+            alice.client.get(&existing_path).await.unwrap().ok().unwrap(),
+            existing,
+            "a refused update changed it"
+        );
+        // The same text with the escape spelled out is an ordinary string.
+        let fine =
+            alice.client.put(&existing_path, &json!({resource: {"properties": {"k": "a\\u0000b"}}})).await.unwrap();
+        assert_eq!(fine.status, StatusCode::OK, "{}", fine.body);
+    }
+    let me = format!("/arvados/v1/users/{}", alice.uuid);
+    let before = alice.client.get(&me).await.unwrap().ok().unwrap();
+    let r = alice.client.put(&me, &json!({"user": {"first_name": "Al\u{0}ice"}})).await.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, "nul_character"), "{}", r.body);
+    assert_eq!(alice.client.get(&me).await.unwrap().ok().unwrap()["first_name"], before["first_name"]);
+}
+
 #[tokio::test]
 async fn users_refuse_long_attributes_on_create_and_update() {
     let fed = single().await;

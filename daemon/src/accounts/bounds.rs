@@ -93,6 +93,7 @@ pub enum Bound {
 /// resource's own checks, which name them.
 pub fn check_attrs(attrs: &Map<String, Value>, table: &[(&str, Bound)]) -> Result<()> {
     for (k, v) in attrs {
+        check_no_nul(k, v)?;
         let bound = table.iter().find(|(name, _)| name == k).map(|(_, b)| *b);
         match (bound, v) {
             (Some(Bound::Chars(max)), Value::String(s)) => check_chars(k, s, max)?,
@@ -100,6 +101,36 @@ pub fn check_attrs(attrs: &Map<String, Value>, table: &[(&str, Bound)]) -> Resul
             (Some(Bound::Properties), Value::Object(m)) => check_properties(k, m)?,
             (None, Value::String(s)) => check_bytes(&excerpt(k), s, MAX_SHORT_STRING_BYTES)?,
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses U+0000 anywhere in a stored value, its keys included (422 `nul_character` naming the
+/// attribute): PostgreSQL's `text` and `jsonb` cannot hold it (Arvados, which stores attributes
+/// there, refuses it too), and what one backend stores the other must take. The walk goes as deep
+/// as the JSON parser let the value be.
+pub fn check_no_nul(field: &str, v: &Value) -> Result<()> {
+    let has_nul = |s: &str| s.contains('\0');
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        let found = match v {
+            Value::String(s) => has_nul(s),
+            Value::Array(a) => {
+                stack.extend(a);
+                false
+            }
+            Value::Object(m) => {
+                stack.extend(m.values());
+                m.keys().any(|k| has_nul(k))
+            }
+            _ => false,
+        };
+        if found {
+            return Err(Error::unprocessable(
+                "nul_character",
+                format!("{} must not contain the character U+0000 (NUL)", excerpt(field)),
+            ));
         }
     }
     Ok(())
@@ -197,6 +228,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nul_is_refused_anywhere_in_a_stored_value() {
+        let table = [("name", Bound::Chars(MAX_NAME_CHARS)), ("properties", Bound::Properties)];
+        for bad in [
+            json!({"name": "a\u{0}b"}),
+            json!({"properties": {"k": "x\u{0}"}}),
+            json!({"properties": {"k\u{0}": 1}}),
+            json!({"properties": {"deep": [1, {"deeper": ["\u{0}"]}]}}),
+            json!({"group_class": "\u{0}"}),
+        ] {
+            let e = check_attrs(bad.as_object().unwrap(), &table).unwrap_err();
+            assert_eq!(e.code, "nul_character", "{bad}");
+            assert!(e.message.contains("U+0000"), "{}", e.message);
+        }
+        let fine = json!({"name": "a\\u{0}b", "properties": {"k": "\u{1} tab\t é"}});
+        assert!(check_attrs(fine.as_object().unwrap(), &table).is_ok());
+    }
 
     #[test]
     fn characters_and_bytes() {
