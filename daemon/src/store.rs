@@ -20,6 +20,7 @@ pub mod copy;
 mod decoded;
 mod kv;
 pub mod lease;
+mod pg_merge;
 pub mod records;
 pub mod scan;
 #[cfg(test)]
@@ -816,6 +817,7 @@ impl Default for StoreOptions {
 }
 
 pub use kv::postgres::parse_url as parse_postgres_url;
+pub use pg_merge::{MovedName, ServerMoves};
 
 /// The database of one cluster.
 #[derive(Clone)]
@@ -874,6 +876,14 @@ impl MergeWrite<'_> {
                 self.store.commit_unflushed(aliases)?;
                 self.store.apply_per_tree(b)
             }
+        }
+    }
+
+    /// Moves the rows of [`Store::server_moves`]' answer, in the database server.
+    pub fn move_in_server(&mut self, moves: &ServerMoves) -> StoreResult<()> {
+        match (&mut self.pg, &*self.store.kv) {
+            (Some(txn), kv::Backend::Postgres(p)) => pg_merge::apply(p, txn, moves),
+            _ => Err(StoreError::Backend("this store moves no rows in a database server".into())),
         }
     }
 
@@ -1064,6 +1074,33 @@ impl Store {
             }
         };
         Ok(MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg, aliased: Default::default() })
+    }
+
+    /// What the merge `intent` moves, when the backend moves a merge's rows in the database itself
+    /// (PostgreSQL: see [`pg_merge`]), so that the caller need not read them and write them back
+    /// through [`MergeWrite::rows`]: then [`MergeWrite::move_in_server`] moves them. None on a
+    /// backend that does not (sled, where rewriting rows in place is the cheap way). Reads only;
+    /// the writer lock keeps the answer true until the merge's write.
+    pub fn server_moves(&self, intent: &MergeIntent) -> StoreResult<Option<ServerMoves>> {
+        match &*self.kv {
+            kv::Backend::Postgres(p) => pg_merge::plan(p, intent).map(Some),
+            kv::Backend::Sled(_) => Ok(None),
+        }
+    }
+
+    /// The groups or collections (`kind`) of a [`Store::server_moves`] answer whose name is one of
+    /// `names` (the ones a merge's name check must compare); none on a backend that gives no such
+    /// answer.
+    pub fn server_moved_named(
+        &self,
+        moves: &ServerMoves,
+        kind: ObjectKind,
+        names: Vec<String>,
+    ) -> StoreResult<Vec<MovedName>> {
+        match &*self.kv {
+            kv::Backend::Postgres(p) => pg_merge::moved_named(p, &moves.intent, kind, names),
+            kv::Backend::Sled(_) => Ok(Vec::new()),
+        }
     }
 
     /// Takes up a merge a crash cut short, one of [`Store::merge_intents`].
@@ -1483,14 +1520,21 @@ impl Store {
         Ok(out)
     }
 
-    /// The records of kind `T` directly owned by `owner`, read and checked (only rows of that kind
-    /// are read: the index's uuids say their kind).
+    /// The records of kind `T` directly owned by `owner`, read and checked (only that kind's
+    /// entries of the owner index are read).
     pub fn owned_records<T: OwnedRecord>(&self, owner: &ObjectUuid) -> StoreResult<Vec<T>> {
-        let mut out = Vec::new();
-        for uuid in self.owned_uuids(owner)? {
-            if uuid.kind() != T::KIND {
-                continue;
+        let p = scan::owner_kind_prefix(T::KIND, &owner.to_string());
+        let mut uuids = Vec::new();
+        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &p, false) {
+            let k = kv?.0;
+            if let Some(u) = k.rsplit(|b| *b == 0).next().and_then(|u| std::str::from_utf8(u).ok()?.parse().ok()) {
+                uuids.push(u);
             }
+        }
+        // In uuid order, as the owner's uuids are listed.
+        uuids.sort_unstable();
+        let mut out = Vec::new();
+        for uuid in uuids {
             if let Some(r) = self.object::<T>(&uuid)?
                 && r.owner_uuid() == owner
             {

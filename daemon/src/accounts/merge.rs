@@ -28,7 +28,7 @@ use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
 };
-use crate::store::{AliasedIndex, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, WriteBatch};
+use crate::store::{AliasedIndex, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, ServerMoves, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +51,32 @@ struct RowMoves {
     links: Vec<Link>,
     /// Where each moved row was, by uuid (its index entry that moves with it).
     was: HashMap<ObjectUuid, MovedFrom>,
+}
+
+/// What a merge moves: the rows as they will be, read by the daemon and written back in batches;
+/// or, on a store that moves them in the database itself, what the store found to move.
+#[derive(Debug)]
+enum Moves {
+    Rows(RowMoves),
+    InServer(ServerMoves),
+}
+
+impl Moves {
+    /// Groups and collections moved.
+    fn objects(&self) -> usize {
+        match self {
+            Moves::Rows(m) => m.groups.len() + m.collections.len(),
+            Moves::InServer(s) => s.groups + s.collections,
+        }
+    }
+
+    /// Links changed.
+    fn links(&self) -> usize {
+        match self {
+            Moves::Rows(m) => m.links.len(),
+            Moves::InServer(s) => s.links,
+        }
+    }
 }
 
 /// The merge request's parameters, as received (strings, so that each check can name its problem).
@@ -111,7 +137,7 @@ pub struct MergePlan {
 
 /// The old user after step 1, the counts, and the write and rows step 2 must still move (none when
 /// nothing moves).
-type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, RowMoves)>);
+type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, Moves)>);
 
 /// Encodes the moved rows into batches of [`MOVE_BATCH`] and hands them to `tx`, in order. Stops
 /// when the receiver is gone (it failed to apply one).
@@ -488,13 +514,21 @@ impl Accounts {
     /// merge fails the same way, changing nothing. Moved rows are compared with what the new owner
     /// holds now; repeated names among the moved rows themselves (stored before names were
     /// unique) are left as they are.
-    fn check_no_name_collisions(&self, m: &MergeIntent, moves: &RowMoves) -> Result<()> {
+    fn check_no_name_collisions(&self, m: &MergeIntent, moves: &Moves) -> Result<()> {
+        /// The first moved row of kind `T` whose unique name the new owner holds already: name,
+        /// moved, holder. The new owner's rows are read only when some of that kind move.
         fn first_clash<T: ApiObject>(
             accounts: &Accounts,
             m: &MergeIntent,
-            moved: &[T],
+            moves: &Moves,
         ) -> Result<Option<(String, ObjectUuid, ObjectUuid)>> {
-            if moved.is_empty() {
+            let moved = match moves {
+                Moves::Rows(r) if T::KIND == ObjectKind::Group => r.groups.len(),
+                Moves::Rows(r) => r.collections.len(),
+                Moves::InServer(s) if T::KIND == ObjectKind::Group => s.groups,
+                Moves::InServer(s) => s.collections,
+            };
+            if moved == 0 {
                 return Ok(None);
             }
             let held: HashMap<String, ObjectUuid> = accounts
@@ -503,14 +537,31 @@ impl Accounts {
                 .into_iter()
                 .filter_map(|r| r.unique_name().map(|n| (n.to_owned(), r.uuid().clone())))
                 .collect();
-            Ok(moved.iter().find_map(|r| {
-                let name = r.unique_name()?;
-                held.get(name).map(|h| (name.to_owned(), r.uuid().clone(), h.clone()))
-            }))
+            if held.is_empty() {
+                return Ok(None);
+            }
+            let named: Vec<(String, ObjectUuid)> = match moves {
+                Moves::Rows(r) => {
+                    fn named<R: ApiObject>(rows: &[R]) -> Vec<(String, ObjectUuid)> {
+                        rows.iter().filter_map(|r| r.unique_name().map(|n| (n.to_owned(), r.uuid().clone()))).collect()
+                    }
+                    if T::KIND == ObjectKind::Group { named(&r.groups) } else { named(&r.collections) }
+                }
+                // The server names only the moved rows whose names are held; a group's name is
+                // unique unless it is trashed, as [`ApiObject::unique_name`] says of the rows.
+                Moves::InServer(s) => accounts
+                    .store()
+                    .server_moved_named(s, T::KIND, held.keys().cloned().collect())?
+                    .into_iter()
+                    .filter(|n| !(T::KIND == ObjectKind::Group && n.trashed))
+                    .map(|n| (n.name, n.uuid))
+                    .collect(),
+            };
+            Ok(named.into_iter().find_map(|(name, uuid)| held.get(&name).map(|h| (name, uuid, h.clone()))))
         }
-        let clash = match first_clash(self, m, &moves.groups)? {
+        let clash = match first_clash::<Group>(self, m, moves)? {
             Some(c) => Some((ObjectKind::Group, c)),
-            None => first_clash(self, m, &moves.collections)?.map(|c| (ObjectKind::Collection, c)),
+            None => first_clash::<Collection>(self, m, moves)?.map(|c| (ObjectKind::Collection, c)),
         };
         match clash {
             Some((kind, (name, moving, holder))) => {
@@ -534,8 +585,11 @@ impl Accounts {
     }
 
     /// Steps 2 and 3: rewrites the moved rows and finishes the write.
-    fn finish_merge(&self, mut w: MergeWrite<'_>, moves: RowMoves) -> Result<()> {
-        self.apply_moves(&mut w, &moves)?;
+    fn finish_merge(&self, mut w: MergeWrite<'_>, moves: Moves) -> Result<()> {
+        match &moves {
+            Moves::Rows(rows) => self.apply_moves(&mut w, rows)?,
+            Moves::InServer(s) => w.move_in_server(s)?,
+        }
         w.finish()?;
         // Step 1's notices are visible from now on where the write is one transaction.
         self.outbox_signal.notify_waiters();
@@ -580,7 +634,7 @@ impl Accounts {
                 rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
                 "finishing a merge interrupted by a crash"
             );
-            self.finish_merge(self.store().resume_merge_write(m), moves)?;
+            self.finish_merge(self.store().resume_merge_write(m), Moves::Rows(moves))?;
         }
         Ok(intents.len())
     }
@@ -629,13 +683,15 @@ impl Accounts {
             move_heads: keep_credentials,
             at: now,
         };
-        let (moves, owned_keys) = self.collect_moves(&intent)?;
-        self.check_no_name_collisions(&intent, &moves)?;
-        let mut counts = MergeCounts {
-            objects: moves.groups.len() + moves.collections.len(),
-            links: moves.links.len(),
-            ..MergeCounts::default()
+        let (moves, owned_keys) = match store.server_moves(&intent)? {
+            Some(s) => (Moves::InServer(s), store.owned_records::<AuthorizedKey>(&old.uuid)?),
+            None => {
+                let (rows, keys) = self.collect_moves(&intent)?;
+                (Moves::Rows(rows), keys)
+            }
         };
+        self.check_no_name_collisions(&intent, &moves)?;
+        let mut counts = MergeCounts { objects: moves.objects(), links: moves.links(), ..MergeCounts::default() };
 
         let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
         for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
@@ -766,6 +822,7 @@ mod tests {
                 let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
                 assert_eq!((counts.objects, counts.links), (600, 600));
                 let (mut w, _, moves) = rest.expect("rows to move");
+                let Moves::Rows(moves) = moves else { panic!("sled moves rows through the daemon") };
                 let part = RowMoves {
                     groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
                     collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
@@ -849,6 +906,95 @@ mod tests {
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
         assert_eq!(store.links_by_tail(&big.new.uuid).unwrap(), moved_links);
         assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+    }
+
+    /// On PostgreSQL the server rewrites the moved rows itself: each ends exactly as the daemon
+    /// would have rewritten it (only top-level fields change: a link's `properties` may name the
+    /// old user too, and text of any script survives the trip through `jsonb`), links of other
+    /// owners keep their owner, and every index entry of the rows is where the rows say, none left
+    /// behind.
+    #[test]
+    fn a_merge_on_postgres_rewrites_rows_as_the_daemon_would() {
+        let Some(db) = crate::store::testing::TestDb::create() else { return };
+        let store = crate::store::Store::open_with(Path::new("unused"), db.options()).unwrap();
+        let clock = Clock::manual(1_800_000_000);
+        let accounts = Accounts::new(store, lone_cluster_settings(), clock.clone()).unwrap();
+        let big = seed_big_user(&accounts, "exact", 40, 40).unwrap();
+        let store = accounts.store();
+        let old = big.old.uuid.clone();
+        let other = store.user(&big.new.uuid).unwrap().unwrap().owner_uuid;
+        let link = |owner: &ObjectUuid, head: &ObjectUuid, tail: &ObjectUuid, props| Link {
+            uuid: accounts.new_uuid(ObjectKind::Link),
+            owner_uuid: owner.clone(),
+            created_at: clock.now(),
+            modified_at: clock.now(),
+            modified_by_user_uuid: None,
+            link_class: "tag".into(),
+            name: "naïve \"quoted\" \\ 東京 \u{1F600}".into(),
+            head_uuid: head.clone(),
+            tail_uuid: tail.clone(),
+            properties: props,
+        };
+        let mut b = WriteBatch::new();
+        let nested = link(&other, &big.sample, &old, json!({"owner_uuid": old, "tail_uuid": old, "n": 1.5e300}));
+        let headed = link(&other, &old, &big.sample, json!({"list": [old, {"head_uuid": old}]}));
+        let trashed = Group {
+            uuid: accounts.new_uuid(ObjectKind::Group),
+            owner_uuid: old.clone(),
+            created_at: clock.now(),
+            modified_at: clock.now(),
+            modified_by_user_uuid: None,
+            name: "merged-in".into(),
+            description: Some("ça va\tbien\n".into()),
+            group_class: "project".into(),
+            properties: json!({}),
+            trash_at: Some(clock.now()),
+        };
+        b.put_object(None, &nested).unwrap();
+        b.put_object(None, &headed).unwrap();
+        b.put_object(None, &trashed).unwrap();
+        store.commit(b).unwrap();
+        clock.advance(60);
+
+        let intent = MergeIntent {
+            old_user_uuid: old.clone(),
+            new_user_uuid: big.new.uuid.clone(),
+            new_owner_uuid: big.new_owner.clone(),
+            move_heads: true,
+            at: clock.now(),
+        };
+        let (expected, _) = accounts.collect_moves(&intent).unwrap();
+        let planned = store.server_moves(&intent).unwrap().expect("PostgreSQL moves rows in the server");
+        assert_eq!(
+            (planned.groups, planned.collections, planned.links),
+            (expected.groups.len(), expected.collections.len(), expected.links.len())
+        );
+        let asked = vec!["merged-in".to_string(), "project 0".into(), "collection 1".into(), "nobody's".into()];
+        let named = store.server_moved_named(&planned, ObjectKind::Group, asked).unwrap();
+        let mut named: Vec<(&str, bool)> = named.iter().map(|n| (n.name.as_str(), n.trashed)).collect();
+        named.sort();
+        assert_eq!(named, [("merged-in", true), ("project 0", false)]);
+        assert_eq!((expected.groups.len() + expected.collections.len(), expected.links.len()), (41, 42));
+        merge_with_redirect(&accounts, &big);
+
+        for g in &expected.groups {
+            assert_eq!(store.object::<Group>(&g.uuid).unwrap().as_ref(), Some(g));
+        }
+        for c in &expected.collections {
+            assert_eq!(store.object::<Collection>(&c.uuid).unwrap().as_ref(), Some(c));
+        }
+        for l in &expected.links {
+            assert_eq!(store.object::<Link>(&l.uuid).unwrap().as_ref(), Some(l));
+        }
+        let nested_after = store.object::<Link>(&nested.uuid).unwrap().unwrap();
+        assert_eq!(
+            (&nested_after.owner_uuid, &nested_after.tail_uuid, &nested_after.properties, &nested_after.name),
+            (&other, &big.new.uuid, &nested.properties, &nested.name)
+        );
+        assert_eq!(store.object::<Link>(&headed.uuid).unwrap().unwrap().head_uuid, big.new.uuid);
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
+        assert_eq!(store.row_index_mismatches().unwrap(), Vec::<String>::new());
+        assert!(store.owned_uuids(&old).unwrap().iter().all(|u| u.kind() == ObjectKind::AuthorizedKey));
     }
 
     /// On PostgreSQL a merge is one transaction that moves the link-end entries with their rows:

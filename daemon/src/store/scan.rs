@@ -173,7 +173,7 @@ impl Listed for User {
 }
 
 /// `kind infix \0 field tag \0`: where one kind's entries for one time start in [`TreeId::ListTimes`].
-fn time_prefix(kind: ObjectKind, field: TimeField) -> Vec<u8> {
+pub(super) fn time_prefix(kind: ObjectKind, field: TimeField) -> Vec<u8> {
     let mut k = pair(kind.infix(), field.tag());
     k.push(0);
     k
@@ -217,7 +217,7 @@ pub(super) fn owner_time_prefix(kind: ObjectKind, owner: &ObjectUuid, at: Offset
 }
 
 /// `owner \0 kind \0`: where one owner's entries of one kind start in [`TreeId::OwnerTimes`].
-fn owner_kind_prefix(kind: ObjectKind, owner: &str) -> Vec<u8> {
+pub(super) fn owner_kind_prefix(kind: ObjectKind, owner: &str) -> Vec<u8> {
     let mut k = pair(owner, kind.infix());
     k.push(0);
     k
@@ -517,6 +517,49 @@ impl Store {
             }
         }
         out.extend(wanted.iter().map(|k| format!("missing entry {}", String::from_utf8_lossy(k).replace('\0', " "))));
+        Ok(out)
+    }
+
+    /// What differs between the rows of groups, collections and links and their other index
+    /// entries (list times, link ends): entries no row matches, rows without theirs. For tests of
+    /// PostgreSQL's merge, which moves those entries; sled's merge leaves stale ones there (reads
+    /// skip them) and aliases its link ends.
+    #[doc(hidden)]
+    pub fn row_index_mismatches(&self) -> StoreResult<Vec<String>> {
+        let mut wanted = std::collections::BTreeSet::new();
+        fn add<T: OwnedRecord>(
+            store: &Store,
+            wanted: &mut std::collections::BTreeSet<(TreeId, Vec<u8>)>,
+        ) -> StoreResult<()> {
+            for kv in store.kv.iter(T::TREE) {
+                let r: T = decode(T::TREE, &kv?.1)?;
+                wanted.extend(r.extra_index_keys().into_iter().filter(|(t, _)| *t != TreeId::OwnerTimes));
+            }
+            Ok(())
+        }
+        add::<Group>(self, &mut wanted)?;
+        add::<Collection>(self, &mut wanted)?;
+        add::<Link>(self, &mut wanted)?;
+        let mut scans = vec![(TreeId::LinkTails, Vec::new()), (TreeId::LinkHeads, Vec::new())];
+        for kind in [ObjectKind::Group, ObjectKind::Collection, ObjectKind::Link] {
+            for f in [TimeField::Created, TimeField::Modified] {
+                scans.push((TreeId::ListTimes, time_prefix(kind, f)));
+            }
+        }
+        let mut out = Vec::new();
+        for (tree, p) in scans {
+            for kv in self.kv.scan_prefix(tree, &p, false) {
+                let k = kv?.0.to_vec();
+                if !wanted.remove(&(tree, k.clone())) {
+                    out.push(format!("stale {} entry {}", tree.name(), String::from_utf8_lossy(&k).replace('\0', " ")));
+                }
+            }
+        }
+        out.extend(
+            wanted
+                .iter()
+                .map(|(t, k)| format!("missing {} entry {}", t.name(), String::from_utf8_lossy(k).replace('\0', " "))),
+        );
         Ok(out)
     }
 

@@ -218,6 +218,45 @@ impl PgKv {
         self.ids[t as usize]
     }
 
+    /// The number `trees` gives a tree (for statements the store writes itself).
+    pub(in crate::store) fn tree_id(&self, t: TreeId) -> i16 {
+        self.id(t)
+    }
+
+    /// Runs one statement of the store's own (not in a transaction) and returns its rows.
+    pub(in crate::store) fn query(&self, sql: &'static str, params: Params) -> StoreResult<Vec<tokio_postgres::Row>> {
+        let pool = self.pool.clone();
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            query_on(&c, sql, &params).await
+        })
+    }
+
+    /// Runs one statement of the store's own in the transaction and returns its rows; after an
+    /// error the transaction is over (as after one of [`PgKv::apply_in`]).
+    pub(in crate::store) fn query_in(
+        &self,
+        txn: &mut PgTxn,
+        sql: &'static str,
+        params: Params,
+    ) -> StoreResult<Vec<tokio_postgres::Row>> {
+        let Some(c) = txn.conn.take() else { return Err(err("the transaction failed before")) };
+        let (c, res) = self.run(async move {
+            let res = query_on(&c, sql, &params).await;
+            Ok((c, res))
+        })?;
+        match res {
+            Ok(rows) => {
+                txn.conn = Some(c);
+                Ok(rows)
+            }
+            Err(e) => {
+                drop(Object::take(c));
+                Err(e)
+            }
+        }
+    }
+
     /// Runs `f` on the backend's runtime and waits for it (see the module documentation).
     fn run<T: Send + 'static>(&self, f: impl Future<Output = StoreResult<T>> + Send + 'static) -> StoreResult<T> {
         let Some(rt) = &self.rt else { return Err(err("the store is closed")) };
@@ -525,6 +564,15 @@ impl PgKv {
             Ok(())
         })
     }
+}
+
+/// The parameters of a statement the store writes itself ([`PgKv::query`]).
+pub(in crate::store) type Params = Vec<Box<dyn ToSql + Send + Sync>>;
+
+async fn query_on(c: &Object, sql: &str, params: &Params) -> StoreResult<Vec<tokio_postgres::Row>> {
+    let st = c.prepare_cached(sql).await.map_err(db_err)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+    c.query(&st, &refs).await.map_err(db_err)
 }
 
 /// The connection that holds the cluster's writer lock ([`PgKv::lock_writer`]).
