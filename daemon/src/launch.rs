@@ -217,8 +217,9 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
 /// How often expired anonymous sessions are looked for.
 const ANONYMOUS_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Deletes expired anonymous sessions with their collections, every minute (the first pass at
-/// start), on the one replica holding the background jobs' lease.
+/// Deletes expired anonymous sessions with their collections, and the login throttle's counters
+/// past their window (PostgreSQL), every minute (the first pass at start), on the one replica
+/// holding the background jobs' lease.
 async fn sweep_anonymous(app: Arc<App>) {
     let mut tick = tokio::time::interval(ANONYMOUS_SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -226,15 +227,34 @@ async fn sweep_anonymous(app: Arc<App>) {
         tick.tick().await;
         let a = app.clone();
         // One replica of the cluster sweeps (the holder of the background jobs' lease).
-        match tokio::task::spawn_blocking(move || match a.accounts.store().runs_background_jobs()? {
-            true => a.accounts.sweep_expired_anonymous(),
-            false => Ok(0),
+        type Swept = (crate::accounts::error::Result<usize>, crate::accounts::error::Result<usize>);
+        match tokio::task::spawn_blocking(move || -> crate::store::StoreResult<Swept> {
+            Ok(match a.accounts.store().runs_background_jobs()? {
+                true => (a.accounts.sweep_expired_anonymous(), a.accounts.sweep_login_throttle()),
+                false => (Ok(0), Ok(0)),
+            })
         })
         .await
         {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(sessions = n, "expired anonymous sessions deleted with their collections"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired anonymous sessions failed; trying again later"),
+            Ok(Ok((anonymous, throttle))) => {
+                match anonymous {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "expired anonymous sessions deleted with their collections"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeping expired anonymous sessions failed; trying again later")
+                    }
+                }
+                match throttle {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(keys = n, "login throttle counters past their window deleted"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sweeping the login throttle's counters failed; trying again later")
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the background jobs' lease could not be read; trying again later")
+            }
             Err(e) => tracing::warn!(error = %e, "the anonymous session sweep stopped"),
         }
     }

@@ -368,6 +368,21 @@ impl Throttle {
         }
     }
 
+    /// Deletes the store's counters with nothing left in them at `now`: no attempt inside the
+    /// window, none being checked (one cut short by its replica's death counts as failed until it
+    /// leaves the window). How many went; none when the counters are in memory (they are evicted
+    /// there as new keys come).
+    pub fn sweep_shared(&self, now: i64) -> Result<usize> {
+        let Some(store) = &self.shared else { return Ok(0) };
+        let horizon = now.saturating_sub(self.window);
+        let now_ms = crate::store::lease::now_ms();
+        Ok(store.sweep_login_attempts(|v| {
+            let mut c = SharedCounter::parse(Some(v));
+            c.prune(horizon, now_ms);
+            c.attempts.is_empty()
+        })?)
+    }
+
     /// Makes room for new keys: forgets counters with nothing inside the window, then, if that is
     /// not enough, the settled counters attempted least recently (down to 90% of the bound). Keys
     /// are only added by attempts that then run argon2, so this happens only after ~100k checks.
@@ -465,6 +480,14 @@ impl Drop for Reservation<'_> {
     }
 }
 
+impl super::Accounts {
+    /// Deletes the login throttle's counters in the store whose window has passed (PostgreSQL,
+    /// where replicas share them; see [`Throttle::sweep_shared`]). How many went.
+    pub fn sweep_login_throttle(&self) -> Result<usize> {
+        self.throttle.sweep_shared(self.clock().unix())
+    }
+}
+
 fn throttled(wait: i64) -> Error {
     let mut e = Error::new(ErrorKind::Throttled, "throttled", "too many failed login attempts; try again later");
     e.retry_after = Some(u64::try_from(wait.max(1)).unwrap_or(1));
@@ -523,6 +546,27 @@ mod tests {
         // Without a usable hash the answer is false, even for the dummy's own password.
         assert!(!verify_password(DUMMY_PASSWORD, None));
         assert!(!verify_password(DUMMY_PASSWORD, Some("not a phc string")));
+    }
+
+    #[test]
+    fn the_shared_counters_past_their_window_are_swept_and_no_others() {
+        let Some(db) = crate::store::testing::TestDb::create() else { return };
+        let store = crate::store::Store::open_with(std::path::Path::new("unused"), db.options()).unwrap();
+        let t = Throttle::new(3, 60).shared_in(store.clone());
+        let old = vec!["ip:10.0.0.1".to_string(), "acct:alice".to_string()];
+        let recent = vec!["ip:10.0.0.2".to_string()];
+        drop(t.reserve(&old, 100).unwrap());
+        drop(t.reserve(&recent, 150).unwrap());
+        assert_eq!(t.sweep_shared(159).unwrap(), 0, "everything is inside the window at t=159");
+        assert_eq!(t.sweep_shared(161).unwrap(), 2, "alice's and 10.0.0.1's failures left the window at t=160");
+        assert_eq!(t.sweep_shared(161).unwrap(), 0);
+        // The recent failure still counts: two more fill the key.
+        drop(t.reserve(&recent, 162).unwrap());
+        drop(t.reserve(&recent, 163).unwrap());
+        assert_eq!(t.reserve(&recent, 164).unwrap_err().kind, ErrorKind::Throttled);
+        assert_eq!(t.sweep_shared(300).unwrap(), 1, "10.0.0.2's, once its last failure left the window");
+        // In memory there is nothing to sweep.
+        assert_eq!(Throttle::new(3, 60).sweep_shared(1_000).unwrap(), 0);
     }
 
     #[test]

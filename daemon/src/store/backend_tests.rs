@@ -184,6 +184,21 @@ fn the_nonce_guard_refuses_a_second_insert() {
     }
 }
 
+/// The login throttle's sweep deletes the rows it is told are spent, each only as it was read.
+#[test]
+fn the_throttle_sweep_deletes_spent_rows_and_only_as_read() {
+    for (store, _holder) in stores() {
+        for (k, v) in [("spent", "0"), ("live", "1"), ("changed", "0")] {
+            assert!(store.update_login_attempts(k, |_| Some(v.as_bytes().to_vec())).unwrap());
+        }
+        // A row rewritten after it was read is not deleted by a delete of what was read.
+        assert!(!store.kv.delete_if(TreeId::LoginAttempts, b"changed", b"stale").unwrap());
+        assert_eq!(store.sweep_login_attempts(|v| v == b"0").unwrap(), 2, "{}", store.backend_name());
+        let left: Vec<Vec<u8>> = store.kv.iter(TreeId::LoginAttempts).map(|e| e.unwrap().0.to_vec()).collect();
+        assert_eq!(left, [b"live".to_vec()]);
+    }
+}
+
 /// Scans read in pages return every entry once, in order, across page boundaries: prefixes,
 /// ranges, forwards and reversed.
 #[test]

@@ -169,6 +169,14 @@ impl Backend {
         }
     }
 
+    /// Deletes the value under `key` if it is `old`, atomically; whether it did. Not flushed.
+    pub(super) fn delete_if(&self, tree: TreeId, key: &[u8], old: &[u8]) -> StoreResult<bool> {
+        match self {
+            Backend::Sled(s) => s.delete_if(tree, key, old),
+            Backend::Postgres(p) => p.delete_if(tree, key, old),
+        }
+    }
+
     /// Reads and deletes, atomically, the value under `key` (flushed): one caller gets it.
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         match self {

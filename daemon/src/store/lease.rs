@@ -130,6 +130,20 @@ impl super::Store {
         }
     }
 
+    /// Deletes the login throttle's rows that `spent` says hold nothing any more (each as it was
+    /// read: a row another process rewrote meanwhile stays). Reads the rows in key order, a page
+    /// at a time. How many went.
+    pub fn sweep_login_attempts(&self, spent: impl Fn(&[u8]) -> bool) -> StoreResult<usize> {
+        let mut gone = 0;
+        for e in self.kv.iter(TreeId::LoginAttempts) {
+            let (k, v) = e?;
+            if spent(&v) && self.kv.delete_if(TreeId::LoginAttempts, &k, &v)? {
+                gone += 1;
+            }
+        }
+        Ok(gone)
+    }
+
     /// Records a batch for `peer` about to be sent (its notices' outbox keys, in order); returns
     /// the record's key.
     pub fn put_in_flight(&self, peer: &ClusterId, keys: &[Vec<u8>]) -> StoreResult<Vec<u8>> {

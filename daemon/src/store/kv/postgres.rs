@@ -375,6 +375,15 @@ impl PgKv {
         })
     }
 
+    pub(super) fn delete_if(&self, tree: TreeId, key: &[u8], old: &[u8]) -> StoreResult<bool> {
+        let (pool, t, k, o) = (self.pool.clone(), self.id(tree), key.to_vec(), old.to_vec());
+        self.run(async move {
+            let c = pool.get().await.map_err(pool_err)?;
+            let st = c.prepare_cached("DELETE FROM kv WHERE tree = $1 AND k = $2 AND v = $3").await.map_err(db_err)?;
+            Ok(c.execute(&st, &[&t, &k, &o]).await.map_err(db_err)? == 1)
+        })
+    }
+
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let (pool, t, k) = (self.pool.clone(), self.id(tree), key.to_vec());
         self.run(async move {

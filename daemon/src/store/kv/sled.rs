@@ -100,6 +100,10 @@ impl SledKv {
         Ok(self.tree(tree).compare_and_swap(key, Some(old), Some(new))?.is_ok())
     }
 
+    pub(super) fn delete_if(&self, tree: TreeId, key: &[u8], old: &[u8]) -> StoreResult<bool> {
+        Ok(self.tree(tree).compare_and_swap(key, Some(old), None as Option<&[u8]>)?.is_ok())
+    }
+
     pub(super) fn take(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Value>> {
         let got = self.tree(tree).remove(key)?;
         if got.is_some() {
