@@ -127,7 +127,7 @@ fn one_run(backend: &str, n: usize) -> anyhow::Result<Run> {
     anyhow::ensure!(store.links_by_tail(&big.old.uuid)?.is_empty(), "links still point at the old user");
     // What the daemon's background tidy then does, and reading afterwards.
     let t = Instant::now();
-    let tidied = accounts.tidy_aliased_indexes()?;
+    let tidied = accounts.tidy_indexes()?;
     let tidy = t.elapsed();
     settle(store)?;
     let t = Instant::now();

@@ -224,7 +224,7 @@ impl Accounts {
         &self.outbox_signal
     }
 
-    /// Notified after a merge that left index entries behind (see [`Accounts::tidy_aliased_indexes`]).
+    /// Notified after a merge that left index entries behind (see [`Accounts::tidy_indexes`]).
     pub fn tidy_signal(&self) -> &tokio::sync::Notify {
         &self.tidy_signal
     }

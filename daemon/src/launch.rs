@@ -185,7 +185,7 @@ async fn tidy_indexes(app: Arc<App>) {
     loop {
         let a = app.clone();
         match tokio::task::spawn_blocking(move || match a.accounts.store().runs_background_jobs()? {
-            true => a.accounts.tidy_aliased_indexes(),
+            true => a.accounts.tidy_indexes(),
             false => Ok(0),
         })
         .await

@@ -6,7 +6,7 @@
 //! before it returns: after a crash (`kill -9`) either all of a batch is there or none of it. A rule
 //! of the store: indexes are written in the same batch as the rows they index. The exception is a
 //! merge's row rewrites ([`WriteBatch::put_moved_row`], written through a [`MergeWrite`]): their
-//! link-end index entries stay put and an [`AliasedIndex`] alias, written in the merge's first
+//! link-end index entries stay put and an [`LinkEnd`] alias, written in the merge's first
 //! batch, makes them findable.
 //!
 //! This typed layer reads and writes only through [`kv`]'s backend: sled in the data dir, or
@@ -125,41 +125,45 @@ trees! {
     OutboxInFlight => "peer_firstseq_batch": "peer id \\0 big-endian sequence of its first notice → the sequences of a batch sent and not yet acknowledged (resent as it is)",
 }
 
-/// The indexes read by uuid: an object's owner, a link's tail and head.
+/// One end of a link: its tail or its head, each indexed ([`TreeId::LinkTails`],
+/// [`TreeId::LinkHeads`]) so that the links to or from a uuid can be found
+/// ([`Store::link_end_candidates`], [`scan::Candidates::LinkEnd`]).
 ///
-/// The link ends are indexes a merge does not rewrite entry by entry. A merge moves links' ends to
-/// the new user but leaves their entries under the old user's uuid; one alias entry says "what is
-/// indexed under the old user may belong to the new one". Every read of these indexes therefore
-/// follows aliases (transitively) and checks each candidate against its row, so a stale entry is
-/// never an answer. Rewriting 100k rows in place is cheap in sled; moving their index entries (a
-/// delete and an insert each) cost several times more than the rows.
+/// How those indexes follow a merge is the backend's business, never seen above the store. On
+/// sled a merge moves links' ends to the new user but leaves their entries under the old user's
+/// uuid; one alias entry says "what is indexed under the old user may belong to the new one".
+/// Every read of these indexes therefore follows aliases (transitively) and checks each candidate
+/// against its row, so a stale entry is never an answer: rewriting 100k rows in place is cheap in
+/// sled, and moving their index entries (a delete and an insert each) cost several times more than
+/// the rows. A background tidy ([`Store::tidy_indexes`]) later moves the entries. On PostgreSQL the
+/// merge moves the entries with the rows, and there are no aliases.
 ///
-/// The owner index is not one of these: [`TreeId::OwnerTimes`] is kept exact by every write, a
+/// The owner index is not aliased: [`TreeId::OwnerTimes`] is kept exact by every write, a
 /// merge's row rewrites included (they move its entries: one owner's rows in time order and their
 /// count are worth the cost), and is read by [`Store::owned_uuids`]. Owner aliases that earlier
 /// versions wrote (tag `owner`) are no index's here, so no read follows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AliasedIndex {
-    /// [`TreeId::LinkTails`].
-    LinkTail,
-    /// [`TreeId::LinkHeads`].
-    LinkHead,
+pub enum LinkEnd {
+    /// `tail_uuid`.
+    Tail,
+    /// `head_uuid`.
+    Head,
 }
 
-impl AliasedIndex {
+impl LinkEnd {
     fn tree(self) -> TreeId {
         match self {
-            AliasedIndex::LinkTail => TreeId::LinkTails,
-            AliasedIndex::LinkHead => TreeId::LinkHeads,
+            LinkEnd::Tail => TreeId::LinkTails,
+            LinkEnd::Head => TreeId::LinkHeads,
         }
     }
 
-    const ALL: [AliasedIndex; 2] = [AliasedIndex::LinkTail, AliasedIndex::LinkHead];
+    const ALL: [LinkEnd; 2] = [LinkEnd::Tail, LinkEnd::Head];
 
     fn tag(self) -> &'static str {
         match self {
-            AliasedIndex::LinkTail => "tail",
-            AliasedIndex::LinkHead => "head",
+            LinkEnd::Tail => "tail",
+            LinkEnd::Head => "head",
         }
     }
 
@@ -185,7 +189,7 @@ pub struct MovedFrom {
 /// [`Store::end_ops`]).
 #[derive(Debug, Clone)]
 struct MovedEnd {
-    index: AliasedIndex,
+    index: LinkEnd,
     from: ObjectUuid,
     to: ObjectUuid,
     link: ObjectUuid,
@@ -560,9 +564,7 @@ impl WriteBatch {
     pub fn put_moved_row<T: OwnedRecord>(&mut self, was: &MovedFrom, new: &T) -> StoreResult<()> {
         let stale = scan::owner_time_key(T::KIND, &was.owner, new.uuid(), was.modified_at);
         if let (Some((old_head, old_tail)), Some((head, tail))) = (&was.link_ends, new.link_ends()) {
-            for (index, from, to) in
-                [(AliasedIndex::LinkHead, old_head, head), (AliasedIndex::LinkTail, old_tail, tail)]
-            {
+            for (index, from, to) in [(LinkEnd::Head, old_head, head), (LinkEnd::Tail, old_tail, tail)] {
                 if from != to {
                     let link = new.uuid().clone();
                     self.ends.push(MovedEnd { index, from: from.clone(), to: to.clone(), link });
@@ -605,9 +607,9 @@ impl WriteBatch {
     }
 
     /// Says that entries of `index` under `source` for objects of `kind` may belong to `target`
-    /// (see [`AliasedIndex`]). One alias per kind, so that reading `target`'s index does not read
+    /// (see [`LinkEnd`]). One alias per kind, so that reading `target`'s index does not read
     /// the rows of other kinds the source still lists, and so that aliases only ever add up.
-    pub fn put_alias(&mut self, index: AliasedIndex, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
+    pub fn put_alias(&mut self, index: LinkEnd, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
         let mut key = index.alias_prefix(&target.to_string());
         key.extend_from_slice(source.to_string().as_bytes());
         key.push(0);
@@ -834,6 +836,19 @@ struct DecodedRows {
     tokens: decoded::Decoded<TokenRow>,
 }
 
+/// A pass of the index tidy ([`Store::tidy_indexes`]): what it has still to look at.
+pub struct IndexTidy {
+    left: std::collections::VecDeque<(LinkEnd, ObjectUuid)>,
+    after: Option<ObjectUuid>,
+}
+
+impl IndexTidy {
+    /// Whether the pass has nothing (left) to do.
+    pub fn is_done(&self) -> bool {
+        self.left.is_empty()
+    }
+}
+
 /// A merge's write: its first batch (everything but the moved rows), then the rewrites of the
 /// moved rows in batches, then [`MergeWrite::finish`]. After a crash or an error at any point there
 /// is no merge or the whole merge, once the store is opened again:
@@ -851,7 +866,7 @@ pub struct MergeWrite<'a> {
     old_user: ObjectUuid,
     pg: Option<kv::postgres::PgTxn>,
     /// The aliases this write committed already (sled).
-    aliased: std::collections::HashSet<(AliasedIndex, ObjectUuid, ObjectUuid)>,
+    aliased: std::collections::HashSet<(LinkEnd, ObjectUuid, ObjectUuid)>,
 }
 
 impl MergeWrite<'_> {
@@ -1040,7 +1055,7 @@ impl Store {
 
     /// The writes that keep moved link ends findable. On PostgreSQL the entries move, in the
     /// transaction of their rows. On sled one alias per index, old end and new end says that what
-    /// is under the old end may be the new one's (see [`AliasedIndex`]): rewriting a row in place
+    /// is under the old end may be the new one's (see [`LinkEnd`]): rewriting a row in place
     /// is cheap there, and moving its entries cost several times more.
     fn end_ops(&self, ends: Vec<MovedEnd>) -> WriteBatch {
         let mut b = WriteBatch::new();
@@ -1314,11 +1329,11 @@ impl Store {
 
     /// The uuids indexed by `index` under `a` and under every key aliased into `a` (transitively),
     /// sorted, without duplicates. Candidates only: the caller checks each row.
-    pub fn index_candidates(&self, index: AliasedIndex, a: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
+    pub fn link_end_candidates(&self, index: LinkEnd, a: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
         self.candidates(index, &a.to_string())
     }
 
-    fn candidates(&self, index: AliasedIndex, a: &str) -> StoreResult<Vec<ObjectUuid>> {
+    fn candidates(&self, index: LinkEnd, a: &str) -> StoreResult<Vec<ObjectUuid>> {
         // States: an index key and the one kind its entries may be of (none: any kind). An alias
         // covers one kind, so a chain of aliases covers a kind only if every link in it does.
         let mut seen: Vec<(String, Option<ObjectKind>)> = vec![(a.to_owned(), None)];
@@ -1371,15 +1386,38 @@ impl Store {
 
     /// Where `uuid`'s row says its entry in `index` belongs (its tail or head); none when the row
     /// is gone.
-    fn indexed_under(&self, index: AliasedIndex, uuid: &ObjectUuid) -> StoreResult<Option<ObjectUuid>> {
+    fn indexed_under(&self, index: LinkEnd, uuid: &ObjectUuid) -> StoreResult<Option<ObjectUuid>> {
         Ok(match index {
-            AliasedIndex::LinkTail => self.object::<Link>(uuid)?.map(|l| l.tail_uuid),
-            AliasedIndex::LinkHead => self.object::<Link>(uuid)?.map(|l| l.head_uuid),
+            LinkEnd::Tail => self.object::<Link>(uuid)?.map(|l| l.tail_uuid),
+            LinkEnd::Head => self.object::<Link>(uuid)?.map(|l| l.head_uuid),
         })
     }
 
+    /// Begins a pass of the index tidy: it moves the index entries that merges left where their
+    /// rows no longer say they belong (sled's aliased link ends, see [`LinkEnd`]; on PostgreSQL a
+    /// merge leaves none, and the pass is empty). Take it [`Store::tidy_step`] by step.
+    pub fn tidy_indexes(&self) -> StoreResult<IndexTidy> {
+        Ok(IndexTidy { left: self.alias_sources()?.into(), after: None })
+    }
+
+    /// One step of a tidy pass: moves up to `max` entries; how many moved or went, or none when
+    /// the pass is over. The index is right at every point of a pass, so each step may hold the
+    /// writer lock on its own (the caller holds it).
+    pub fn tidy_step(&self, pass: &mut IndexTidy, max: usize) -> StoreResult<Option<usize>> {
+        let Some((index, source)) = pass.left.front().cloned() else { return Ok(None) };
+        let (last, n) = self.tidy_index_entries(index, &source, pass.after.as_ref(), max)?;
+        match last {
+            Some(l) => pass.after = Some(l),
+            None => {
+                pass.left.pop_front();
+                pass.after = None;
+            }
+        }
+        Ok(Some(n))
+    }
+
     /// The uuids that aliases point from, per index (the keys whose entries may be elsewhere's).
-    pub fn alias_sources(&self) -> StoreResult<Vec<(AliasedIndex, ObjectUuid)>> {
+    fn alias_sources(&self) -> StoreResult<Vec<(LinkEnd, ObjectUuid)>> {
         let mut out = Vec::new();
         for kv in self.kv.iter(TreeId::IndexAliases) {
             let (k, _) = kv?;
@@ -1388,8 +1426,7 @@ impl Store {
             let (Some(tag), Some(_target), Some(source)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
-            let (Some(index), Ok(source)) = (AliasedIndex::ALL.into_iter().find(|i| i.tag() == tag), source.parse())
-            else {
+            let (Some(index), Ok(source)) = (LinkEnd::ALL.into_iter().find(|i| i.tag() == tag), source.parse()) else {
                 continue;
             };
             let found = (index, source);
@@ -1405,9 +1442,9 @@ impl Store {
     /// The result is the index as ordinary writes keep it, so it is right at any point, and every
     /// alias stays valid. Returns the last entry looked at (none when there were no more) and how
     /// many entries moved or went. The caller holds the writer lock.
-    pub fn tidy_index_entries(
+    fn tidy_index_entries(
         &self,
-        index: AliasedIndex,
+        index: LinkEnd,
         source: &ObjectUuid,
         after: Option<&ObjectUuid>,
         max: usize,
@@ -1561,19 +1598,19 @@ impl Store {
 
     /// Links whose head is `head`.
     pub fn links_by_head(&self, head: &ObjectUuid) -> StoreResult<Vec<Link>> {
-        self.links_by(AliasedIndex::LinkHead, head)
+        self.links_by(LinkEnd::Head, head)
     }
 
     /// Links whose tail is `tail`.
     pub fn links_by_tail(&self, tail: &ObjectUuid) -> StoreResult<Vec<Link>> {
-        self.links_by(AliasedIndex::LinkTail, tail)
+        self.links_by(LinkEnd::Tail, tail)
     }
 
-    fn links_by(&self, index: AliasedIndex, end: &ObjectUuid) -> StoreResult<Vec<Link>> {
+    fn links_by(&self, index: LinkEnd, end: &ObjectUuid) -> StoreResult<Vec<Link>> {
         let mut out = Vec::new();
         for uuid in self.candidates(index, &end.to_string())? {
             if let Some(l) = self.object::<Link>(&uuid)? {
-                let at = if index == AliasedIndex::LinkHead { &l.head_uuid } else { &l.tail_uuid };
+                let at = if index == LinkEnd::Head { &l.head_uuid } else { &l.tail_uuid };
                 if at == end {
                     out.push(l);
                 }
@@ -2041,7 +2078,7 @@ mod tests {
         // The commit writes the alias that makes the tail left under a found under b.
         commit(&store, |w| w.put_moved_row(&from_a, &link_at_b).unwrap());
         assert_eq!(owned(&store, &b), ["g1", "g2", "l1"]);
-        assert_eq!(store.index_candidates(AliasedIndex::LinkTail, &a).unwrap(), std::slice::from_ref(&link.uuid));
+        assert_eq!(store.link_end_candidates(LinkEnd::Tail, &a).unwrap(), std::slice::from_ref(&link.uuid));
         assert_eq!(store.links_by_tail(&b).unwrap(), std::slice::from_ref(&link_at_b));
         assert!(store.links_by_tail(&a).unwrap().is_empty());
         assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
@@ -2064,8 +2101,8 @@ mod tests {
         let l2 = Link { uuid: uuid(ObjectKind::Link, "l2"), tail_uuid: c.clone(), ..link.clone() };
         commit(&store, |w| {
             w.put_object(None, &l2).unwrap();
-            w.put_alias(AliasedIndex::LinkTail, &a, &b, ObjectKind::Link);
-            w.put_alias(AliasedIndex::LinkTail, &c, &a, ObjectKind::Link);
+            w.put_alias(LinkEnd::Tail, &a, &b, ObjectKind::Link);
+            w.put_alias(LinkEnd::Tail, &c, &a, ObjectKind::Link);
             // As earlier versions wrote an owner alias.
             w.put_raw(
                 TreeId::IndexAliases,

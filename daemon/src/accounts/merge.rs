@@ -5,11 +5,13 @@
 //! runs under the writer lock (two merges of one user are serialized: the second finds the first's
 //! result and is refused) in three steps:
 //!
-//! 1. The rows to move are read. Everything else — the old user's redirect and freed username,
-//!    tokens, SSH keys, the audit entry, the notices to peers — is the first batch of a
-//!    [`MergeWrite`].
-//! 2. The moved rows (new owner, new link ends) are rewritten in place, in batches of the same
-//!    write (the store keeps their moved link ends findable: see [`crate::store::AliasedIndex`]).
+//! 1. The rows to move are read — or, on a store that moves them itself (PostgreSQL, see
+//!    [`crate::store::Store::server_moves`]), counted. Everything else — the old user's redirect
+//!    and freed username, tokens, SSH keys, the audit entry, the notices to peers — is the first
+//!    batch of a [`MergeWrite`].
+//! 2. The moved rows (new owner, new link ends) are rewritten, in batches of the same write (the
+//!    store keeps their moved link ends findable: see [`crate::store::LinkEnd`]), or moved by the
+//!    store in the write's transaction.
 //! 3. The write is finished.
 //!
 //! The store makes that all or nothing ([`MergeWrite`] says how each backend does it). On sled,
@@ -28,7 +30,7 @@ use crate::store::StoreResult;
 use crate::store::records::{
     AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
 };
-use crate::store::{AliasedIndex, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, ServerMoves, WriteBatch};
+use crate::store::{LinkEnd, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, ServerMoves, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -210,8 +212,8 @@ fn link_origin(l: &Link) -> MovedFrom {
 }
 
 /// Points the link's tail (or head) at the new user if it pointed at the old one; says whether it did.
-fn move_end(l: &mut Link, index: AliasedIndex, m: &MergeIntent) -> bool {
-    let end = if index == AliasedIndex::LinkHead { &mut l.head_uuid } else { &mut l.tail_uuid };
+fn move_end(l: &mut Link, index: LinkEnd, m: &MergeIntent) -> bool {
+    let end = if index == LinkEnd::Head { &mut l.head_uuid } else { &mut l.tail_uuid };
     if *end != m.old_user_uuid {
         return false;
     }
@@ -480,11 +482,11 @@ impl Accounts {
             }
         }
         // Links read above are not read again: their ends are still as stored.
-        for (index, wanted) in [(AliasedIndex::LinkTail, true), (AliasedIndex::LinkHead, m.move_heads)] {
+        for (index, wanted) in [(LinkEnd::Tail, true), (LinkEnd::Head, m.move_heads)] {
             if !wanted {
                 continue;
             }
-            for uuid in store.index_candidates(index, &m.old_user_uuid)? {
+            for uuid in store.link_end_candidates(index, &m.old_user_uuid)? {
                 if let Some(l) = links.get_mut(&uuid) {
                     move_end(l, index, m);
                 } else if let Some(mut l) = store.object::<Link>(&uuid)? {
@@ -596,28 +598,22 @@ impl Accounts {
         Ok(())
     }
 
-    /// Moves the index entries that merges left under merged-away uuids to where their rows say
-    /// they belong (see [`AliasedIndex`]), so that reading a merge target's index no longer scans
-    /// them. The index is right at every point of this, so it runs in the background, in small
-    /// batches, each under the writer lock. Returns how many entries moved or went.
-    pub fn tidy_aliased_indexes(&self) -> Result<usize> {
+    /// Moves the index entries that merges left where their rows no longer say they belong (the
+    /// store's business: see [`Store::tidy_indexes`](crate::store::Store::tidy_indexes)), so that
+    /// reading a merge target's links no longer scans them. The index is right at every point of
+    /// this, so it runs in the background, in small batches, each under the writer lock. Returns how
+    /// many entries moved or went.
+    pub fn tidy_indexes(&self) -> Result<usize> {
         let store = self.store();
+        let mut pass = store.tidy_indexes()?;
         let mut total = 0;
-        for (index, source) in store.alias_sources()? {
-            let mut after = None;
-            loop {
-                let (last, n) = {
-                    let _w = self.write_lock()?;
-                    store.tidy_index_entries(index, &source, after.as_ref(), TIDY_BATCH)?
-                };
-                total += n;
-                match last {
-                    Some(l) => after = Some(l),
-                    None => break,
-                }
+        loop {
+            let _w = self.write_lock()?;
+            match store.tidy_step(&mut pass, TIDY_BATCH)? {
+                Some(n) => total += n,
+                None => return Ok(total),
             }
         }
-        Ok(total)
     }
 
     /// Rolls forward the merges a crash cut short. Runs when the store is opened, before anything
@@ -881,31 +877,23 @@ mod tests {
         let big = seed_big_user(&accounts, "tidy", 500, 500).unwrap();
         merge_with_redirect(&accounts, &big);
         let store = accounts.store();
-        let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
+        let direct = |index| store.link_end_candidates(index, &big.old.uuid).unwrap().len();
         // 250 tails and 250 heads left under the old user; nothing under it as owner (that index
         // moves its entries with the rows).
         assert_eq!(
-            (
-                store.owned_uuids(&big.old.uuid).unwrap().len(),
-                direct(AliasedIndex::LinkTail),
-                direct(AliasedIndex::LinkHead)
-            ),
+            (store.owned_uuids(&big.old.uuid).unwrap().len(), direct(LinkEnd::Tail), direct(LinkEnd::Head)),
             (0, 250, 250)
         );
         let moved_links = store.links_by_tail(&big.new.uuid).unwrap();
 
-        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 500);
+        assert_eq!(accounts.tidy_indexes().unwrap(), 500);
         assert_eq!(
-            (
-                store.owned_uuids(&big.old.uuid).unwrap().len(),
-                direct(AliasedIndex::LinkTail),
-                direct(AliasedIndex::LinkHead)
-            ),
+            (store.owned_uuids(&big.old.uuid).unwrap().len(), direct(LinkEnd::Tail), direct(LinkEnd::Head)),
             (0, 0, 0)
         );
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
         assert_eq!(store.links_by_tail(&big.new.uuid).unwrap(), moved_links);
-        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+        assert_eq!(accounts.tidy_indexes().unwrap(), 0);
     }
 
     /// On PostgreSQL the server rewrites the moved rows itself: each ends exactly as the daemon
@@ -1008,12 +996,12 @@ mod tests {
         let big = seed_big_user(&accounts, "pg", 300, 300).unwrap();
         merge_with_redirect(&accounts, &big);
         let store = accounts.store();
-        let direct = |index| store.index_candidates(index, &big.old.uuid).unwrap().len();
-        assert_eq!((direct(AliasedIndex::LinkTail), direct(AliasedIndex::LinkHead)), (0, 0));
-        assert!(store.alias_sources().unwrap().is_empty());
+        let direct = |index| store.link_end_candidates(index, &big.old.uuid).unwrap().len();
+        assert_eq!((direct(LinkEnd::Tail), direct(LinkEnd::Head)), (0, 0));
+        assert!(store.tidy_indexes().unwrap().is_done(), "a merge on PostgreSQL leaves nothing to tidy");
         assert!(store.merge_intents().unwrap().is_empty());
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
-        assert_eq!(accounts.tidy_aliased_indexes().unwrap(), 0);
+        assert_eq!(accounts.tidy_indexes().unwrap(), 0);
         assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
     }
 }

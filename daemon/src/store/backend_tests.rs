@@ -108,7 +108,7 @@ fn script(store: &Store) -> Vec<String> {
         out.push(format!("{:?}", names(store.candidate_rows::<Group>(&owned).unwrap())));
         let some: Vec<ObjectUuid> = (0..300).rev().map(|i| uuid(ObjectKind::Group, &format!("g{i}"))).collect();
         out.push(format!("{:?}", names(store.candidate_rows::<Group>(&Candidates::Uuids(some)).unwrap())));
-        let tails = Candidates::Aliased(AliasedIndex::LinkTail, a.clone());
+        let tails = Candidates::LinkEnd(LinkEnd::Tail, a.clone());
         out.push(format!("{:?}", names(store.candidate_rows::<Link>(&tails).unwrap())));
     };
     answers(&mut out);

@@ -13,7 +13,7 @@
 //! ([`Store::build_list_indexes`], recorded in the meta tree).
 
 use super::records::{AuthorizedKey, Collection, Group, Link, User};
-use super::{AliasedIndex, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, kv, pair, prefix};
+use super::{LinkEnd, OwnedRecord, Store, StoreResult, TreeId, WriteBatch, decode, kv, pair, prefix};
 use crate::clock::format_time;
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -85,8 +85,8 @@ pub enum Candidates {
     },
     /// The rows one owner holds (the owner index), in uuid order.
     Owned(ObjectUuid),
-    /// The rows an aliased index lists under a uuid (link head, link tail), in uuid order.
-    Aliased(AliasedIndex, ObjectUuid),
+    /// The links with this uuid at one end, in uuid order.
+    LinkEnd(LinkEnd, ObjectUuid),
     /// Users with this email, in uuid order.
     Email(String),
     /// Users whose view shows this username, in uuid order.
@@ -115,7 +115,7 @@ pub trait Listed: DeserializeOwned {
         None
     }
     /// Where its row says it belongs in `index` (none: the kind is not in that index).
-    fn indexed_at(&self, _index: AliasedIndex) -> Option<&ObjectUuid> {
+    fn indexed_at(&self, _index: LinkEnd) -> Option<&ObjectUuid> {
         None
     }
     /// Its email (users).
@@ -142,10 +142,10 @@ macro_rules! listed_owned {
             fn owner(&self) -> Option<&ObjectUuid> {
                 Some(&self.owner_uuid)
             }
-            fn indexed_at(&self, index: AliasedIndex) -> Option<&ObjectUuid> {
+            fn indexed_at(&self, index: LinkEnd) -> Option<&ObjectUuid> {
                 match (index, self.link_ends()) {
-                    (AliasedIndex::LinkHead, Some((head, _))) => Some(head),
-                    (AliasedIndex::LinkTail, Some((_, tail))) => Some(tail),
+                    (LinkEnd::Head, Some((head, _))) => Some(head),
+                    (LinkEnd::Tail, Some((_, tail))) => Some(tail),
                     _ => None,
                 }
             }
@@ -597,7 +597,7 @@ impl Store {
                 let owner = owner.clone();
                 self.checked_rows(self.owned_uuids(&owner)?, move |r: &T| r.owner() == Some(&owner))
             }
-            Candidates::Aliased(index, at) => {
+            Candidates::LinkEnd(index, at) => {
                 let (index, at) = (*index, at.clone());
                 self.checked_rows(self.candidates(index, &at.to_string())?, move |r: &T| {
                     r.indexed_at(index) == Some(&at)

@@ -5,7 +5,7 @@
 //!
 //! 1. a point lookup: `uuid =` or `uuid in`; for users `email =` (the email index) and
 //!    `username =` (the index of shown usernames); for owned kinds `owner_uuid =` (the owner
-//!    index, aliases followed), or, when the order is `modified_at` (then uuid), the owner × time
+//!    index), or, when the order is `modified_at` (then uuid), the owner × time
 //!    index in that order; for links `head_uuid =` and `tail_uuid =`. Rows come in uuid order.
 //! 2. when the order starts with `uuid`: the uuid range the `uuid` filters (`>`, `>=`, `<`, `<=`)
 //!    allow, in that direction (Arvados' keyset walk).
@@ -17,7 +17,7 @@
 
 use super::{Filter, ListParams, Op, order_by};
 use crate::accounts::error::{Error, Result};
-use crate::store::AliasedIndex;
+use crate::store::LinkEnd;
 use crate::store::scan::{Candidates, Listed, TimeField};
 use federation_proto::ObjectUuid;
 use serde_json::Value;
@@ -181,9 +181,9 @@ impl ListParams {
             return self.owner_plan(&owner).unwrap_or_else(|| point(Candidates::Owned(owner)));
         }
         if T::LINK_INDEXES {
-            for (attr, index) in [("head_uuid", AliasedIndex::LinkHead), ("tail_uuid", AliasedIndex::LinkTail)] {
+            for (attr, index) in [("head_uuid", LinkEnd::Head), ("tail_uuid", LinkEnd::Tail)] {
                 if let Some(s) = self.first_eq(attr) {
-                    return point(at(s).map_or(Candidates::Uuids(Vec::new()), |end| Candidates::Aliased(index, end)));
+                    return point(at(s).map_or(Candidates::Uuids(Vec::new()), |end| Candidates::LinkEnd(index, end)));
                 }
             }
         }
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(owned, Plan { source: since, ordered: true });
         let head =
             params(json!([["head_uuid", "=", u1.to_string()]]), Some("uuid")).plan::<crate::store::records::Link>();
-        assert_eq!(head, Plan { source: Candidates::Aliased(AliasedIndex::LinkHead, u1.clone()), ordered: true });
+        assert_eq!(head, Plan { source: Candidates::LinkEnd(LinkEnd::Head, u1.clone()), ordered: true });
         let bad_owner = params(json!([["owner_uuid", "=", "x"]]), None).plan::<Collection>();
         assert_eq!(bad_owner.source, Candidates::Uuids(Vec::new()));
         // Arvados' keyset walk.
