@@ -433,7 +433,8 @@ impl Oidc {
     }
 
     /// Discovers the providers still unavailable, again and again (2 s, doubling, at most 60 s
-    /// apart), and forgets expired pending logins once a minute. Runs until the daemon stops.
+    /// apart), and forgets expired pending logins once a minute (on the replica holding the
+    /// background jobs' lease). Runs until the daemon stops.
     pub async fn keep_discovering(&self) {
         let mut pause = Duration::from_secs(2);
         let mut pruned = Instant::now();
@@ -454,7 +455,11 @@ impl Oidc {
                 && let Ok(store) = self.store()
             {
                 pruned = Instant::now();
-                if let Err(e) = store.prune_oidc_pending(time::OffsetDateTime::now_utc()) {
+                // One replica of the cluster prunes: the holder of the background jobs' lease.
+                let pruning = store.runs_background_jobs().and_then(|ours| {
+                    if ours { store.prune_oidc_pending(time::OffsetDateTime::now_utc()) } else { Ok(0) }
+                });
+                if let Err(e) = pruning {
                     tracing::warn!(error = %e, "pruning pending OpenID Connect logins failed");
                 }
             }
