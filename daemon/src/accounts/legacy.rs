@@ -231,6 +231,8 @@ fn parse_collection(v: &Value, i: usize) -> std::result::Result<LineCollection, 
 
 fn parse_line(raw: &str) -> std::result::Result<Line, String> {
     let v: Value = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
+    // What the API refuses in a stored value, the import refuses too (it makes the same rows).
+    super::bounds::check_no_nul("the line", &v).map_err(|e| e.message)?;
     let Value::Object(o) = v else { return Err(format!("a line must be a JSON object, not {}", type_name(&v))) };
     unknown_fields(&o, &["legacy_id", "email", "name", "collections"], "")?;
     let legacy_id = match o.get("legacy_id") {
@@ -645,6 +647,15 @@ mod tests {
                 "same name",
             ),
             (r#"{"legacy_id":"1","email":"a@b.org","name":"A","colections":[]}"#, "unknown field \"colections\""),
+            (r#"{"legacy_id":"1","email":"a@b.org","name":"A\u0000"}"#, "U+0000"),
+            (
+                r#"{"legacy_id":"1","email":"a@b.org","name":"A","collections":[{"name":"x","properties":{"k\u0000":1}}]}"#,
+                "U+0000",
+            ),
+            (
+                r#"{"legacy_id":"1","email":"a@b.org","name":"A","collections":[{"name":"x","manifest_text":". \u0000"}]}"#,
+                "U+0000",
+            ),
         ] {
             match parse_line(raw) {
                 Ok(l) => panic!("{raw} was accepted: {l:?}"),
