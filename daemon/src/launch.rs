@@ -151,7 +151,7 @@ pub async fn run(
     if let Some(m) = app.metrics.clone() {
         background.push(tokio::spawn(metrics_upkeep(m)));
     }
-    background.push(tokio::spawn(sweep_anonymous(app.clone())));
+    background.push(tokio::spawn(sweep_expired(app.clone())));
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle: Handle<SocketAddr> = Handle::new();
@@ -214,13 +214,13 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// How often expired anonymous sessions are looked for.
+/// How often expired anonymous sessions and throttle counters are looked for.
 const ANONYMOUS_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Deletes expired anonymous sessions with their collections, and the login throttle's counters
 /// past their window (PostgreSQL), every minute (the first pass at start), on the one replica
 /// holding the background jobs' lease.
-async fn sweep_anonymous(app: Arc<App>) {
+async fn sweep_expired(app: Arc<App>) {
     let mut tick = tokio::time::interval(ANONYMOUS_SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -255,7 +255,7 @@ async fn sweep_anonymous(app: Arc<App>) {
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "the background jobs' lease could not be read; trying again later")
             }
-            Err(e) => tracing::warn!(error = %e, "the anonymous session sweep stopped"),
+            Err(e) => tracing::warn!(error = %e, "the sweeps of expired sessions and counters stopped"),
         }
     }
 }

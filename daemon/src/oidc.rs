@@ -455,12 +455,19 @@ impl Oidc {
                 && let Ok(store) = self.store()
             {
                 pruned = Instant::now();
-                // One replica of the cluster prunes: the holder of the background jobs' lease.
-                let pruning = store.runs_background_jobs().and_then(|ours| {
-                    if ours { store.prune_oidc_pending(time::OffsetDateTime::now_utc()) } else { Ok(0) }
-                });
-                if let Err(e) = pruning {
-                    tracing::warn!(error = %e, "pruning pending OpenID Connect logins failed");
+                // One replica of the cluster prunes (the holder of the background jobs' lease), off
+                // the runtime: the prune reads every pending login.
+                let store = store.clone();
+                let pruning = tokio::task::spawn_blocking(move || {
+                    store.runs_background_jobs().and_then(|ours| {
+                        if ours { store.prune_oidc_pending(time::OffsetDateTime::now_utc()) } else { Ok(0) }
+                    })
+                })
+                .await;
+                match pruning {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "pruning pending OpenID Connect logins failed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning pending OpenID Connect logins stopped"),
                 }
             }
         }
