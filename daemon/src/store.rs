@@ -6,7 +6,7 @@
 //! before it returns: after a crash (`kill -9`) either all of a batch is there or none of it. A rule
 //! of the store: indexes are written in the same batch as the rows they index. The exception is a
 //! merge's row rewrites ([`WriteBatch::put_moved_row`], written through a [`MergeWrite`]): their
-//! link-end index entries stay put and an [`LinkEnd`] alias, written in the merge's first
+//! link-end index entries stay put and a [`LinkEnd`] alias, written in the merge's first
 //! batch, makes them findable.
 //!
 //! This typed layer reads and writes only through [`kv`]'s backend: sled in the data dir, or
@@ -1372,8 +1372,14 @@ impl Store {
     /// The uuids of the groups, collections, links and keys `owner` holds, sorted: from
     /// [`TreeId::OwnerTimes`] (keys `owner \0 kind \0 time \0 uuid`), which holds each row once.
     pub fn owned_uuids(&self, owner: &ObjectUuid) -> StoreResult<Vec<ObjectUuid>> {
+        self.owner_index_uuids(&prefix(&owner.to_string()))
+    }
+
+    /// The uuids of the [`TreeId::OwnerTimes`] entries under `p` (an owner's, of one kind, at one
+    /// time), sorted. Each entry's key ends with its row's uuid.
+    fn owner_index_uuids(&self, p: &[u8]) -> StoreResult<Vec<ObjectUuid>> {
         let mut out = Vec::new();
-        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &prefix(&owner.to_string()), false) {
+        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, p, false) {
             let k = kv?.0;
             let uuid = k.rsplit(|b| *b == 0).next().unwrap_or_default();
             if let Some(u) = std::str::from_utf8(uuid).ok().and_then(|s| s.parse::<ObjectUuid>().ok()) {
@@ -1540,19 +1546,9 @@ impl Store {
         owner: &ObjectUuid,
         at: OffsetDateTime,
     ) -> StoreResult<Vec<OwnedRow>> {
-        let p = scan::owner_time_prefix(kind, owner, at);
         let mut out = Vec::new();
-        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &p, false) {
-            let k = kv?.0;
-            if let Some(row) = std::str::from_utf8(&k[p.len()..])
-                .ok()
-                .and_then(|s| s.parse::<ObjectUuid>().ok())
-                .map(|u| self.owned_row(&u))
-                .transpose()?
-                .flatten()
-            {
-                out.push(row);
-            }
+        for u in self.owner_index_uuids(&scan::owner_time_prefix(kind, owner, at))? {
+            out.extend(self.owned_row(&u)?);
         }
         Ok(out)
     }
@@ -1560,18 +1556,8 @@ impl Store {
     /// The records of kind `T` directly owned by `owner`, read and checked (only that kind's
     /// entries of the owner index are read).
     pub fn owned_records<T: OwnedRecord>(&self, owner: &ObjectUuid) -> StoreResult<Vec<T>> {
-        let p = scan::owner_kind_prefix(T::KIND, &owner.to_string());
-        let mut uuids = Vec::new();
-        for kv in self.kv.scan_prefix(TreeId::OwnerTimes, &p, false) {
-            let k = kv?.0;
-            if let Some(u) = k.rsplit(|b| *b == 0).next().and_then(|u| std::str::from_utf8(u).ok()?.parse().ok()) {
-                uuids.push(u);
-            }
-        }
-        // In uuid order, as the owner's uuids are listed.
-        uuids.sort_unstable();
         let mut out = Vec::new();
-        for uuid in uuids {
+        for uuid in self.owner_index_uuids(&scan::owner_kind_prefix(T::KIND, &owner.to_string()))? {
             if let Some(r) = self.object::<T>(&uuid)?
                 && r.owner_uuid() == owner
             {

@@ -17,7 +17,7 @@
 use super::kv::postgres::{Params, PgKv, PgTxn};
 use super::records::MergeIntent;
 use super::scan::{TimeField, owner_kind_prefix, owner_time_prefix, time_prefix};
-use super::{StoreError, StoreResult, TreeId, prefix};
+use super::{StoreError, StoreResult, TreeId, kv, prefix};
 use crate::clock::format_time;
 use federation_proto::{ObjectKind, ObjectUuid};
 
@@ -193,12 +193,10 @@ const MOVE_LINKS: &str = concat!(
     SELECT count(*) FROM moved"
 );
 
-/// `p` and the first key after every key that starts with it (`p` ends with `\0`).
+/// `p` and the first key after every key that starts with it ([`kv::prefix_end`]; `p` ends with
+/// `\0`, so there is one).
 fn span(p: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
-    let mut end = p.clone();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
+    let end = kv::prefix_end(&p).unwrap_or_default();
     (p, end)
 }
 

@@ -495,29 +495,7 @@ impl Store {
     /// matches and rows without their entry (for tests: empty when the index is exact).
     #[doc(hidden)]
     pub fn owner_time_mismatches(&self) -> StoreResult<Vec<String>> {
-        let mut wanted = std::collections::BTreeSet::new();
-        fn add<T: Listed>(store: &Store, wanted: &mut std::collections::BTreeSet<Vec<u8>>) -> StoreResult<()> {
-            for kv in store.kv.iter(T::ROWS_TREE) {
-                let r: T = decode(T::ROWS_TREE, &kv?.1)?;
-                if let Some(owner) = r.owner() {
-                    wanted.insert(owner_time_key(T::ROWS_KIND, owner, r.list_uuid(), r.time(TimeField::Modified)));
-                }
-            }
-            Ok(())
-        }
-        add::<Group>(self, &mut wanted)?;
-        add::<Collection>(self, &mut wanted)?;
-        add::<Link>(self, &mut wanted)?;
-        add::<AuthorizedKey>(self, &mut wanted)?;
-        let mut out = Vec::new();
-        for kv in self.kv.iter(TreeId::OwnerTimes) {
-            let k = kv?.0.to_vec();
-            if !wanted.remove(&k) {
-                out.push(format!("stale entry {}", String::from_utf8_lossy(&k).replace('\0', " ")));
-            }
-        }
-        out.extend(wanted.iter().map(|k| format!("missing entry {}", String::from_utf8_lossy(k).replace('\0', " "))));
-        Ok(out)
+        self.index_mismatches(vec![(TreeId::OwnerTimes, Vec::new())])
     }
 
     /// What differs between the rows of groups, collections and links and their other index
@@ -526,40 +504,47 @@ impl Store {
     /// skip them) and aliases its link ends.
     #[doc(hidden)]
     pub fn row_index_mismatches(&self) -> StoreResult<Vec<String>> {
-        let mut wanted = std::collections::BTreeSet::new();
-        fn add<T: OwnedRecord>(
-            store: &Store,
-            wanted: &mut std::collections::BTreeSet<(TreeId, Vec<u8>)>,
-        ) -> StoreResult<()> {
-            for kv in store.kv.iter(T::TREE) {
-                let r: T = decode(T::TREE, &kv?.1)?;
-                wanted.extend(r.extra_index_keys().into_iter().filter(|(t, _)| *t != TreeId::OwnerTimes));
-            }
-            Ok(())
-        }
-        add::<Group>(self, &mut wanted)?;
-        add::<Collection>(self, &mut wanted)?;
-        add::<Link>(self, &mut wanted)?;
         let mut scans = vec![(TreeId::LinkTails, Vec::new()), (TreeId::LinkHeads, Vec::new())];
         for kind in [ObjectKind::Group, ObjectKind::Collection, ObjectKind::Link] {
             for f in [TimeField::Created, TimeField::Modified] {
                 scans.push((TreeId::ListTimes, time_prefix(kind, f)));
             }
         }
+        self.index_mismatches(scans)
+    }
+
+    /// The entries of each (tree, key prefix) of `scans` that no group, collection, link or key
+    /// row wants ([`OwnedRecord::extra_index_keys`]), and the entries such rows want there that
+    /// are missing.
+    fn index_mismatches(&self, scans: Vec<(TreeId, Vec<u8>)>) -> StoreResult<Vec<String>> {
+        type Wanted = std::collections::BTreeSet<(TreeId, Vec<u8>)>;
+        fn add<T: OwnedRecord>(store: &Store, scans: &[(TreeId, Vec<u8>)], wanted: &mut Wanted) -> StoreResult<()> {
+            for kv in store.kv.iter(T::TREE) {
+                let r: T = decode(T::TREE, &kv?.1)?;
+                wanted.extend(
+                    r.extra_index_keys()
+                        .into_iter()
+                        .filter(|(t, k)| scans.iter().any(|(st, p)| st == t && k.starts_with(p))),
+                );
+            }
+            Ok(())
+        }
+        let mut wanted = Wanted::new();
+        add::<Group>(self, &scans, &mut wanted)?;
+        add::<Collection>(self, &scans, &mut wanted)?;
+        add::<Link>(self, &scans, &mut wanted)?;
+        add::<AuthorizedKey>(self, &scans, &mut wanted)?;
+        let shown = |k: &[u8]| String::from_utf8_lossy(k).replace('\0', " ");
         let mut out = Vec::new();
         for (tree, p) in scans {
             for kv in self.kv.scan_prefix(tree, &p, false) {
                 let k = kv?.0.to_vec();
                 if !wanted.remove(&(tree, k.clone())) {
-                    out.push(format!("stale {} entry {}", tree.name(), String::from_utf8_lossy(&k).replace('\0', " ")));
+                    out.push(format!("stale {} entry {}", tree.name(), shown(&k)));
                 }
             }
         }
-        out.extend(
-            wanted
-                .iter()
-                .map(|(t, k)| format!("missing {} entry {}", t.name(), String::from_utf8_lossy(k).replace('\0', " "))),
-        );
+        out.extend(wanted.iter().map(|(t, k)| format!("missing {} entry {}", t.name(), shown(k))));
         Ok(out)
     }
 

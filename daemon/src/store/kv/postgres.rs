@@ -240,15 +240,26 @@ impl PgKv {
         sql: &'static str,
         params: Params,
     ) -> StoreResult<Vec<tokio_postgres::Row>> {
-        let Some(c) = txn.conn.take() else { return Err(err("the transaction failed before")) };
-        let (c, res) = self.run(async move {
+        self.in_txn(txn, move |c| async move {
             let res = query_on(&c, sql, &params).await;
-            Ok((c, res))
-        })?;
+            (c, res)
+        })
+    }
+
+    /// Runs `f` on the transaction's connection. After an error the connection stays out of the
+    /// transaction, so that `finish` cannot commit what PostgreSQL already aborted (it would
+    /// answer COMMIT with a silent ROLLBACK); it is closed, not pooled (see PgTxn's Drop).
+    fn in_txn<T, F>(&self, txn: &mut PgTxn, f: impl FnOnce(Object) -> F + Send + 'static) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = (Object, StoreResult<T>)> + Send + 'static,
+    {
+        let Some(c) = txn.conn.take() else { return Err(err("the transaction failed before")) };
+        let (c, res) = self.run(async move { Ok(f(c).await) })?;
         match res {
-            Ok(rows) => {
+            Ok(v) => {
                 txn.conn = Some(c);
-                Ok(rows)
+                Ok(v)
             }
             Err(e) => {
                 drop(Object::take(c));
@@ -437,23 +448,11 @@ impl PgKv {
 
     /// Writes `ops` in the transaction.
     pub(in crate::store) fn apply_in(&self, txn: &mut PgTxn, ops: Ops) -> StoreResult<()> {
-        let Some(c) = txn.conn.take() else { return Err(err("the transaction failed before")) };
         let ids = self.ids.clone();
-        let (c, d) = self.run(async move {
+        let d = self.in_txn(txn, move |c| async move {
             let d = write(&c, &ids, &ops).await;
-            Ok((c, d))
+            (c, d)
         })?;
-        // After an error the connection stays out of the transaction, so that `finish` cannot
-        // commit what PostgreSQL already aborted (it would answer COMMIT with a silent
-        // ROLLBACK); it is closed, not pooled (see PgTxn's Drop).
-        let d = match d {
-            Ok(d) => d,
-            Err(e) => {
-                drop(Object::take(c));
-                return Err(e);
-            }
-        };
-        txn.conn = Some(c);
         txn.delta.merge(&d);
         Ok(())
     }
@@ -602,7 +601,6 @@ impl Drop for PgTxn {
     }
 }
 
-/// Writes `ops` on `c` (inside a transaction) and returns how they move the counts.
 /// Writes `ops` on connection `c` (inside a transaction) and returns how they move the counts.
 ///
 /// A counted tree's rows are locked before their old values are read, so that the counts move by
