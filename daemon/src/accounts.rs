@@ -152,7 +152,6 @@ impl Accounts {
             anonymous_starts: anonymous::SessionStarts::new(),
         };
         accounts.bootstrap()?;
-        accounts.finish_pending_merges()?;
         Ok(accounts)
     }
 

@@ -5,9 +5,8 @@
 //! [`WriteBatch`] and applied by [`Store::commit`] atomically across all trees it touches, durable
 //! before it returns: after a crash (`kill -9`) either all of a batch is there or none of it. A rule
 //! of the store: indexes are written in the same batch as the rows they index. The exception is a
-//! merge's row rewrites ([`WriteBatch::put_moved_row`], written through a [`MergeWrite`]): their
-//! link-end index entries stay put and a [`LinkEnd`] alias, written in the merge's first
-//! batch, makes them findable.
+//! merge's row rewrites on sled ([`merge`]): their link-end index entries stay put and a
+//! [`LinkEnd`] alias, committed before the rows, makes them findable.
 //!
 //! This typed layer reads and writes only through [`kv`]'s backend: sled in the data dir, or
 //! PostgreSQL (`store.backend`). sled's flush syncs the log's data range but not file metadata (a
@@ -20,6 +19,7 @@ pub mod copy;
 mod decoded;
 mod kv;
 pub mod lease;
+mod merge;
 mod pg_merge;
 pub mod records;
 pub mod scan;
@@ -31,8 +31,8 @@ use federation_proto::notice::Notice;
 use federation_proto::{ObjectKind, ObjectUuid};
 use kv::Op;
 use records::{
-    AnonymousSession, AuthorizedKey, Collection, Group, Identity, LegacyAccount, Link, LogEntry, MergeIntent,
-    Migration, OidcPending, Person, PersonClaim, ProfileSwitch, RedirectConsent, RemoteTokenRow, TokenRow, User,
+    AnonymousSession, AuthorizedKey, Collection, Group, Identity, LegacyAccount, Link, LogEntry, Migration,
+    OidcPending, Person, PersonClaim, ProfileSwitch, RedirectConsent, RemoteTokenRow, TokenRow, User,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -57,6 +57,10 @@ pub enum StoreError {
         /// The decoder's message.
         message: String,
     },
+    /// A write failed after part of it was made durable; the store finishes it when it is opened
+    /// again, and nothing else may be written to it before that (the process must stop).
+    #[error("storage: a write was cut short and is finished when the store is opened again: {0}")]
+    Unfinished(String),
 }
 
 /// Result of store operations.
@@ -101,7 +105,7 @@ trees! {
     Batches => "originbatch_response": "origin \\0 batch id → the answer given (idempotent receive)",
     Meta => "name_value": "store-wide settings (schema version, …)",
     IndexAliases => "index_target_source_kind": "index tag \\0 target uuid \\0 source uuid \\0 kind infix → (): entries of that kind under the source may be the target's",
-    MergeIntents => "olduseruuid_mergeintent": "old user uuid → MergeIntent (a merge still being rolled forward)",
+    MergeIntents => "olduseruuid_mergeintent": "old user uuid → OwnerMove (a merge on sled still being rolled forward)",
     Legacy => "legacyuuid_legacyaccount": "legacy account uuid → LegacyAccount (imported from an older system)",
     LegacyEmail => "email_legacyuuid": "lowercased email \\0 legacy account uuid → ()",
     RedirectConsents => "olduuid_newuuid_consent": "old user uuid \\0 new user uuid → RedirectConsent (a redirect of a remote user this cluster vouches for)",
@@ -176,7 +180,7 @@ impl LinkEnd {
 
 /// Where a row a merge moves was before: its owner and `modified_at` as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MovedFrom {
+struct MovedFrom {
     /// The owner before the move.
     pub owner: ObjectUuid,
     /// `modified_at` before the move.
@@ -557,11 +561,11 @@ impl WriteBatch {
     /// link ends stay findable as the backend keeps them (see [`Store::end_ops`]: on sled the
     /// entries stay where they are and an alias makes them findable). Its new time entries are added (the old ones stay, and reads skip them: they no
     /// longer match the row), and its [`TreeId::OwnerTimes`] entry moves from where `was` puts it,
-    /// so that that index stays exact. Only for merges, whose [`MergeIntent`] rolls these writes
+    /// so that that index stays exact. Only for merges, whose recorded [`OwnerMove`] rolls these writes
     /// forward after a crash (the entry moves in a tree applied before the row's, so a row that
     /// was rewritten has its entry moved, and one that was not is read and moved again); they move
     /// no count.
-    pub fn put_moved_row<T: OwnedRecord>(&mut self, was: &MovedFrom, new: &T) -> StoreResult<()> {
+    fn put_moved_row<T: OwnedRecord>(&mut self, was: &MovedFrom, new: &T) -> StoreResult<()> {
         let stale = scan::owner_time_key(T::KIND, &was.owner, new.uuid(), was.modified_at);
         if let (Some((old_head, old_tail)), Some((head, tail))) = (&was.link_ends, new.link_ends()) {
             for (index, from, to) in [(LinkEnd::Head, old_head, head), (LinkEnd::Tail, old_tail, tail)] {
@@ -628,8 +632,8 @@ impl WriteBatch {
 
     /// Takes this batch's writes to `tree` out into a batch of their own (for tests that cut a
     /// per-tree write short between its trees).
-    #[doc(hidden)]
-    pub fn take_tree(&mut self, tree: TreeId) -> WriteBatch {
+    #[cfg(test)]
+    fn take_tree(&mut self, tree: TreeId) -> WriteBatch {
         let mut out = WriteBatch::new();
         if let Some(ops) = self.ops.remove(&tree) {
             self.len -= ops.len();
@@ -819,7 +823,8 @@ impl Default for StoreOptions {
 }
 
 pub use kv::postgres::parse_url as parse_postgres_url;
-pub use pg_merge::{MovedName, ServerMoves};
+pub use merge::{OwnerMove, PlannedMerge};
+pub use pg_merge::MovedName;
 
 /// The database of one cluster.
 #[derive(Clone)]
@@ -828,6 +833,8 @@ pub struct Store {
     counts: std::sync::Arc<scan::Counts>,
     /// Decoded copies of the token and user rows, by their bytes (see [`decoded`]).
     decoded: std::sync::Arc<DecodedRows>,
+    /// How many merges a crash had cut short when the store was opened (see [`merge`]).
+    finished_at_open: usize,
 }
 
 /// The rows every authenticated request reads.
@@ -846,84 +853,6 @@ impl IndexTidy {
     /// Whether the pass has nothing (left) to do.
     pub fn is_done(&self) -> bool {
         self.left.is_empty()
-    }
-}
-
-/// A merge's write: its first batch (everything but the moved rows), then the rewrites of the
-/// moved rows in batches, then [`MergeWrite::finish`]. After a crash or an error at any point there
-/// is no merge or the whole merge, once the store is opened again:
-///
-/// * on sled, the first batch is committed (flushed) with the merge's [`MergeIntent`]; the row
-///   batches are applied tree by tree, unflushed ([`WriteBatch::put_moved_row`] says why that is
-///   safe); `finish` flushes them and then deletes the intent. Opening the store finds an intent
-///   left behind and the merge is rolled forward (`Accounts::finish_pending_merges`, through
-///   [`Store::resume_merge_write`]). Big merges are several times cheaper this way than as one
-///   sled transaction, and requests are served between the batches.
-/// * on PostgreSQL, it is one SQL transaction: nothing is visible before `finish` commits, no
-///   intent is written, and one dropped unfinished is rolled back.
-pub struct MergeWrite<'a> {
-    store: &'a Store,
-    old_user: ObjectUuid,
-    pg: Option<kv::postgres::PgTxn>,
-    /// The aliases this write committed already (sled).
-    aliased: std::collections::HashSet<(LinkEnd, ObjectUuid, ObjectUuid)>,
-}
-
-impl MergeWrite<'_> {
-    /// Rewrites a batch of moved rows.
-    pub fn rows(&mut self, mut b: WriteBatch) -> StoreResult<()> {
-        let ends = std::mem::take(&mut b.ends);
-        match (&mut self.pg, &*self.store.kv) {
-            (Some(txn), kv::Backend::Postgres(p)) => {
-                b.extend(self.store.end_ops(ends));
-                p.apply_in(txn, b.ops)
-            }
-            _ => {
-                // The aliases first, so that a rewritten row is findable as soon as it is written.
-                let mut aliases = WriteBatch::new();
-                for e in ends {
-                    if self.aliased.insert((e.index, e.to.clone(), e.from.clone())) {
-                        aliases.put_alias(e.index, &e.to, &e.from, ObjectKind::Link);
-                    }
-                }
-                // Not flushed: sled keeps a prefix of its writes after a crash, so no row written
-                // after its alias survives the alias, and `finish` flushes before the intent goes.
-                self.store.commit_unflushed(aliases)?;
-                self.store.apply_per_tree(b)
-            }
-        }
-    }
-
-    /// Moves the rows of [`Store::server_moves`]' answer, in the database server.
-    pub fn move_in_server(&mut self, moves: &ServerMoves) -> StoreResult<()> {
-        match (&mut self.pg, &*self.store.kv) {
-            (Some(txn), kv::Backend::Postgres(p)) => pg_merge::apply(p, txn, moves),
-            _ => Err(StoreError::Backend("this store moves no rows in a database server".into())),
-        }
-    }
-
-    /// Whether what was written so far stays after an error (and is finished when the store is
-    /// opened again), rather than going with the error.
-    pub fn rolls_forward(&self) -> bool {
-        self.pg.is_none()
-    }
-
-    /// Completes the merge: nothing of it is left to roll forward.
-    pub fn finish(mut self) -> StoreResult<()> {
-        match (self.pg.take(), &*self.store.kv) {
-            (Some(txn), kv::Backend::Postgres(p)) => {
-                let d = p.finish(txn)?;
-                self.store.counts.apply(&d);
-                Ok(())
-            }
-            _ => {
-                // The rows are on disk before the intent goes.
-                self.store.flush()?;
-                let mut b = WriteBatch::new();
-                b.del_raw(TreeId::MergeIntents, self.old_user.to_string().into_bytes());
-                self.store.commit(b)
-            }
-        }
     }
 }
 
@@ -978,9 +907,10 @@ impl Store {
     fn with_backend(kv: kv::Backend) -> StoreResult<Store> {
         let decoded =
             std::sync::Arc::new(DecodedRows { users: decoded::Decoded::new(), tokens: decoded::Decoded::new() });
-        let store = Store { kv: std::sync::Arc::new(kv), counts: Default::default(), decoded };
+        let mut store = Store { kv: std::sync::Arc::new(kv), counts: Default::default(), decoded, finished_at_open: 0 };
         store.build_list_indexes()?;
         store.count_rows()?;
+        store.finished_at_open = store.finish_cut_merges()?;
         Ok(store)
     }
 
@@ -1016,10 +946,9 @@ impl Store {
     }
 
     /// Applies a batch tree by tree on sled (each tree's writes atomically, the whole batch not;
-    /// see `kv::sled`), as one transaction on PostgreSQL. Not flushed. For the index build at open
-    /// and for tests that cut a merge short between its trees.
-    #[doc(hidden)]
-    pub fn apply_per_tree(&self, mut batch: WriteBatch) -> StoreResult<()> {
+    /// see `kv::sled`), as one transaction on PostgreSQL. Not flushed. For a merge's row rewrites
+    /// on sled ([`merge`]), the index build at open and the legacy import.
+    fn apply_per_tree(&self, mut batch: WriteBatch) -> StoreResult<()> {
         let ends = std::mem::take(&mut batch.ends);
         batch.extend(self.end_ops(ends));
         match &*self.kv {
@@ -1070,63 +999,6 @@ impl Store {
             }
         }
         b
-    }
-
-    /// Begins a merge's write (see [`MergeWrite`]) with `first`, everything the merge writes but
-    /// the moved rows.
-    pub fn begin_merge_write(&self, mut first: WriteBatch, intent: &MergeIntent) -> StoreResult<MergeWrite<'_>> {
-        let pg = match &*self.kv {
-            kv::Backend::Postgres(p) => {
-                let mut txn = p.begin()?;
-                p.apply_in(&mut txn, first.ops)?;
-                Some(txn)
-            }
-            kv::Backend::Sled(_) => {
-                let bytes = encode(TreeId::MergeIntents, intent)?;
-                first.put_raw(TreeId::MergeIntents, intent.old_user_uuid.to_string().into_bytes(), bytes);
-                self.commit(first)?;
-                None
-            }
-        };
-        Ok(MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg, aliased: Default::default() })
-    }
-
-    /// What the merge `intent` moves, when the backend moves a merge's rows in the database itself
-    /// (PostgreSQL: see [`pg_merge`]), so that the caller need not read them and write them back
-    /// through [`MergeWrite::rows`]: then [`MergeWrite::move_in_server`] moves them. None on a
-    /// backend that does not (sled, where rewriting rows in place is the cheap way). Reads only;
-    /// the writer lock keeps the answer true until the merge's write.
-    pub fn server_moves(&self, intent: &MergeIntent) -> StoreResult<Option<ServerMoves>> {
-        match &*self.kv {
-            kv::Backend::Postgres(p) => pg_merge::plan(p, intent).map(Some),
-            kv::Backend::Sled(_) => Ok(None),
-        }
-    }
-
-    /// The groups or collections (`kind`) of a [`Store::server_moves`] answer whose name is one of
-    /// `names` (the ones a merge's name check must compare); none on a backend that gives no such
-    /// answer.
-    pub fn server_moved_named(
-        &self,
-        moves: &ServerMoves,
-        kind: ObjectKind,
-        names: Vec<String>,
-    ) -> StoreResult<Vec<MovedName>> {
-        match &*self.kv {
-            kv::Backend::Postgres(p) => pg_merge::moved_named(p, &moves.intent, kind, names),
-            kv::Backend::Sled(_) => Ok(Vec::new()),
-        }
-    }
-
-    /// Takes up a merge a crash cut short, one of [`Store::merge_intents`].
-    pub fn resume_merge_write(&self, intent: &MergeIntent) -> MergeWrite<'_> {
-        MergeWrite { store: self, old_user: intent.old_user_uuid.clone(), pg: None, aliased: Default::default() }
-    }
-
-    /// Merges a crash cut short, still to be rolled forward (never any on PostgreSQL, where a merge
-    /// is one transaction).
-    pub fn merge_intents(&self) -> StoreResult<Vec<MergeIntent>> {
-        self.iter_json(TreeId::MergeIntents).collect()
     }
 
     /// Makes every write before it durable (used at shutdown).
@@ -1540,12 +1412,7 @@ impl Store {
     /// The rows of `kind` whose [`TreeId::OwnerTimes`] entry is under `owner` at time `at`, read
     /// but not checked against the entry (a merge's roll-forward looks for rows whose entry moved
     /// before the row did).
-    pub fn owned_rows_at(
-        &self,
-        kind: ObjectKind,
-        owner: &ObjectUuid,
-        at: OffsetDateTime,
-    ) -> StoreResult<Vec<OwnedRow>> {
+    fn owned_rows_at(&self, kind: ObjectKind, owner: &ObjectUuid, at: OffsetDateTime) -> StoreResult<Vec<OwnedRow>> {
         let mut out = Vec::new();
         for u in self.owner_index_uuids(&scan::owner_time_prefix(kind, owner, at))? {
             out.extend(self.owned_row(&u)?);

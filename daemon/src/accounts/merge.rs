@@ -3,83 +3,32 @@
 //!
 //! All checks run first, in the order the design lists them, and change nothing. The merge then
 //! runs under the writer lock (two merges of one user are serialized: the second finds the first's
-//! result and is refused) in three steps:
+//! result and is refused): the store plans the row moves ([`Store::plan_merge`]: what an
+//! [`OwnerMove`] changes, read only), the name check compares them with what the new owner holds,
+//! and one [`Store::commit_merge`] writes everything else — the old user's redirect and freed
+//! username, tokens, SSH keys, the audit entry, the notices to peers — with the moved rows, all or
+//! nothing. How each backend keeps it all or nothing is the store's business (`store::merge`); an
+//! error after which a merge is durable in part ([`StoreError::Unfinished`]) stops the daemon, so
+//! that no other write mixes with the merge, and opening the store finishes it.
 //!
-//! 1. The rows to move are read — or, on a store that moves them itself (PostgreSQL, see
-//!    [`crate::store::Store::server_moves`]), counted. Everything else — the old user's redirect
-//!    and freed username, tokens, SSH keys, the audit entry, the notices to peers — is the first
-//!    batch of a [`MergeWrite`].
-//! 2. The moved rows (new owner, new link ends) are rewritten, in batches of the same write (the
-//!    store keeps their moved link ends findable: see [`crate::store::LinkEnd`]), or moved by the
-//!    store in the write's transaction.
-//! 3. The write is finished.
-//!
-//! The store makes that all or nothing ([`MergeWrite`] says how each backend does it). On sled,
-//! step 1 is committed with a [`MergeIntent`], and after a crash opening the store rolls the merge
-//! forward before anything is served ([`Accounts::finish_pending_merges`]): the rows still owned by
-//! the old user (or still pointing at it) are exactly the ones left to move, so rolling forward
-//! twice does no harm. (While step 2 runs there, other requests may see some rows moved and others
-//! not yet; an error in step 2 or 3 stops the daemon, so that no other write mixes with the
-//! merge.) On PostgreSQL the merge is one SQL transaction and an error changes nothing.
+//! [`Store::plan_merge`]: crate::store::Store::plan_merge
+//! [`Store::commit_merge`]: crate::store::Store::commit_merge
 
 use super::error::{Error, Result};
 use super::objects::ApiObject;
 use super::permissions::Level;
 use super::{Accounts, Actor, Caller, views};
-use crate::store::StoreResult;
-use crate::store::records::{
-    AuthorizedKey, Collection, ConsentReason, Group, Link, MergeIntent, RedirectConsent, User,
-};
-use crate::store::{LinkEnd, MergeWrite, MovedFrom, OwnedRecord, OwnedRow, ServerMoves, WriteBatch};
+use crate::store::records::{AuthorizedKey, Collection, ConsentReason, Group, RedirectConsent, User};
+use crate::store::{OwnerMove, PlannedMerge, StoreError, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Exit status when a merge cannot finish (EX_IOERR): the service manager restarts the daemon.
 const FAIL_STOP_STATUS: i32 = 74;
 
 /// Index entries per batch of the tidy (each batch holds the writer lock for a few milliseconds).
 const TIDY_BATCH: usize = 2_000;
-
-/// Rows per batch in step 2 (on sled each batch holds its global write lock only briefly).
-const MOVE_BATCH: usize = 10_000;
-
-/// The rows a merge rewrites, as they will be afterwards.
-#[derive(Debug, Default)]
-struct RowMoves {
-    groups: Vec<Group>,
-    collections: Vec<Collection>,
-    links: Vec<Link>,
-    /// Where each moved row was, by uuid (its index entry that moves with it).
-    was: HashMap<ObjectUuid, MovedFrom>,
-}
-
-/// What a merge moves: the rows as they will be, read by the daemon and written back in batches;
-/// or, on a store that moves them in the database itself, what the store found to move.
-#[derive(Debug)]
-enum Moves {
-    Rows(RowMoves),
-    InServer(ServerMoves),
-}
-
-impl Moves {
-    /// Groups and collections moved.
-    fn objects(&self) -> usize {
-        match self {
-            Moves::Rows(m) => m.groups.len() + m.collections.len(),
-            Moves::InServer(s) => s.groups + s.collections,
-        }
-    }
-
-    /// Links changed.
-    fn links(&self) -> usize {
-        match self {
-            Moves::Rows(m) => m.links.len(),
-            Moves::InServer(s) => s.links,
-        }
-    }
-}
 
 /// The merge request's parameters, as received (strings, so that each check can name its problem).
 #[derive(Debug, Clone, Default)]
@@ -135,90 +84,6 @@ pub struct MergePlan {
     pub new_owner: ObjectUuid,
     /// Whether the old account redirects to the new one.
     pub redirect: bool,
-}
-
-/// The old user after step 1, the counts, and the write and rows step 2 must still move (none when
-/// nothing moves).
-type BegunMerge<'a> = (User, MergeCounts, Option<(MergeWrite<'a>, MergeIntent, Moves)>);
-
-/// Encodes the moved rows into batches of [`MOVE_BATCH`] and hands them to `tx`, in order. Stops
-/// when the receiver is gone (it failed to apply one).
-fn encode_moves(moves: &RowMoves, tx: &SyncSender<StoreResult<WriteBatch>>) {
-    let mut b = WriteBatch::new();
-    let encoded = encode_rows(&mut b, &moves.groups, &moves.was, tx)
-        .and_then(|go| if go { encode_rows(&mut b, &moves.collections, &moves.was, tx) } else { Ok(false) })
-        .and_then(|go| if go { encode_rows(&mut b, &moves.links, &moves.was, tx) } else { Ok(false) });
-    match encoded {
-        Ok(true) => {
-            hand_over(&mut b, tx, 1);
-        }
-        Ok(false) => {}
-        Err(e) => {
-            let _ = tx.send(Err(e));
-        }
-    }
-}
-
-/// Adds `rows` to `b`, handing each full batch over; false when the receiver is gone.
-fn encode_rows<T: OwnedRecord>(
-    b: &mut WriteBatch,
-    rows: &[T],
-    was: &HashMap<ObjectUuid, MovedFrom>,
-    tx: &SyncSender<StoreResult<WriteBatch>>,
-) -> StoreResult<bool> {
-    for r in rows {
-        let Some(from) = was.get(r.uuid()) else {
-            return Err(crate::store::StoreError::Codec {
-                tree: "merge",
-                message: format!("moved row {} has no recorded origin", r.uuid()),
-            });
-        };
-        b.put_moved_row(from, r)?;
-        if !hand_over(b, tx, MOVE_BATCH) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Sends `b` once it holds `at_least` writes; false when the receiver is gone.
-fn hand_over(b: &mut WriteBatch, tx: &SyncSender<StoreResult<WriteBatch>>, at_least: usize) -> bool {
-    b.len() < at_least || tx.send(Ok(std::mem::take(b))).is_ok()
-}
-
-impl RowMoves {
-    fn note_origin(&mut self, row: &OwnedRow) {
-        let from = match row {
-            OwnedRow::Group(r) => {
-                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
-            }
-            OwnedRow::Collection(r) => {
-                MovedFrom { owner: r.owner_uuid.clone(), modified_at: r.modified_at, link_ends: None }
-            }
-            OwnedRow::Link(r) => link_origin(r),
-            OwnedRow::Key(_) => return,
-        };
-        self.was.insert(row.uuid().clone(), from);
-    }
-}
-
-/// Where a link was before a merge moved it: its owner, time and ends.
-fn link_origin(l: &Link) -> MovedFrom {
-    MovedFrom {
-        owner: l.owner_uuid.clone(),
-        modified_at: l.modified_at,
-        link_ends: Some((l.head_uuid.clone(), l.tail_uuid.clone())),
-    }
-}
-
-/// Points the link's tail (or head) at the new user if it pointed at the old one; says whether it did.
-fn move_end(l: &mut Link, index: LinkEnd, m: &MergeIntent) -> bool {
-    let end = if index == LinkEnd::Head { &mut l.head_uuid } else { &mut l.tail_uuid };
-    if *end != m.old_user_uuid {
-        return false;
-    }
-    *end = m.new_user_uuid.clone();
-    true
 }
 
 /// A managed profile is neither merged away nor merged into (DESIGN §4.8): it has no credentials
@@ -437,102 +302,23 @@ impl Accounts {
         Ok(left)
     }
 
-    /// Reads the rows `m` moves, changed as the merge changes them. Rows moved already (by an
-    /// attempt a crash cut short) no longer match and are not read. Also returns the SSH keys the
-    /// old user owns, which step 1 handles.
-    fn collect_moves(&self, m: &MergeIntent) -> Result<(RowMoves, Vec<AuthorizedKey>)> {
-        let store = self.store();
-        let mut moves = RowMoves::default();
-        let mut owned_keys = Vec::new();
-        let mut links = HashMap::<ObjectUuid, Link>::new();
-        // The old user's rows; and rows a crash cut short between their owner entry, which moved
-        // to the new owner at the merge's time, and the row, still the old user's (see
-        // `WriteBatch::put_moved_row`).
-        let mut rows = store.owned_rows(&m.old_user_uuid)?;
-        for (kind, owner) in [
-            (ObjectKind::Group, &m.new_owner_uuid),
-            (ObjectKind::Collection, &m.new_owner_uuid),
-            (ObjectKind::Link, &m.new_user_uuid),
-        ] {
-            rows.extend(
-                store.owned_rows_at(kind, owner, m.at)?.into_iter().filter(|r| r.owner_uuid() == &m.old_user_uuid),
-            );
-        }
-        for row in rows {
-            if moves.was.contains_key(row.uuid()) {
-                continue;
-            }
-            moves.note_origin(&row);
-            match row {
-                OwnedRow::Group(mut g) => {
-                    g.owner_uuid = m.new_owner_uuid.clone();
-                    g.modified_at = m.at;
-                    moves.groups.push(g);
-                }
-                OwnedRow::Collection(mut c) => {
-                    c.owner_uuid = m.new_owner_uuid.clone();
-                    c.modified_at = m.at;
-                    moves.collections.push(c);
-                }
-                OwnedRow::Link(mut l) => {
-                    l.owner_uuid = m.new_user_uuid.clone();
-                    links.insert(l.uuid.clone(), l);
-                }
-                OwnedRow::Key(k) => owned_keys.push(k),
-            }
-        }
-        // Links read above are not read again: their ends are still as stored.
-        for (index, wanted) in [(LinkEnd::Tail, true), (LinkEnd::Head, m.move_heads)] {
-            if !wanted {
-                continue;
-            }
-            for uuid in store.link_end_candidates(index, &m.old_user_uuid)? {
-                if let Some(l) = links.get_mut(&uuid) {
-                    move_end(l, index, m);
-                } else if let Some(mut l) = store.object::<Link>(&uuid)? {
-                    let from = link_origin(&l);
-                    if !move_end(&mut l, index, m) {
-                        continue;
-                    }
-                    moves.was.insert(uuid.clone(), from);
-                    links.insert(uuid, l);
-                }
-            }
-        }
-        moves.links = links
-            .into_values()
-            .map(|mut l| {
-                l.modified_at = m.at;
-                l
-            })
-            .collect();
-        // In key order: the store writes batches fastest so.
-        moves.links.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
-        Ok((moves, owned_keys))
-    }
-
     /// Refuses (422, naming both objects) a merge that would move a project or collection into
     /// an owner that already holds one of the same name: names are unique per owner, and Arvados'
     /// merge fails the same way, changing nothing. Moved rows are compared with what the new owner
     /// holds now; repeated names among the moved rows themselves (stored before names were
     /// unique) are left as they are.
-    fn check_no_name_collisions(&self, m: &MergeIntent, moves: &Moves) -> Result<()> {
+    fn check_no_name_collisions(&self, plan: &PlannedMerge) -> Result<()> {
         /// The first moved row of kind `T` whose unique name the new owner holds already: name,
         /// moved, holder. The new owner's rows are read only when some of that kind move.
         fn first_clash<T: ApiObject>(
             accounts: &Accounts,
-            m: &MergeIntent,
-            moves: &Moves,
+            plan: &PlannedMerge,
         ) -> Result<Option<(String, ObjectUuid, ObjectUuid)>> {
-            let moved = match moves {
-                Moves::Rows(r) if T::KIND == ObjectKind::Group => r.groups.len(),
-                Moves::Rows(r) => r.collections.len(),
-                Moves::InServer(s) if T::KIND == ObjectKind::Group => s.groups,
-                Moves::InServer(s) => s.collections,
-            };
+            let moved = if T::KIND == ObjectKind::Group { plan.groups() } else { plan.collections() };
             if moved == 0 {
                 return Ok(None);
             }
+            let m = plan.owner_move();
             let held: HashMap<String, ObjectUuid> = accounts
                 .store()
                 .owned_records::<T>(&m.new_owner_uuid)?
@@ -542,60 +328,26 @@ impl Accounts {
             if held.is_empty() {
                 return Ok(None);
             }
-            let named: Vec<(String, ObjectUuid)> = match moves {
-                Moves::Rows(r) => {
-                    fn named<R: ApiObject>(rows: &[R]) -> Vec<(String, ObjectUuid)> {
-                        rows.iter().filter_map(|r| r.unique_name().map(|n| (n.to_owned(), r.uuid().clone()))).collect()
-                    }
-                    if T::KIND == ObjectKind::Group { named(&r.groups) } else { named(&r.collections) }
-                }
-                // The server names only the moved rows whose names are held; a group's name is
-                // unique unless it is trashed, as [`ApiObject::unique_name`] says of the rows.
-                Moves::InServer(s) => accounts
-                    .store()
-                    .server_moved_named(s, T::KIND, held.keys().cloned().collect())?
-                    .into_iter()
-                    .filter(|n| !(T::KIND == ObjectKind::Group && n.trashed))
-                    .map(|n| (n.name, n.uuid))
-                    .collect(),
-            };
-            Ok(named.into_iter().find_map(|(name, uuid)| held.get(&name).map(|h| (name, uuid, h.clone()))))
+            // The store names only the moved rows whose names are held; a group's name is unique
+            // unless it is trashed, as [`ApiObject::unique_name`] says of the rows.
+            let named = accounts.store().merge_moved_named(plan, T::KIND, held.keys().cloned().collect())?;
+            Ok(named
+                .into_iter()
+                .filter(|n| !(T::KIND == ObjectKind::Group && n.trashed))
+                .min_by(|a, b| a.uuid.cmp(&b.uuid))
+                .and_then(|n| held.get(&n.name).map(|h| (n.name, n.uuid, h.clone()))))
         }
-        let clash = match first_clash::<Group>(self, m, moves)? {
+        let clash = match first_clash::<Group>(self, plan)? {
             Some(c) => Some((ObjectKind::Group, c)),
-            None => first_clash::<Collection>(self, m, moves)?.map(|c| (ObjectKind::Collection, c)),
+            None => first_clash::<Collection>(self, plan)?.map(|c| (ObjectKind::Collection, c)),
         };
         match clash {
             Some((kind, (name, moving, holder))) => {
+                let m = plan.owner_move();
                 Err(super::names::merge_collision(kind, &m.old_user_uuid, &m.new_owner_uuid, &name, &moving, &holder))
             }
             None => Ok(()),
         }
-    }
-
-    /// Step 2 without the flush: rewrites the moved rows in batches, each encoded on a second
-    /// thread while the one before is being applied.
-    fn apply_moves(&self, w: &mut MergeWrite<'_>, moves: &RowMoves) -> Result<()> {
-        std::thread::scope(|s| -> Result<()> {
-            let (tx, rx) = sync_channel(2);
-            s.spawn(move || encode_moves(moves, &tx));
-            for b in rx {
-                w.rows(b?)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// Steps 2 and 3: rewrites the moved rows and finishes the write.
-    fn finish_merge(&self, mut w: MergeWrite<'_>, moves: Moves) -> Result<()> {
-        match &moves {
-            Moves::Rows(rows) => self.apply_moves(&mut w, rows)?,
-            Moves::InServer(s) => w.move_in_server(s)?,
-        }
-        w.finish()?;
-        // Step 1's notices are visible from now on where the write is one transaction.
-        self.outbox_signal.notify_waiters();
-        Ok(())
     }
 
     /// Moves the index entries that merges left where their rows no longer say they belong (the
@@ -615,78 +367,34 @@ impl Accounts {
         Ok(total)
     }
 
-    /// Rolls forward the merges a crash cut short. Runs when the store is opened, before anything
-    /// is served. Returns how many there were.
-    pub(crate) fn finish_pending_merges(&self) -> Result<usize> {
-        let _w = self.write_lock()?;
-        let intents = self.store().merge_intents()?;
-        for m in &intents {
-            // The old user's keys were handled in step 1, in the same transaction as the intent.
-            let (moves, _) = self.collect_moves(m)?;
-            tracing::warn!(
-                old = %m.old_user_uuid,
-                new = %m.new_user_uuid,
-                rows = moves.groups.len() + moves.collections.len() + moves.links.len(),
-                "finishing a merge interrupted by a crash"
-            );
-            self.finish_merge(self.store().resume_merge_write(m), Moves::Rows(moves))?;
-        }
-        Ok(intents.len())
-    }
-
-    /// Carries out a checked plan (see the module documentation for its steps). `b` may already
-    /// hold other writes (e.g. a federation notice), which go into step 1's transaction. The writer
-    /// lock must be held. Returns the old user afterwards and the counts.
+    /// Carries out a checked plan (see the module documentation). `b` may already hold other
+    /// writes (e.g. a federation notice), which are committed with the merge. The writer lock must
+    /// be held. Returns the old user afterwards and the counts.
     pub(crate) fn execute_merge(
         &self,
         actor: Actor<'_>,
         plan: &MergePlan,
-        b: WriteBatch,
+        mut b: WriteBatch,
     ) -> Result<(User, MergeCounts)> {
-        let (old_after, counts, rest) = self.begin_merge(actor, plan, b)?;
-        let Some((w, intent, moves)) = rest else { return Ok((old_after, counts)) };
-        let rolls_forward = w.rolls_forward();
-        if let Err(e) = self.finish_merge(w, moves) {
-            if !rolls_forward {
-                // Nothing of the merge was kept: an error like any other.
-                return Err(e);
-            }
-            // Step 1 is committed; serving on with half the rows moved (and the writer lock free)
-            // would let other writes mix with the merge. Stop: opening the store finishes it.
-            tracing::error!(
-                error = %e,
-                old = %intent.old_user_uuid,
-                "a merge failed after its first transaction; stopping so that it is finished when the store is opened again"
-            );
-            std::process::exit(FAIL_STOP_STATUS);
-        }
-        self.tidy_signal().notify_one();
-        Ok((old_after, counts))
-    }
-
-    /// Step 1 (reading the rows to move, then one transaction). Returns what step 2 must still do.
-    fn begin_merge(&self, actor: Actor<'_>, plan: &MergePlan, mut b: WriteBatch) -> Result<BegunMerge<'_>> {
         let store = self.store();
         let (old, new) = (&plan.old, &plan.new);
         refuse_profile_merge(old, new)?;
         let keep_credentials = plan.redirect && old.uuid.cluster() == self.cluster();
         let now = self.clock().now();
-        let intent = MergeIntent {
+        let moves = store.plan_merge(&OwnerMove {
             old_user_uuid: old.uuid.clone(),
             new_user_uuid: new.uuid.clone(),
             new_owner_uuid: plan.new_owner.clone(),
             move_heads: keep_credentials,
             at: now,
+        })?;
+        self.check_no_name_collisions(&moves)?;
+        let owned_keys = store.owned_records::<AuthorizedKey>(&old.uuid)?;
+        let mut counts = MergeCounts {
+            objects: moves.groups() + moves.collections(),
+            links: moves.links(),
+            ..MergeCounts::default()
         };
-        let (moves, owned_keys) = match store.server_moves(&intent)? {
-            Some(s) => (Moves::InServer(s), store.owned_records::<AuthorizedKey>(&old.uuid)?),
-            None => {
-                let (rows, keys) = self.collect_moves(&intent)?;
-                (Moves::Rows(rows), keys)
-            }
-        };
-        self.check_no_name_collisions(&intent, &moves)?;
-        let mut counts = MergeCounts { objects: moves.objects(), links: moves.links(), ..MergeCounts::default() };
 
         let mut keys = BTreeMap::<ObjectUuid, AuthorizedKey>::new();
         for k in store.keys_of(&old.uuid)?.into_iter().chain(owned_keys) {
@@ -775,11 +483,25 @@ impl Accounts {
         ))?;
         if counts.objects + counts.links == 0 {
             self.commit_and_signal(b)?;
-            return Ok((old_after, counts, None));
+            return Ok((old_after, counts));
         }
-        let w = store.begin_merge_write(b, &intent)?;
+        match store.commit_merge(b, moves) {
+            Ok(()) => {}
+            Err(e @ StoreError::Unfinished(_)) => {
+                // Part of the merge is durable; serving on (with the writer lock free) would let
+                // other writes mix with it. Stop: opening the store finishes it.
+                tracing::error!(
+                    error = %e,
+                    old = %old.uuid,
+                    "a merge failed after its first part was written; stopping so that it is finished when the store is opened again"
+                );
+                std::process::exit(FAIL_STOP_STATUS);
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.outbox_signal.notify_waiters();
-        Ok((old_after, counts, Some((w, intent, moves))))
+        self.tidy_signal().notify_one();
+        Ok((old_after, counts))
     }
 }
 
@@ -789,69 +511,13 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::fixtures::{lone_cluster_settings, merge_state, seed_big_user};
+    use crate::store::LinkEnd;
+    use crate::store::records::Link;
     use std::path::Path;
 
     fn open(path: &Path) -> Accounts {
         // Also used to reopen a store these tests just dropped.
         Accounts::new(crate::store::open_after_drop(path).unwrap(), lone_cluster_settings(), Clock::System).unwrap()
-    }
-
-    /// A crash after step 1 — before any row was rewritten, in the middle of step 2, or after it
-    /// but before the intent was deleted — leaves a store that is whole once it is opened again.
-    #[test]
-    fn a_merge_cut_short_is_rolled_forward_when_the_store_is_opened() {
-        for halves_rewritten in 0..=2usize {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("store");
-            let accounts = open(&path);
-            let big = seed_big_user(&accounts, "cut", 600, 600).unwrap();
-            assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_before());
-            let plan = MergePlan {
-                old: accounts.store().user(&big.old.uuid).unwrap().unwrap(),
-                new: accounts.store().user(&big.new.uuid).unwrap().unwrap(),
-                new_owner: big.new_owner.clone(),
-                redirect: true,
-            };
-            {
-                let _w = accounts.write_lock().unwrap();
-                let (_, counts, rest) = accounts.begin_merge(Actor::nobody(), &plan, WriteBatch::new()).unwrap();
-                assert_eq!((counts.objects, counts.links), (600, 600));
-                let (mut w, _, moves) = rest.expect("rows to move");
-                let Moves::Rows(moves) = moves else { panic!("sled moves rows through the daemon") };
-                let part = RowMoves {
-                    groups: moves.groups[..moves.groups.len() * halves_rewritten / 2].to_vec(),
-                    collections: moves.collections[..moves.collections.len() * halves_rewritten / 2].to_vec(),
-                    links: moves.links[..moves.links.len() * halves_rewritten / 2].to_vec(),
-                    was: moves.was.clone(),
-                };
-                accounts.apply_moves(&mut w, &part).unwrap();
-                // The crash also cuts the next batch between its trees: the index entries of
-                // the next collections have moved, their rows not.
-                let next = moves.collections.len() * halves_rewritten / 2;
-                let mut b = WriteBatch::new();
-                for c in moves.collections.iter().skip(next).take(50) {
-                    b.put_moved_row(&moves.was[&c.uuid], c).unwrap();
-                }
-                accounts.store().apply_per_tree(b.take_tree(crate::store::TreeId::OwnerTimes)).unwrap();
-                accounts.store().flush().unwrap();
-                drop(w);
-            }
-            let cut = merge_state(&accounts, &big).unwrap();
-            if halves_rewritten < 2 {
-                assert_ne!(cut, big.state_after_redirect(), "the cut should leave rows to move");
-            }
-            assert_eq!(accounts.store().merge_intents().unwrap().len(), 1);
-            drop(accounts);
-
-            let accounts = open(&path);
-            assert!(accounts.store().merge_intents().unwrap().is_empty());
-            assert_eq!(
-                merge_state(&accounts, &big).unwrap(),
-                big.state_after_redirect(),
-                "{halves_rewritten} halves rewritten before the cut"
-            );
-            assert_eq!(accounts.store().owner_time_mismatches().unwrap(), Vec::<String>::new());
-        }
     }
 
     /// Merges the big user's old account into its new one (admin variant, with redirect).
@@ -943,34 +609,35 @@ mod tests {
         store.commit(b).unwrap();
         clock.advance(60);
 
-        let intent = MergeIntent {
+        let m = OwnerMove {
             old_user_uuid: old.clone(),
             new_user_uuid: big.new.uuid.clone(),
             new_owner_uuid: big.new_owner.clone(),
             move_heads: true,
             at: clock.now(),
         };
-        let (expected, _) = accounts.collect_moves(&intent).unwrap();
-        let planned = store.server_moves(&intent).unwrap().expect("PostgreSQL moves rows in the server");
+        let (groups, collections, links) = store.merge_rows_as_daemon(&m).unwrap();
+        let planned = store.plan_merge(&m).unwrap();
         assert_eq!(
-            (planned.groups, planned.collections, planned.links),
-            (expected.groups.len(), expected.collections.len(), expected.links.len())
+            (planned.groups(), planned.collections(), planned.links()),
+            (groups.len(), collections.len(), links.len())
         );
         let asked = vec!["merged-in".to_string(), "project 0".into(), "collection 1".into(), "nobody's".into()];
-        let named = store.server_moved_named(&planned, ObjectKind::Group, asked).unwrap();
+        let named = store.merge_moved_named(&planned, ObjectKind::Group, asked).unwrap();
         let mut named: Vec<(&str, bool)> = named.iter().map(|n| (n.name.as_str(), n.trashed)).collect();
         named.sort();
         assert_eq!(named, [("merged-in", true), ("project 0", false)]);
-        assert_eq!((expected.groups.len() + expected.collections.len(), expected.links.len()), (41, 42));
+        assert_eq!((groups.len() + collections.len(), links.len()), (41, 42));
+        drop(planned);
         merge_with_redirect(&accounts, &big);
 
-        for g in &expected.groups {
+        for g in &groups {
             assert_eq!(store.object::<Group>(&g.uuid).unwrap().as_ref(), Some(g));
         }
-        for c in &expected.collections {
+        for c in &collections {
             assert_eq!(store.object::<Collection>(&c.uuid).unwrap().as_ref(), Some(c));
         }
-        for l in &expected.links {
+        for l in &links {
             assert_eq!(store.object::<Link>(&l.uuid).unwrap().as_ref(), Some(l));
         }
         let nested_after = store.object::<Link>(&nested.uuid).unwrap().unwrap();
@@ -998,7 +665,7 @@ mod tests {
         let direct = |index| store.link_end_candidates(index, &big.old.uuid).unwrap().len();
         assert_eq!((direct(LinkEnd::Tail), direct(LinkEnd::Head)), (0, 0));
         assert!(store.tidy_indexes().unwrap().is_done(), "a merge on PostgreSQL leaves nothing to tidy");
-        assert!(store.merge_intents().unwrap().is_empty());
+        assert!(store.unfinished_merges().unwrap().is_empty());
         assert_eq!(merge_state(&accounts, &big).unwrap(), big.state_after_redirect());
         assert_eq!(accounts.tidy_indexes().unwrap(), 0);
         assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());

@@ -234,7 +234,7 @@ fn a_merge_write_on_postgres_is_all_or_nothing() {
     let Some(db) = TestDb::create() else { return };
     let store = Store::open_with(Path::new("unused"), db.options()).unwrap();
     let (a, b) = (uuid(ObjectKind::User, "a"), uuid(ObjectKind::User, "b"));
-    let intent = MergeIntent {
+    let m = OwnerMove {
         old_user_uuid: a.clone(),
         new_user_uuid: b.clone(),
         new_owner_uuid: b.clone(),
@@ -245,7 +245,7 @@ fn a_merge_write_on_postgres_is_all_or_nothing() {
     let write = |fail: bool, finish: bool| -> StoreResult<()> {
         let mut first = WriteBatch::new();
         first.put_object(None, &groups[0])?;
-        let mut w = store.begin_merge_write(first, &intent)?;
+        let mut w = super::merge::MergeWrite::begin(&store, first, &m)?;
         assert!(!w.rolls_forward());
         for part in groups[1..].chunks(10) {
             let mut b = WriteBatch::new();
@@ -269,7 +269,7 @@ fn a_merge_write_on_postgres_is_all_or_nothing() {
     assert!(store.object::<Group>(&groups[0].uuid).unwrap().is_none());
     write(false, true).unwrap();
     assert_eq!((store.count(TreeId::Groups), store.rows_in(TreeId::Groups)), (30, 30));
-    assert!(store.merge_intents().unwrap().is_empty(), "no intent on PostgreSQL");
+    assert!(store.unfinished_merges().unwrap().is_empty(), "no record of the move on PostgreSQL");
     drop(store);
     let store = Store::open_with(Path::new("unused"), db.options()).unwrap();
     assert_eq!(store.rows_in(TreeId::Groups), 30, "the counts table moved with the commit");

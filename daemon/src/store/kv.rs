@@ -7,8 +7,8 @@
 //! and [`Backend::large_write`] for an all-or-nothing change too big for one sled transaction.
 //!
 //! * [`sled`](self::sled): one sled tree per [`TreeId`]; the mechanisms that make big writes cheap
-//!   there (per-tree batches, a merge intent rolled forward at open) live here and in the typed
-//!   layer's `MergeWrite`, never above the store.
+//!   there (per-tree batches, a merge's move recorded and rolled forward at open) live here and in
+//!   the typed layer's `merge` module, never above the store.
 //! * [`postgres`]: one table `kv(tree, k, v)` keyed by `(tree, k)`; `bytea` compares bytewise, as
 //!   sled orders keys, so every scan is a walk of the primary key, read in pages (keyset).
 

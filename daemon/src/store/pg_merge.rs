@@ -15,7 +15,7 @@
 //! version makes the merge fail, changing nothing, with PostgreSQL's message.
 
 use super::kv::postgres::{Params, PgKv, PgTxn};
-use super::records::MergeIntent;
+use super::merge::OwnerMove;
 use super::scan::{TimeField, owner_kind_prefix, owner_time_prefix, time_prefix};
 use super::{StoreError, StoreResult, TreeId, kv, prefix};
 use crate::clock::format_time;
@@ -34,19 +34,18 @@ pub struct MovedName {
     pub trashed: bool,
 }
 
-/// What a merge moves on a backend that moves the rows itself ([`super::Store::server_moves`]):
-/// counted before the merge's transaction begins, under the writer lock, so that the checks can
-/// refuse the merge before anything is written. The counts are the indexes' (exact on
-/// PostgreSQL); the move checks each row and logs any difference.
+/// What a merge moves, as the server counted it ([`super::Store::plan_merge`]) before the
+/// merge's transaction begins, under the writer lock, so that the checks can refuse the merge
+/// before anything is written. The counts are the indexes' (exact on PostgreSQL); the move checks
+/// each row and logs any difference.
 #[derive(Debug, Clone)]
-pub struct ServerMoves {
-    pub(super) intent: MergeIntent,
+pub(super) struct ServerMoves {
     /// How many groups the merge moves.
-    pub groups: usize,
+    pub(super) groups: usize,
     /// How many collections.
-    pub collections: usize,
+    pub(super) collections: usize,
     /// How many links it changes (owner, tail or head).
-    pub links: usize,
+    pub(super) links: usize,
 }
 
 /// The rows of one kind's tree an owner's [`TreeId::OwnerTimes`] entries point at. `$1` the
@@ -218,7 +217,7 @@ fn owned_params(p: &PgKv, kind: ObjectKind, tree: TreeId, owner: &ObjectUuid) ->
 }
 
 /// [`COUNT_LINKS`]' and [`MOVE_LINKS`]' parameters.
-fn link_params(p: &PgKv, m: &MergeIntent) -> Params {
+fn link_params(p: &PgKv, m: &OwnerMove) -> Params {
     let old = m.old_user_uuid.to_string();
     let (lo, hi) = span(owner_kind_prefix(ObjectKind::Link, &old));
     let (end_lo, end_hi) = span(prefix(&old));
@@ -248,7 +247,7 @@ const MOVED_KINDS: [(ObjectKind, TreeId); 2] =
     [(ObjectKind::Group, TreeId::Groups), (ObjectKind::Collection, TreeId::Collections)];
 
 /// What merge `m` will move, counted (read, nothing written).
-pub(super) fn plan(p: &PgKv, m: &MergeIntent) -> StoreResult<ServerMoves> {
+pub(super) fn plan(p: &PgKv, m: &OwnerMove) -> StoreResult<ServerMoves> {
     let mut owned = [0; 2];
     for (n, (kind, tree)) in owned.iter_mut().zip(MOVED_KINDS) {
         let mut params = owned_params(p, kind, tree, &m.old_user_uuid);
@@ -256,13 +255,13 @@ pub(super) fn plan(p: &PgKv, m: &MergeIntent) -> StoreResult<ServerMoves> {
         *n = count(&p.query(COUNT_OWNED, params)?)?;
     }
     let links = count(&p.query(COUNT_LINKS, link_params(p, m))?)?;
-    Ok(ServerMoves { intent: m.clone(), groups: owned[0], collections: owned[1], links })
+    Ok(ServerMoves { groups: owned[0], collections: owned[1], links })
 }
 
 /// The groups or collections (`kind`) that merge `m` moves whose name is one of `names`.
 pub(super) fn moved_named(
     p: &PgKv,
-    m: &MergeIntent,
+    m: &OwnerMove,
     kind: ObjectKind,
     names: Vec<String>,
 ) -> StoreResult<Vec<MovedName>> {
@@ -283,9 +282,8 @@ pub(super) fn moved_named(
     Ok(out)
 }
 
-/// Moves what [`plan`] found, in `txn`.
-pub(super) fn apply(p: &PgKv, txn: &mut PgTxn, moves: &ServerMoves) -> StoreResult<()> {
-    let m = &moves.intent;
+/// Moves what [`plan`] found for `m`, in `txn`.
+pub(super) fn apply(p: &PgKv, txn: &mut PgTxn, m: &OwnerMove, moves: &ServerMoves) -> StoreResult<()> {
     let at = format_time(m.at);
     let mut objects = 0;
     // The statements hash every moved row's keys: at the default 4 MB a big merge's hashes spill

@@ -442,24 +442,6 @@ pub struct Migration {
     pub new_owner_uuid: Option<ObjectUuid>,
 }
 
-/// A merge whose account changes are committed but whose object rows may not all be rewritten yet
-/// (see `accounts::merge`). While it exists the merge is rolled forward: by the merge itself, or
-/// when the store is next opened after a crash.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MergeIntent {
-    /// The account that went away.
-    pub old_user_uuid: ObjectUuid,
-    /// The account that stays: new owner of the old user's links, new end of links to the old user.
-    pub new_user_uuid: ObjectUuid,
-    /// New owner of the old user's groups and collections.
-    pub new_owner_uuid: ObjectUuid,
-    /// Whether links whose head is the old user move to the new user too (a merge with redirect).
-    pub move_heads: bool,
-    /// The merge's time, written as `modified_at` of every rewritten row.
-    #[serde(with = "arv_time")]
-    pub at: OffsetDateTime,
-}
-
 /// This cluster's own word that a remote user's redirect may be followed for authentication here
 /// (DESIGN §3, "Claims stay inside their cluster"). A peer may announce any redirect of its users;
 /// one that leaves the peer is followed only for the exact pair (old, new) recorded here.

@@ -581,17 +581,15 @@ mod tests {
                 }
             }
             Change::Merge { from, to, t } => {
-                let rows = store.owned_records::<Collection>(&owner(from)).unwrap();
-                for r in &rows {
-                    let was = crate::store::MovedFrom {
-                        owner: r.owner_uuid.clone(),
-                        modified_at: r.modified_at,
-                        link_ends: None,
-                    };
-                    let moved = Collection { owner_uuid: owner(to), modified_at: at(t), ..r.clone() };
-                    b.put_moved_row(&was, &moved).unwrap();
-                }
-                store.apply_per_tree(b).unwrap();
+                let m = crate::store::OwnerMove {
+                    old_user_uuid: owner(from),
+                    new_user_uuid: owner(to),
+                    new_owner_uuid: owner(to),
+                    move_heads: false,
+                    at: at(t),
+                };
+                let plan = store.plan_merge(&m).unwrap();
+                store.commit_merge(b, plan).unwrap();
             }
         }
     }
