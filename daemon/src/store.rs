@@ -957,27 +957,23 @@ impl Store {
         }
     }
 
-    /// Applies a big batch whose keys are derived from its input, so that applying the same batch
-    /// again completes one a crash cut short (the legacy import), and makes it durable. On sled it
-    /// is applied tree by tree (several times cheaper than a transaction), the trees in `last`
-    /// after all others and in that order; on PostgreSQL it is one transaction.
-    pub fn commit_rerunnable(&self, mut batch: WriteBatch, last: &[TreeId]) -> StoreResult<()> {
+    /// Applies big batches whose keys are derived from their input, in order, and makes them
+    /// durable: after a crash each stage is there (in whole or in part) only if every stage before
+    /// it is whole, so that applying the same stages again completes what a crash cut short (the
+    /// legacy import, whose last stage says which lines are in). How each backend does it stays
+    /// here: sled applies each stage tree by tree, unflushed (several times cheaper than a
+    /// transaction; sled keeps a prefix of its writes after a crash), then flushes; PostgreSQL
+    /// commits them all in one transaction.
+    pub fn commit_rerunnable(&self, stages: Vec<WriteBatch>) -> StoreResult<()> {
         if matches!(&*self.kv, kv::Backend::Postgres(_)) {
-            return self.commit(batch);
-        }
-        let mut tail = WriteBatch::new();
-        for t in last {
-            if let Some(ops) = batch.ops.remove(t) {
-                tail.ops.insert(*t, ops);
+            let mut all = WriteBatch::new();
+            for s in stages {
+                all.extend(s);
             }
+            return self.commit(all);
         }
-        self.apply_per_tree(batch)?;
-        for t in last {
-            if let Some(ops) = tail.ops.remove(t) {
-                let mut one = WriteBatch::new();
-                one.ops.insert(*t, ops);
-                self.apply_per_tree(one)?;
-            }
+        for s in stages {
+            self.apply_per_tree(s)?;
         }
         self.flush()
     }

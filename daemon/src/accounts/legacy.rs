@@ -13,8 +13,8 @@ use super::error::{Error, ErrorKind, Result};
 use super::users::parse_email as normalize_email;
 use super::{Accounts, Caller};
 use crate::clock::parse_time;
+use crate::store::WriteBatch;
 use crate::store::records::{Collection, Group, LegacyAccount};
-use crate::store::{TreeId, WriteBatch};
 use federation_proto::{ObjectKind, ObjectUuid, SecretHash};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -299,7 +299,7 @@ impl Accounts {
         }
         let _w = self.write_lock()?;
         let now = self.clock().now();
-        let mut b = WriteBatch::new();
+        let (mut b, mut imported) = (WriteBatch::new(), WriteBatch::new());
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut report = ImportReport { dry_run, lines: Vec::with_capacity(lines.len()), counts: Counts::default() };
         for (n, raw) in lines {
@@ -317,17 +317,18 @@ impl Accounts {
                     },
                     None => {
                         seen.insert(line.legacy_id.clone(), *n);
-                        self.import_line(&mut b, caller, *n, line, now)?
+                        self.import_line(&mut b, &mut imported, caller, *n, line, now)?
                     }
                 },
             };
             report.counts.add(&result.outcome);
             report.lines.push(result);
         }
-        if !dry_run && !b.is_empty() {
+        if !dry_run && (!b.is_empty() || !imported.is_empty()) {
             let (first, last) = (lines.first().map_or(0, |l| l.0), lines.last().map_or(0, |l| l.0));
             let c = &report.counts;
-            b.put_log(&self.audit(
+            let mut log = WriteBatch::new();
+            log.put_log(&self.audit(
                 caller.actor(),
                 "legacy_import",
                 None,
@@ -337,18 +338,21 @@ impl Accounts {
                 ),
                 json!({"first_line": first, "last_line": last, "counts": c}),
             ))?;
-            // Tree by tree, the legacy rows last: a line counts as imported only once its row (with
-            // the content hash) is written, and every key is derived from the line, so an import cut
-            // short by a crash is completed, key for key, by running it again. Several times cheaper
-            // than one transaction over every tree (see the `legacy` benchmark).
-            self.store().commit_rerunnable(b, &[TreeId::Logs, TreeId::Legacy])?;
+            // The legacy rows last, after the audit entry: a line counts as imported only once its
+            // row (with the content hash) is written, and every key is derived from the line, so an
+            // import cut short by a crash is completed, key for key, by running it again. Several
+            // times cheaper than one transaction on sled (see the `legacy` benchmark).
+            self.store().commit_rerunnable(vec![b, log, imported])?;
         }
         Ok(report)
     }
 
+    /// Adds the writes of one line to `b`, and its legacy row, which says the line is in, to
+    /// `imported`.
     fn import_line(
         &self,
         b: &mut WriteBatch,
+        imported: &mut WriteBatch,
         caller: &Caller,
         n: u64,
         line: Line,
@@ -423,7 +427,7 @@ impl Accounts {
             claimed_at: None,
             claimed_into: None,
         };
-        b.put_legacy(old.as_ref(), &record)?;
+        imported.put_legacy(old.as_ref(), &record)?;
         Ok(done(if old.is_some() { Outcome::Updated } else { Outcome::Imported }, &uuid, None))
     }
 
