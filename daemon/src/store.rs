@@ -613,7 +613,7 @@ impl WriteBatch {
     /// Says that entries of `index` under `source` for objects of `kind` may belong to `target`
     /// (see [`LinkEnd`]). One alias per kind, so that reading `target`'s index does not read
     /// the rows of other kinds the source still lists, and so that aliases only ever add up.
-    pub fn put_alias(&mut self, index: LinkEnd, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
+    fn put_alias(&mut self, index: LinkEnd, target: &ObjectUuid, source: &ObjectUuid, kind: ObjectKind) {
         let mut key = index.alias_prefix(&target.to_string());
         key.extend_from_slice(source.to_string().as_bytes());
         key.push(0);
