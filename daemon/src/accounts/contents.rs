@@ -40,6 +40,8 @@ const MAX_DEPTH: usize = super::permissions::MAX_CHAIN;
 impl Accounts {
     /// `GET groups/contents`.
     pub fn group_contents(&self, caller: &Caller, req: &ContentsRequest, params: &ListParams) -> Result<Value> {
+        // Every row shown asks whether it is in the trash: one read of the counts.
+        let _counts = self.store().count_snapshot();
         let owners = match &req.owner {
             None => None,
             Some(owner) => {
@@ -291,6 +293,7 @@ impl Accounts {
         opts: ObjectOptions,
         params: &ListParams,
     ) -> Result<Value> {
+        let _counts = self.store().count_snapshot();
         let mut shared = Vec::new();
         for v in self.readable_views::<Group>(caller, opts)? {
             if self.outside_home(caller, &v)? {

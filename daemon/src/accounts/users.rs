@@ -163,6 +163,7 @@ impl Accounts {
     /// users are hidden.
     pub fn list_users(&self, caller: &Caller, params: &ListParams) -> Result<Value> {
         let store = self.store();
+        let _counts = store.count_snapshot();
         let visible = |u: &User| -> Result<Option<()>> {
             let seen = caller.is_admin() || &u.uuid == caller.uuid() || u.managed_by.as_ref() == Some(caller.uuid());
             Ok((seen && u.redirect_to_user_uuid.is_none()).then_some(()))

@@ -383,6 +383,40 @@ fn replicas_on_one_database_count_each_others_writes() {
     assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (3, 2), "and the first sees the other's trash");
 }
 
+/// A count snapshot (what a list request takes) reads the counts once: inside it a replica's
+/// answers are the counts as they were when it began, whatever another replica writes meanwhile,
+/// nested snapshots keep the outer one, and another thread is not held to it; once it is dropped
+/// the counts are read afresh.
+#[test]
+fn a_count_snapshot_holds_the_counts_of_its_start_until_dropped() {
+    let Some(db) = TestDb::create() else { return };
+    let one = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let other = Store::open_with(Path::new("unused"), db.options()).unwrap();
+    let owner = uuid(ObjectKind::User, "owner");
+    let put = |store: &Store, names: std::ops::Range<i64>| {
+        let mut w = WriteBatch::new();
+        for i in names {
+            w.put_object(None, &group(&format!("s{i}"), &owner, 10 + i)).unwrap();
+        }
+        store.commit(w).unwrap();
+    };
+    put(&other, 0..3);
+    let snapshot = one.count_snapshot();
+    assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (3, 1));
+    put(&other, 3..6);
+    assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (3, 1), "the snapshot moved");
+    {
+        let _inner = one.count_snapshot();
+        assert_eq!(one.rows_in(TreeId::Groups), 3, "a nested snapshot read again");
+    }
+    assert_eq!(one.rows_in(TreeId::Groups), 3, "dropping the nested snapshot ended the outer one");
+    let elsewhere = std::thread::scope(|s| s.spawn(|| one.rows_in(TreeId::Groups)).join().unwrap());
+    assert_eq!(elsewhere, 6, "another thread was held to this thread's snapshot");
+    assert_eq!(other.rows_in(TreeId::Groups), 6, "another store was held to this store's snapshot");
+    drop(snapshot);
+    assert_eq!((one.rows_in(TreeId::Groups), one.trashed_groups()), (6, 2));
+}
+
 /// Two replicas that write the same new rows at the same moment (say, each caching the same
 /// remote user on its first token use) count each row once: the second writer waits for the first
 /// and counts what it finds, not the nothing it read before. Users are the rows written first in a

@@ -380,7 +380,55 @@ const ROWS_PER_QUERY: usize = 128;
 /// Rows per batch of the build at open.
 const BUILD_BATCH: usize = 10_000;
 
+thread_local! {
+    /// The counts a request on this thread reads (see [`Store::count_snapshot`]), with the
+    /// store they are of.
+    static COUNT_SNAPSHOT: std::cell::Cell<Option<(usize, CountDelta)>> = const { std::cell::Cell::new(None) };
+}
+
+/// The counts of a store read once, for the rest of a request on this thread (see
+/// [`Store::count_snapshot`]); the counts are read afresh again once it is dropped.
+#[must_use = "the snapshot holds only while it is kept"]
+pub struct CountSnapshot {
+    before: Option<(usize, CountDelta)>,
+    set: bool,
+}
+
+impl Drop for CountSnapshot {
+    fn drop(&mut self) {
+        if self.set {
+            COUNT_SNAPSHOT.with(|c| c.set(self.before));
+        }
+    }
+}
+
 impl Store {
+    fn snapshot_id(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.kv) as usize
+    }
+
+    /// Reads the counts once for what this thread does until the snapshot is dropped: a list
+    /// asks whether anything is in the trash for every row it shows, and on PostgreSQL each ask
+    /// would otherwise be a query (the counts are the table `counts`, which every replica moves).
+    /// The request then sees the counts as they were when it began, as a transaction would. On
+    /// sled the counts are this process's own and in memory, and nothing is read; nor when the
+    /// read fails (each count is then asked for, and logged, as without a snapshot), or when a
+    /// snapshot of this store is held already.
+    pub fn count_snapshot(&self) -> CountSnapshot {
+        let id = self.snapshot_id();
+        let held = COUNT_SNAPSHOT.with(|c| c.get().is_some_and(|(of, _)| of == id));
+        if held {
+            return CountSnapshot { before: None, set: false };
+        }
+        match self.kv.stored_counts() {
+            Ok(Some(d)) => {
+                let before = COUNT_SNAPSHOT.with(|c| c.replace(Some((id, d))));
+                CountSnapshot { before, set: true }
+            }
+            Ok(None) | Err(_) => CountSnapshot { before: None, set: false },
+        }
+    }
+
     /// Users that are not merged away (what an admin's unfiltered user list counts).
     pub fn listed_users(&self) -> u64 {
         self.current_count(|c| &c.listed_users, |d| d.listed_users)
@@ -407,6 +455,10 @@ impl Store {
     /// every commit moves in its own transaction (one read of its six rows); if that read fails, the
     /// count this process last knew is answered, and the failure logged.
     fn current_count(&self, mine: impl Fn(&Counts) -> &AtomicI64, stored: impl Fn(&CountDelta) -> i64) -> u64 {
+        let id = self.snapshot_id();
+        if let Some(d) = COUNT_SNAPSHOT.with(|c| c.get().filter(|(of, _)| *of == id).map(|(_, d)| d)) {
+            return u64::try_from(stored(&d)).unwrap_or(0);
+        }
         match self.kv.stored_counts() {
             Ok(None) => read(mine(&self.counts)),
             Ok(Some(d)) => u64::try_from(stored(&d)).unwrap_or(0),
