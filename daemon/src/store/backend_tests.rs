@@ -577,3 +577,42 @@ fn login_attempt_rows_are_rewritten_atomically() {
         assert_eq!(got, 100, "{}", store.backend_name());
     }
 }
+
+/// A database holding a merge cut short (a store copied from sled mid-merge) opened by two
+/// replicas at once: one rolls it forward under the cluster's writer lock, the other finds nothing
+/// left, and the moved rows end once, counted once.
+#[test]
+fn replicas_opening_a_cut_merge_together_finish_it_once() {
+    let Some(db) = TestDb::create() else { return };
+    let (old, new) = (uuid(ObjectKind::User, "old"), uuid(ObjectKind::User, "new"));
+    let groups: Vec<Group> = (0..40).map(|i| group(&format!("m{i}"), &old, i)).collect();
+    {
+        let store = Store::open_with(Path::new("unused"), db.options()).unwrap();
+        let m = OwnerMove {
+            old_user_uuid: old.clone(),
+            new_user_uuid: new.clone(),
+            new_owner_uuid: new.clone(),
+            move_heads: false,
+            at: at(100),
+        };
+        let mut b = WriteBatch::new();
+        for g in &groups {
+            b.put_object(None, g).unwrap();
+        }
+        b.put_raw(TreeId::MergeIntents, old.to_string().into_bytes(), serde_json::to_vec(&m).unwrap());
+        store.commit(b).unwrap();
+    }
+    let opened: Vec<Store> = std::thread::scope(|s| {
+        let hs: Vec<_> =
+            (0..2).map(|_| s.spawn(|| Store::open_with(Path::new("unused"), db.options()).unwrap())).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(opened.iter().map(Store::merges_finished_at_open).sum::<usize>(), 1, "rolled forward once");
+    for store in &opened {
+        assert!(store.unfinished_merges().unwrap().is_empty());
+        assert_eq!(store.owned_records::<Group>(&old).unwrap().len(), 0);
+        assert_eq!(store.owned_records::<Group>(&new).unwrap().len(), groups.len());
+        assert_eq!(store.rows_in(TreeId::Groups), groups.len() as u64);
+        assert_eq!(store.owner_time_mismatches().unwrap(), Vec::<String>::new());
+    }
+}

@@ -419,7 +419,11 @@ impl Store {
         match (&plan.how, &*self.kv) {
             (How::Rows(r), _) => Ok(r.named(kind, &names.into_iter().collect())),
             (How::InServer(_), kv::Backend::Postgres(p)) => pg_merge::moved_named(p, &plan.of, kind, names),
-            (How::InServer(_), kv::Backend::Sled(_)) => Ok(Vec::new()),
+            // A plan is made by the store it is committed to; answering "none" would skip the
+            // name check.
+            (How::InServer(_), kv::Backend::Sled(_)) => Err(StoreError::Backend(
+                "a plan of another store: this store moves no rows in a database server".into(),
+            )),
         }
     }
 
@@ -439,6 +443,13 @@ impl Store {
     /// Rolls forward the merges a crash cut short (see the module documentation). Runs when the
     /// store is opened, before anything else reads it. Returns how many there were.
     pub(super) fn finish_cut_merges(&self) -> StoreResult<usize> {
+        if self.kv.iter(TreeId::MergeIntents).next().is_none() {
+            return Ok(0);
+        }
+        // Replicas of one database may open it together (one holding a store copied from sled
+        // with a merge cut short): the cluster's writer lock lets one roll forward, and the others
+        // find nothing left once they have it.
+        let _lock = self.cluster_writer_lock(true)?;
         let cut: Vec<OwnerMove> = self.iter_json(TreeId::MergeIntents).collect::<StoreResult<_>>()?;
         for m in &cut {
             let moves = RowMoves::read(self, m)?;

@@ -388,16 +388,21 @@ thread_local! {
 
 /// The counts of a store read once, for the rest of a request on this thread (see
 /// [`Store::count_snapshot`]); the counts are read afresh again once it is dropped.
+///
+/// It borrows the store (so the store's address, which keys the snapshot, cannot be reused while
+/// it is held) and is not `Send` (a future holding it across an `.await` could resume on another
+/// thread).
 #[must_use = "the snapshot holds only while it is kept"]
-pub struct CountSnapshot {
-    before: Option<(usize, CountDelta)>,
-    set: bool,
+pub struct CountSnapshot<'a> {
+    /// What to put back when dropped (none: this guard set nothing).
+    restore: Option<Option<(usize, CountDelta)>>,
+    _store: std::marker::PhantomData<(&'a Store, *const ())>,
 }
 
-impl Drop for CountSnapshot {
+impl Drop for CountSnapshot<'_> {
     fn drop(&mut self) {
-        if self.set {
-            COUNT_SNAPSHOT.with(|c| c.set(self.before));
+        if let Some(before) = self.restore {
+            COUNT_SNAPSHOT.with(|c| c.set(before));
         }
     }
 }
@@ -414,19 +419,15 @@ impl Store {
     /// sled the counts are this process's own and in memory, and nothing is read; nor when the
     /// read fails (each count is then asked for, and logged, as without a snapshot), or when a
     /// snapshot of this store is held already.
-    pub fn count_snapshot(&self) -> CountSnapshot {
+    pub fn count_snapshot(&self) -> CountSnapshot<'_> {
         let id = self.snapshot_id();
         let held = COUNT_SNAPSHOT.with(|c| c.get().is_some_and(|(of, _)| of == id));
-        if held {
-            return CountSnapshot { before: None, set: false };
-        }
-        match self.kv.stored_counts() {
-            Ok(Some(d)) => {
-                let before = COUNT_SNAPSHOT.with(|c| c.replace(Some((id, d))));
-                CountSnapshot { before, set: true }
-            }
-            Ok(None) | Err(_) => CountSnapshot { before: None, set: false },
-        }
+        let read = if held { Ok(None) } else { self.kv.stored_counts() };
+        let restore = match read {
+            Ok(Some(d)) => Some(COUNT_SNAPSHOT.with(|c| c.replace(Some((id, d))))),
+            Ok(None) | Err(_) => None,
+        };
+        CountSnapshot { restore, _store: std::marker::PhantomData }
     }
 
     /// Users that are not merged away (what an admin's unfiltered user list counts).
